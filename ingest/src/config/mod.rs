@@ -1,0 +1,224 @@
+//! Configuration: one TOML file, every key overridable from the environment
+//! (`STATMSG__<SECTION>__<KEY>`), read once into [`RawConfig`] (serde, unknown keys refused,
+//! documented defaults in `example.toml`) and validated once into [`Settings`]. Stages take their
+//! own validated part and never see raw values.
+
+mod raw;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use thiserror::Error;
+
+pub use raw::{RawConfig, StartAt};
+
+/// The commented example printed by `statmsg config --example`.
+pub const EXAMPLE: &str = include_str!("example.toml");
+
+/// A configuration that cannot be used, naming the key at fault.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration {}", path.display())]
+    Load {
+        path: PathBuf,
+        #[source]
+        source: config::ConfigError,
+    },
+    #[error("configuration key `{key}`: {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key, problem: problem.into() }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub hierarchy: String,
+    pub collect: CollectSettings,
+    pub kafka: KafkaSettings,
+    pub consume: ConsumeSettings,
+    pub influxdb: InfluxSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct CollectSettings {
+    pub paths: Vec<glob::Pattern>,
+    pub state_dir: PathBuf,
+    pub start_at: StartAt,
+    pub site: String,
+    pub host: String,
+    pub poll_interval: Duration,
+    pub max_read_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    pub brokers: String,
+    pub topic: String,
+    pub dead_letter_topic: String,
+    pub group_id: String,
+    pub partitions: i32,
+    /// librdkafka properties, names normalized (`_` read as `.`).
+    pub properties: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumeSettings {
+    pub batch_max_points: usize,
+    pub batch_linger: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct InfluxSettings {
+    pub url: reqwest::Url,
+    pub api: InfluxApi,
+    pub timeout: Duration,
+}
+
+/// Where and how points are written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InfluxApi {
+    V1 { database: String, retention_policy: String, username: String, password: String },
+    V2 { org: String, bucket: String, token: String },
+}
+
+impl Settings {
+    /// Reads `path` (TOML), applies `STATMSG__*` environment overrides, validates.
+    pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+        let raw = RawConfig::load(Some(path))?;
+        Settings::validate(raw)
+    }
+
+    /// Validates raw values once; every error names its key.
+    pub fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
+        check_tag_value("hierarchy", &raw.hierarchy, false)?;
+        check_tag_value("collect.site", &raw.collect.site, true)?;
+        let paths = raw
+            .collect
+            .paths
+            .iter()
+            .map(|p| glob::Pattern::new(p).map_err(|e| invalid("collect.paths", format!("{p:?}: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        if raw.collect.poll_interval_ms == 0 {
+            return Err(invalid("collect.poll_interval_ms", "must be at least 1"));
+        }
+        if raw.collect.max_read_bytes < 4096 {
+            return Err(invalid("collect.max_read_bytes", "must be at least 4096"));
+        }
+        let host = if raw.collect.host.is_empty() { local_host_name() } else { raw.collect.host.clone() };
+        if raw.kafka.brokers.trim().is_empty() {
+            return Err(invalid("kafka.brokers", "must name at least one broker"));
+        }
+        check_topic("kafka.topic", &raw.kafka.topic)?;
+        check_topic("kafka.dead_letter_topic", &raw.kafka.dead_letter_topic)?;
+        if raw.kafka.topic == raw.kafka.dead_letter_topic {
+            return Err(invalid("kafka.dead_letter_topic", "must differ from kafka.topic"));
+        }
+        if raw.kafka.group_id.trim().is_empty() {
+            return Err(invalid("kafka.group_id", "must not be empty"));
+        }
+        if raw.kafka.partitions < 1 {
+            return Err(invalid("kafka.partitions", "must be at least 1"));
+        }
+        let properties =
+            raw.kafka.properties.iter().map(|(k, v)| (k.replace('_', "."), v.clone())).collect();
+        if raw.consume.batch_max_points == 0 {
+            return Err(invalid("consume.batch_max_points", "must be at least 1"));
+        }
+        let url = reqwest::Url::parse(&raw.influxdb.url)
+            .map_err(|e| invalid("influxdb.url", format!("{:?}: {e}", raw.influxdb.url)))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(invalid("influxdb.url", "must be an http:// or https:// URL"));
+        }
+        let i = raw.influxdb;
+        let api = match i.api {
+            raw::ApiVersion::V1 => {
+                if i.database.is_empty() {
+                    return Err(invalid("influxdb.database", "must not be empty with api = \"v1\""));
+                }
+                InfluxApi::V1 {
+                    database: i.database,
+                    retention_policy: i.retention_policy,
+                    username: i.username,
+                    password: i.password,
+                }
+            }
+            raw::ApiVersion::V2 => {
+                if i.bucket.is_empty() {
+                    return Err(invalid("influxdb.bucket", "must not be empty with api = \"v2\""));
+                }
+                InfluxApi::V2 { org: i.org, bucket: i.bucket, token: i.token }
+            }
+        };
+        if i.timeout_s == 0 {
+            return Err(invalid("influxdb.timeout_s", "must be at least 1"));
+        }
+        Ok(Settings {
+            hierarchy: raw.hierarchy,
+            collect: CollectSettings {
+                paths,
+                state_dir: raw.collect.state_dir,
+                start_at: raw.collect.start_at,
+                site: raw.collect.site,
+                host,
+                poll_interval: Duration::from_millis(raw.collect.poll_interval_ms),
+                max_read_bytes: raw.collect.max_read_bytes,
+            },
+            kafka: KafkaSettings {
+                brokers: raw.kafka.brokers,
+                topic: raw.kafka.topic,
+                dead_letter_topic: raw.kafka.dead_letter_topic,
+                group_id: raw.kafka.group_id,
+                partitions: raw.kafka.partitions,
+                properties,
+            },
+            consume: ConsumeSettings {
+                batch_max_points: raw.consume.batch_max_points,
+                batch_linger: Duration::from_millis(raw.consume.batch_linger_ms),
+            },
+            influxdb: InfluxSettings { url, api, timeout: Duration::from_secs(i.timeout_s) },
+        })
+    }
+}
+
+/// Values that become InfluxDB tags must be representable there (see
+/// `statmsg_schema::line_protocol`).
+fn check_tag_value(key: &'static str, value: &str, may_be_empty: bool) -> Result<(), ConfigError> {
+    if value.is_empty() && !may_be_empty {
+        return Err(invalid(key, "must not be empty"));
+    }
+    if value.chars().any(|c| c.is_control() || c == '\\' || c == '/') {
+        return Err(invalid(key, format!("{value:?} must not contain control characters, `\\` or `/`")));
+    }
+    Ok(())
+}
+
+fn check_topic(key: &'static str, topic: &str) -> Result<(), ConfigError> {
+    let valid = !topic.is_empty()
+        && topic.len() <= 249
+        && topic != "."
+        && topic != ".."
+        && topic.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(invalid(key, format!("{topic:?} is not a Kafka topic name (1-249 of [a-zA-Z0-9._-])")))
+    }
+}
+
+/// The machine's host name: `COMPUTERNAME` on Windows, the kernel's on Linux.
+fn local_host_name() -> String {
+    std::env::var("COMPUTERNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,190 @@
+//! The configuration as written: serde types with their defaults, unknown keys refused.
+//! `example.toml` documents every key; a test keeps the two in step.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::ConfigError;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawConfig {
+    pub hierarchy: String,
+    pub collect: RawCollect,
+    pub kafka: RawKafka,
+    pub consume: RawConsume,
+    pub influxdb: RawInflux,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawCollect {
+    pub paths: Vec<String>,
+    pub state_dir: PathBuf,
+    pub start_at: StartAt,
+    pub site: String,
+    pub host: String,
+    pub poll_interval_ms: u64,
+    pub max_read_bytes: usize,
+}
+
+/// Where to start in a file without checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartAt {
+    Beginning,
+    End,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawKafka {
+    pub brokers: String,
+    pub topic: String,
+    pub dead_letter_topic: String,
+    pub group_id: String,
+    pub partitions: i32,
+    pub properties: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawConsume {
+    pub batch_max_points: usize,
+    pub batch_linger_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiVersion {
+    V1,
+    V2,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawInflux {
+    pub url: String,
+    pub api: ApiVersion,
+    pub database: String,
+    pub retention_policy: String,
+    pub username: String,
+    pub password: String,
+    pub org: String,
+    pub bucket: String,
+    pub token: String,
+    pub timeout_s: u64,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            hierarchy: "default".into(),
+            collect: RawCollect::default(),
+            kafka: RawKafka::default(),
+            consume: RawConsume::default(),
+            influxdb: RawInflux::default(),
+        }
+    }
+}
+
+impl Default for RawCollect {
+    fn default() -> Self {
+        RawCollect {
+            paths: vec!["C:/Program Files/Microsoft Configuration Manager/Logs/WsyncMgr.log".into()],
+            state_dir: PathBuf::from("statmsg-state"),
+            start_at: StartAt::End,
+            site: String::new(),
+            host: String::new(),
+            poll_interval_ms: 250,
+            max_read_bytes: 1 << 20,
+        }
+    }
+}
+
+impl Default for RawKafka {
+    fn default() -> Self {
+        RawKafka {
+            brokers: "127.0.0.1:9092".into(),
+            topic: "statmsg.records".into(),
+            dead_letter_topic: "statmsg.dead-letter".into(),
+            group_id: "statmsg-consume".into(),
+            partitions: 6,
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for RawConsume {
+    fn default() -> Self {
+        RawConsume { batch_max_points: 5000, batch_linger_ms: 500 }
+    }
+}
+
+impl Default for RawInflux {
+    fn default() -> Self {
+        RawInflux {
+            url: "http://127.0.0.1:8086".into(),
+            api: ApiVersion::V1,
+            database: "statmsg".into(),
+            retention_policy: String::new(),
+            username: String::new(),
+            password: String::new(),
+            org: String::new(),
+            bucket: "statmsg".into(),
+            token: String::new(),
+            timeout_s: 30,
+        }
+    }
+}
+
+impl RawConfig {
+    /// The same configuration with passwords and tokens hidden, for printing.
+    pub fn redacted(&self) -> RawConfig {
+        let hide = |s: &str| if s.is_empty() { String::new() } else { "***".to_owned() };
+        let mut copy = self.clone();
+        copy.influxdb.password = hide(&copy.influxdb.password);
+        copy.influxdb.token = hide(&copy.influxdb.token);
+        for (key, value) in copy.kafka.properties.iter_mut() {
+            if key.contains("password") || key.contains("secret") || key.contains("token") {
+                *value = hide(value);
+            }
+        }
+        copy
+    }
+
+    /// Reads the file (if any), then the `STATMSG__*` environment over it.
+    pub fn load(path: Option<&Path>) -> Result<RawConfig, ConfigError> {
+        Self::load_with_env(path, None)
+    }
+
+    /// Like [`RawConfig::load`], with the environment given explicitly (tests).
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: Option<std::collections::HashMap<String, String>>,
+    ) -> Result<RawConfig, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = path {
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml).required(true));
+        }
+        let environment = config::Environment::with_prefix("STATMSG")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("collect.paths")
+            .source(env);
+        let load_error = |source| ConfigError::Load {
+            path: path.map_or_else(|| PathBuf::from("(environment)"), Path::to_path_buf),
+            source,
+        };
+        builder
+            .add_source(environment)
+            .build()
+            .map_err(load_error)?
+            .try_deserialize()
+            .map_err(load_error)
+    }
+}

@@ -1,0 +1,87 @@
+use std::collections::HashMap;
+use std::io::Write as _;
+
+use super::*;
+
+fn file(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f
+}
+
+fn load(text: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    let f = file(text);
+    let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    Settings::validate(RawConfig::load_with_env(Some(f.path()), Some(env))?)
+}
+
+/// Uncommenting every `# key = value` line of the example gives exactly the defaults, and every
+/// key of the configuration is documented in the example.
+#[test]
+fn example_documents_every_key_with_its_default() {
+    let uncommented: String = EXAMPLE
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(rest) if rest.contains(" = ") || rest.starts_with('[') => rest,
+            _ => l,
+        })
+        .filter(|l| !l.starts_with("\"security.protocol\"") && !l.starts_with("\"message.timeout.ms\""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let f = file(&uncommented);
+    let parsed = RawConfig::load_with_env(Some(f.path()), Some(HashMap::new())).unwrap();
+    assert_eq!(parsed, RawConfig::default());
+
+    let defaults = serde_json::to_value(RawConfig::default()).unwrap();
+    for (section, value) in defaults.as_object().unwrap() {
+        match value.as_object() {
+            Some(keys) => {
+                assert!(EXAMPLE.contains(&format!("[{section}]")), "section {section}");
+                for key in keys.keys() {
+                    let documented = EXAMPLE.contains(&format!("# {key} = ")) || EXAMPLE.contains(&format!("[{section}.{key}]"));
+                    assert!(documented, "{section}.{key} is not in example.toml");
+                }
+            }
+            None => assert!(EXAMPLE.contains(&format!("# {section} = ")), "{section}"),
+        }
+    }
+}
+
+#[test]
+fn environment_overrides_every_section() {
+    let s = load(
+        "hierarchy = \"contoso\"\n[kafka]\nbrokers = \"a:1\"\n",
+        &[
+            ("STATMSG__HIERARCHY", "fabrikam"),
+            ("STATMSG__KAFKA__BROKERS", "b:2,c:3"),
+            ("STATMSG__KAFKA__PROPERTIES__MESSAGE_TIMEOUT_MS", "5000"),
+            ("STATMSG__COLLECT__PATHS", "/logs/a.log,/logs/*.lo_"),
+            ("STATMSG__COLLECT__START_AT", "beginning"),
+            ("STATMSG__CONSUME__BATCH_MAX_POINTS", "10"),
+            ("STATMSG__INFLUXDB__API", "v2"),
+            ("STATMSG__INFLUXDB__TOKEN", "secret"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(s.hierarchy, "fabrikam");
+    assert_eq!(s.kafka.brokers, "b:2,c:3");
+    assert_eq!(s.kafka.properties.get("message.timeout.ms").map(String::as_str), Some("5000"));
+    assert_eq!(s.collect.paths.len(), 2);
+    assert_eq!(s.collect.start_at, StartAt::Beginning);
+    assert_eq!(s.consume.batch_max_points, 10);
+    assert!(matches!(s.influxdb.api, InfluxApi::V2 { ref token, .. } if token == "secret"));
+}
+
+#[test]
+fn errors_name_the_key() {
+    let message = |text: &str, env: &[(&str, &str)]| load(text, env).unwrap_err().to_string();
+    assert!(message("[kafka]\nbrokerz = \"x\"\n", &[]).contains("brokerz"));
+    assert!(message("[influxdb]\napi = \"v3\"\n", &[]).contains("v3"));
+    assert!(message("[collect]\npoll_interval_ms = \"soon\"\n", &[]).contains("poll_interval_ms"));
+    assert!(message("", &[("STATMSG__COLLECT__POLL_INTERVAL_MS", "soon")]).contains("poll_interval_ms"));
+    assert!(message("", &[("STATMSG__KAFKA__NOPE", "1")]).contains("nope"));
+    assert!(message("[kafka]\ntopic = \"bad topic\"\n", &[]).contains("kafka.topic"));
+    assert!(message("[influxdb]\nurl = \"ftp://x\"\n", &[]).contains("influxdb.url"));
+    assert!(message("hierarchy = \"a\\\\b\"\n", &[]).contains("hierarchy"));
+    assert!(message("[influxdb]\ndatabase = \"\"\n", &[]).contains("influxdb.database"));
+}

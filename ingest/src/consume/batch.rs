@@ -1,0 +1,158 @@
+//! The pure core of the consumer: Kafka messages in, one line-protocol body, the dead letters and
+//! the offsets to commit out. No I/O, so every decision is a plain function under test.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use serde::Serialize;
+use statmsg_schema::measurement::write_statmsg_point;
+use statmsg_schema::{Envelope, SCHEMA_VERSION};
+
+/// Where a message came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Origin {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// A message statmsg cannot store, with the reason, for the dead-letter topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeadLetter {
+    pub reason: String,
+    #[serde(flatten)]
+    pub origin: Origin,
+    #[serde(skip)]
+    pub key: Option<Vec<u8>>,
+    /// The original payload (lossy UTF-8), or the refused line-protocol point.
+    pub payload: String,
+}
+
+/// One batch being assembled.
+#[derive(Debug, Default)]
+pub struct Batch {
+    body: String,
+    points: Vec<(Range<usize>, Origin)>,
+    dead: Vec<DeadLetter>,
+    /// Per (topic, partition): the next offset to commit.
+    next_offsets: BTreeMap<(String, i32), i64>,
+    messages: usize,
+    /// Records that are not status messages: read, counted, not written (yet).
+    pub skipped: usize,
+}
+
+impl Batch {
+    /// Adds one Kafka message.
+    pub fn add(&mut self, origin: Origin, key: Option<&[u8]>, payload: Option<&[u8]>) {
+        self.messages += 1;
+        let next = self.next_offsets.entry((origin.topic.clone(), origin.partition)).or_insert(0);
+        *next = (*next).max(origin.offset + 1);
+        let Some(payload) = payload else {
+            return self.dead_letter("empty message", origin, key, "");
+        };
+        let envelope: Envelope<'_> = match serde_json::from_slice(payload) {
+            Ok(e) => e,
+            Err(e) => {
+                let text = String::from_utf8_lossy(payload);
+                return self.dead_letter(&format!("not a statmsg envelope: {e}"), origin, key, &text);
+            }
+        };
+        if envelope.schema > SCHEMA_VERSION {
+            let reason = format!("envelope schema {} is newer than {SCHEMA_VERSION}: upgrade the consumer", envelope.schema);
+            return self.dead_letter(&reason, origin, key, &String::from_utf8_lossy(payload));
+        }
+        if let Some(error) = &envelope.record.statmsg_error {
+            return self.dead_letter(error, origin, key, &String::from_utf8_lossy(payload));
+        }
+        let start = self.body.len();
+        match write_statmsg_point(&envelope, &mut self.body) {
+            Ok(true) => self.points.push((start..self.body.len(), origin)),
+            Ok(false) => self.skipped += 1,
+            Err(e) => self.dead_letter(&e.to_string(), origin, key, &String::from_utf8_lossy(payload)),
+        }
+    }
+
+    fn dead_letter(&mut self, reason: &str, origin: Origin, key: Option<&[u8]>, payload: &str) {
+        self.dead.push(DeadLetter {
+            reason: reason.to_owned(),
+            origin,
+            key: key.map(<[u8]>::to_vec),
+            payload: payload.to_owned(),
+        });
+    }
+
+    pub fn messages(&self) -> usize {
+        self.messages
+    }
+
+    pub fn points(&self) -> usize {
+        self.points.len()
+    }
+
+    /// The whole line-protocol body.
+    pub fn body(&self) -> &str {
+        &self.body
+    }
+
+    /// Each point alone, with its origin (to find the ones InfluxDB refuses).
+    pub fn each_point(&self) -> impl Iterator<Item = (&str, &Origin)> {
+        self.points.iter().map(|(range, origin)| (&self.body[range.clone()], origin))
+    }
+
+    /// Records a point that InfluxDB refused as a dead letter.
+    pub fn refused(&mut self, line: &str, origin: &Origin, reason: &str) {
+        self.dead_letter(&format!("InfluxDB refused the point: {reason}"), origin.clone(), None, line);
+    }
+
+    pub fn dead_letters(&self) -> &[DeadLetter] {
+        &self.dead
+    }
+
+    /// The offsets to commit once everything above is stored: per partition, one past the
+    /// highest offset seen.
+    pub fn next_offsets(&self) -> impl Iterator<Item = (&str, i32, i64)> {
+        self.next_offsets.iter().map(|((t, p), o)| (t.as_str(), *p, *o))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin(offset: i64) -> Origin {
+        Origin { topic: "t".into(), partition: 0, offset }
+    }
+
+    const STATUS: &str = r#"{"schema":1,"hierarchy":"h","site":"CS1","host":"cm1","source":{"path":"a","offset":0},"record":{"time":"2014-01-16T18:53:52.610Z","component":"SMS_WSUS_SYNC_MANAGER","thread":1,"text":"STATMSG: ID=6701","format":"server","statmsg":{"id":6701,"sev":"I","lev":"M","source":"SMS Server","comp":"SMS_WSUS_SYNC_MANAGER","sys":"S","site":"CS1","pid":1,"tid":2,"gmtdate":"2014-01-16T18:53:52.608Z","istr":["a","","","","","","","","",""],"attrs":[]}}}"#;
+    const PLAIN: &str = r#"{"schema":1,"hierarchy":"h","site":"CS1","host":"cm1","source":{"path":"a","offset":0},"record":{"time":null,"component":null,"thread":null,"text":"x","format":"unframed"}}"#;
+
+    #[test]
+    fn sorts_messages_into_points_skips_and_dead_letters() {
+        let mut batch = Batch::default();
+        batch.add(origin(5), Some(b"h/CS1"), Some(STATUS.as_bytes()));
+        batch.add(origin(6), None, Some(PLAIN.as_bytes()));
+        batch.add(origin(7), None, Some(b"{garbage"));
+        batch.add(origin(8), None, Some(STATUS.replace("\"schema\":1", "\"schema\":99").as_bytes()));
+        batch.add(origin(9), None, None);
+        batch.add(Origin { topic: "t".into(), partition: 2, offset: 1 }, None, Some(STATUS.as_bytes()));
+        assert_eq!((batch.messages(), batch.points(), batch.skipped), (6, 2, 1));
+        assert!(batch.body().starts_with("statmsg,hierarchy=h,site=CS1,component=SMS_WSUS_SYNC_MANAGER,id=6701,sev=I istr0=\"a\""));
+        let reasons: Vec<&str> = batch.dead_letters().iter().map(|d| d.reason.as_str()).collect();
+        assert!(reasons[0].starts_with("not a statmsg envelope"), "{reasons:?}");
+        assert!(reasons[1].contains("newer"));
+        assert_eq!(reasons[2], "empty message");
+        assert_eq!(batch.next_offsets().collect::<Vec<_>>(), vec![("t", 0, 10), ("t", 2, 2)]);
+    }
+
+    #[test]
+    fn malformed_status_messages_and_unwritable_points_are_dead_letters() {
+        let mut batch = Batch::default();
+        let malformed = PLAIN.replace("\"format\":\"unframed\"", "\"format\":\"server\",\"statmsg_error\":\"STATMSG: PID=\\\"x\\\" is not valid\"");
+        batch.add(origin(1), None, Some(malformed.as_bytes()));
+        batch.add(origin(2), None, Some(STATUS.replace("\"site\":\"CS1\",\"pid\"", "\"site\":\"C\\\\\",\"pid\"").as_bytes()));
+        assert_eq!(batch.points(), 0);
+        assert_eq!(batch.dead_letters().len(), 2, "{:?}", batch.dead_letters());
+        assert!(batch.dead_letters()[1].reason.contains("cannot carry"));
+        assert!(batch.body().is_empty());
+    }
+}

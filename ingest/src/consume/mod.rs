@@ -1,0 +1,227 @@
+//! The consumer: reads the records topic as a consumer group, writes every status message to
+//! InfluxDB (measurement `statmsg`), and commits Kafka offsets only after InfluxDB acknowledged
+//! the batch and the dead-letter topic acknowledged the batch's refused messages.
+//!
+//! Writes are idempotent (a record always becomes the same point), so the re-delivery that
+//! at-least-once implies after a crash or a rebalance overwrites rather than duplicates.
+
+pub mod batch;
+pub mod influx;
+
+use std::time::Duration;
+
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use thiserror::Error;
+
+use self::batch::{Batch, Origin};
+use self::influx::{CreateError, InfluxWriter, WriteError};
+use crate::config::{ConsumeSettings, InfluxSettings, KafkaSettings, Settings};
+use crate::kafka::{client_config, PRODUCER_DEFAULTS};
+use crate::shutdown::Shutdown;
+
+/// What the consumer needs, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub kafka: KafkaSettings,
+    pub consume: ConsumeSettings,
+    pub influxdb: InfluxSettings,
+}
+
+impl From<&Settings> for Config {
+    fn from(s: &Settings) -> Self {
+        Config { kafka: s.kafka.clone(), consume: s.consume.clone(), influxdb: s.influxdb.clone() }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum ConsumeError {
+    #[error("cannot create Kafka client: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("cannot create HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error(transparent)]
+    Database(#[from] CreateError),
+    #[error(transparent)]
+    Credentials(WriteError),
+}
+
+const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
+    ("enable.auto.commit", "false"),
+    ("enable.auto.offset.store", "false"),
+    ("auto.offset.reset", "earliest"),
+    ("partition.assignment.strategy", "cooperative-sticky"),
+];
+
+/// Backoff between attempts while InfluxDB or Kafka is unavailable.
+const RETRY_MIN: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Runs until `shutdown` is cancelled.
+pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ConsumeError> {
+    let kafka = &config.kafka;
+    let mut consumer_config = client_config(kafka, CONSUMER_DEFAULTS);
+    consumer_config.set("group.id", &kafka.group_id);
+    let consumer: StreamConsumer = consumer_config.create()?;
+    let dead_letters: FutureProducer = client_config(kafka, PRODUCER_DEFAULTS).create()?;
+    let writer = InfluxWriter::new(&config.influxdb)?;
+    crate::kafka::ensure_topics(kafka, &[&kafka.topic, &kafka.dead_letter_topic]).await;
+    if let Err(e) = writer.ensure_database().await {
+        // The database may exist already (created by an admin); writing will tell.
+        tracing::warn!("{e}");
+    }
+    consumer.subscribe(&[&kafka.topic])?;
+    tracing::info!(topic = %kafka.topic, group = %kafka.group_id, "consuming");
+
+    let mut totals = (0usize, 0usize, 0usize);
+    while !shutdown.is_cancelled() {
+        let Some(mut batch) = next_batch(&consumer, &config, &shutdown).await else { break };
+        if !store(&writer, &mut batch, &shutdown).await? {
+            break; // shutdown before InfluxDB acknowledged: commit nothing
+        }
+        if !send_dead_letters(&dead_letters, &kafka.dead_letter_topic, &batch, &shutdown).await {
+            break;
+        }
+        commit(&consumer, &batch);
+        totals.0 += batch.points();
+        totals.1 += batch.dead_letters().len();
+        totals.2 += batch.skipped;
+        tracing::debug!(points = batch.points(), dead = batch.dead_letters().len(), "batch committed");
+    }
+    tracing::info!(points = totals.0, dead_letters = totals.1, skipped = totals.2, "consumer stopped");
+    Ok(())
+}
+
+/// Waits for a first message, then gathers more for up to `batch_linger` or `batch_max_points`
+/// messages. `None` on shutdown.
+async fn next_batch(consumer: &StreamConsumer, config: &Config, shutdown: &Shutdown) -> Option<Batch> {
+    let mut batch = Batch::default();
+    let mut deadline: Option<tokio::time::Instant> = None;
+    while batch.messages() < config.consume.batch_max_points {
+        let wait = async {
+            match deadline {
+                Some(d) => tokio::time::timeout_at(d, consumer.recv()).await.ok(),
+                None => Some(consumer.recv().await),
+            }
+        };
+        let received = tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            r = wait => r,
+        };
+        match received {
+            None => break, // linger over
+            Some(Ok(m)) => {
+                let origin = Origin { topic: m.topic().to_owned(), partition: m.partition(), offset: m.offset() };
+                batch.add(origin, m.key(), m.payload());
+                deadline.get_or_insert_with(|| tokio::time::Instant::now() + config.consume.batch_linger);
+            }
+            Some(Err(e)) => {
+                tracing::warn!("Kafka: {e}");
+                tokio::time::sleep(RETRY_MIN).await;
+            }
+        }
+    }
+    Some(batch)
+}
+
+/// Writes the batch's points, retrying while InfluxDB is unavailable. Points InfluxDB refuses
+/// become dead letters (found by writing the batch point by point). `Ok(false)` on shutdown.
+async fn store(writer: &InfluxWriter, batch: &mut Batch, shutdown: &Shutdown) -> Result<bool, ConsumeError> {
+    if batch.points() == 0 {
+        return Ok(true);
+    }
+    match write_retrying(writer, batch.body(), shutdown).await? {
+        Some(Ok(())) => return Ok(true),
+        None => return Ok(false),
+        Some(Err(rejected)) => tracing::warn!("{rejected}; writing the batch point by point"),
+    }
+    let points: Vec<(String, Origin)> = batch.each_point().map(|(l, o)| (l.to_owned(), o.clone())).collect();
+    for (line, origin) in points {
+        match write_retrying(writer, &line, shutdown).await? {
+            Some(Ok(())) => {}
+            Some(Err(WriteError::Rejected { body, .. })) => batch.refused(&line, &origin, &body),
+            Some(Err(other)) => batch.refused(&line, &origin, &other.to_string()),
+            None => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
+/// One body until it is stored or refused. `None` on shutdown; `Some(Err)` only for `Rejected`.
+async fn write_retrying(
+    writer: &InfluxWriter,
+    body: &str,
+    shutdown: &Shutdown,
+) -> Result<Option<Result<(), WriteError>>, ConsumeError> {
+    let mut delay = RETRY_MIN;
+    loop {
+        let error = match writer.write(body).await {
+            Ok(()) => return Ok(Some(Ok(()))),
+            Err(e @ WriteError::Rejected { .. }) => return Ok(Some(Err(e))),
+            Err(WriteError::DatabaseMissing(detail)) => {
+                tracing::warn!("{detail}: creating it");
+                writer.ensure_database().await?;
+                continue;
+            }
+            Err(e @ WriteError::Unauthorized { .. }) => return Err(ConsumeError::Credentials(e)),
+            Err(e) => e,
+        };
+        tracing::warn!("{error}; retrying in {delay:?}");
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(None),
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(RETRY_MAX);
+    }
+}
+
+/// Publishes the batch's dead letters and waits for their acknowledgement, retrying while Kafka
+/// is unavailable. `false` on shutdown.
+async fn send_dead_letters(producer: &FutureProducer, topic: &str, batch: &Batch, shutdown: &Shutdown) -> bool {
+    for dead in batch.dead_letters() {
+        tracing::warn!(topic = %dead.origin.topic, partition = dead.origin.partition,
+            offset = dead.origin.offset, "dead letter: {}", dead.reason);
+        // Infallible: plain strings and numbers.
+        let payload = serde_json::to_vec(dead).expect("a dead letter always serializes");
+        let mut delay = RETRY_MIN;
+        loop {
+            let mut record = FutureRecord::to(topic).payload(&payload);
+            if let Some(key) = &dead.key {
+                record = record.key(key);
+            }
+            let sent = tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                r = producer.send(record, Duration::from_secs(30)) => r,
+            };
+            match sent {
+                Ok(_) => break,
+                Err((e, _)) => tracing::warn!("dead-letter topic {topic}: {e}; retrying in {delay:?}"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(RETRY_MAX);
+        }
+    }
+    true
+}
+
+/// Commits the batch's offsets. A failed commit (typically a rebalance that moved the partition)
+/// is logged: the new owner re-reads those messages and the idempotent writes absorb them.
+fn commit(consumer: &StreamConsumer, batch: &Batch) {
+    let mut offsets = TopicPartitionList::new();
+    for (topic, partition, next) in batch.next_offsets() {
+        if let Err(e) = offsets.add_partition_offset(topic, partition, Offset::Offset(next)) {
+            tracing::warn!("cannot list offset {topic}/{partition}@{next}: {e}");
+        }
+    }
+    if offsets.count() == 0 {
+        return;
+    }
+    if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
+        tracing::warn!("offset commit failed (messages will be re-read and overwritten): {e}");
+    }
+}

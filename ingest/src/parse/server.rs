@@ -1,0 +1,168 @@
+//! The server "SMS trace" trailer: `$$<COMPONENT><MM-DD-YYYY HH:MM:SS.mmm+BIAS><thread=N (0xN)>`.
+//!
+//! The message is everything before the last `$$<` of the line. The bias is the Windows time
+//! zone bias in minutes, so UTC = local + bias (`+480` is Pacific standard time).
+
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use nom::bytes::complete::{tag, take_until, take_while_m_n};
+use nom::character::complete::{char, digit1, hex_digit1, one_of, space0};
+use nom::combinator::{all_consuming, map_res, opt};
+use nom::sequence::delimited;
+use nom::{IResult, Parser};
+
+/// What the trailer of a server-format record says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trailer<'a> {
+    pub component: &'a str,
+    /// Record time converted to UTC with the line's own bias.
+    pub time: DateTime<Utc>,
+    /// The bias in minutes as written (UTC = local + bias).
+    pub bias_minutes: i32,
+    pub thread: u32,
+}
+
+/// Splits a line into its message (trailing spaces removed) and parsed trailer, or `None` when
+/// the line has no valid trailer.
+pub fn split_record(line: &str) -> Option<(&str, Trailer<'_>)> {
+    let at = line.rfind("$$<")?;
+    let trailer = parse_trailer(&line[at + 3..]).ok()?;
+    Some((line[..at].trim_end_matches(' '), trailer))
+}
+
+/// Parses the trailer after `$$<`: `COMPONENT><MM-DD-YYYY HH:MM:SS.mmm+BIAS><thread=N (0xN)>`.
+pub fn parse_trailer(input: &str) -> Result<Trailer<'_>, nom::Err<nom::error::Error<&str>>> {
+    let (_, (component, _, local, bias, _, thread)) = all_consuming((
+        take_until(">"),
+        tag("><"),
+        local_time,
+        bias,
+        tag("><thread="),
+        thread,
+    ))
+    .parse(input.trim_end())?;
+    let time = (local + Duration::minutes(i64::from(bias))).and_utc();
+    Ok(Trailer { component, time, bias_minutes: bias, thread })
+}
+
+fn number<T: std::str::FromStr>(digits: usize) -> impl Fn(&str) -> IResult<&str, T> {
+    move |i| map_res(take_while_m_n(digits, digits, |c: char| c.is_ascii_digit()), str::parse).parse(i)
+}
+
+/// `MM-DD-YYYY HH:MM:SS.fff` (1 to 7 fractional digits; months and days zero-padded on disk, but
+/// one digit is accepted).
+fn local_time(i: &str) -> IResult<&str, NaiveDateTime> {
+    let one_or_two = || map_res(take_while_m_n(1, 2, |c: char| c.is_ascii_digit()), str::parse::<u32>);
+    let (i, (month, _, day, _, year, _)) =
+        (one_or_two(), char('-'), one_or_two(), char('-'), number::<i32>(4), char(' ')).parse(i)?;
+    let (i, (hour, _, minute, _, second, _, fraction)) = (
+        number::<u32>(2),
+        char(':'),
+        number::<u32>(2),
+        char(':'),
+        number::<u32>(2),
+        char('.'),
+        take_while_m_n(1, 7, |c: char| c.is_ascii_digit()),
+    )
+        .parse(i)?;
+    let nanos = fraction_to_nanos(fraction);
+    let date = NaiveDate::from_ymd_opt(year, month, day);
+    let time = NaiveTime::from_hms_nano_opt(hour, minute, second, nanos);
+    match (date, time) {
+        (Some(d), Some(t)) => Ok((i, d.and_time(t))),
+        _ => Err(nom::Err::Error(nom::error::Error::new(i, nom::error::ErrorKind::Verify))),
+    }
+}
+
+fn fraction_to_nanos(digits: &str) -> u32 {
+    let mut nanos: u32 = 0;
+    for (k, b) in digits.bytes().enumerate() {
+        nanos += u32::from(b - b'0') * 10u32.pow(8 - k as u32);
+    }
+    nanos
+}
+
+/// `+480`, `-60`, `+0`.
+fn bias(i: &str) -> IResult<&str, i32> {
+    let (i, (sign, minutes)) = (one_of("+-"), map_res(digit1, str::parse::<i32>)).parse(i)?;
+    Ok((i, if sign == '-' { -minutes } else { minutes }))
+}
+
+/// `9640 (0x25A8)>`; the hex part is optional, and is trusted only when the decimal is absent.
+fn thread(i: &str) -> IResult<&str, u32> {
+    let (i, decimal) = opt(map_res(digit1, str::parse::<u32>)).parse(i)?;
+    let (i, _) = space0(i)?;
+    let (i, hex) = opt(delimited(
+        tag("(0x"),
+        map_res(hex_digit1, |h| u32::from_str_radix(h, 16)),
+        char(')'),
+    ))
+    .parse(i)?;
+    let (i, _) = char('>')(i)?;
+    match decimal.or(hex) {
+        Some(t) => Ok((i, t)),
+        None => Err(nom::Err::Error(nom::error::Error::new(i, nom::error::ErrorKind::Digit))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn message_is_everything_before_the_last_marker() {
+        let line = "Price is $$<5> today $$<SMS_WSUS_SYNC_MANAGER><01-16-2014 10:53:52.608+480><thread=3404 (0xD4C)>";
+        let (message, trailer) = split_record(line).unwrap();
+        assert_eq!(message, "Price is $$<5> today");
+        assert_eq!(trailer.component, "SMS_WSUS_SYNC_MANAGER");
+        assert_eq!(trailer.thread, 3404);
+        assert_eq!(trailer.time, utc("2014-01-16T18:53:52.608Z"));
+    }
+
+    #[test]
+    fn bias_sign_is_the_opposite_of_iso_8601() {
+        // The real record in log-formats.md: local 16:39:05.707 with +240 is 20:39:05.707 UTC.
+        let t = parse_trailer("SMS_WSUS_SYNC_MANAGER><08-02-2024 16:39:05.707+240><thread=9640 (0x25A8)>").unwrap();
+        assert_eq!(t.time, utc("2024-08-02T20:39:05.707Z"));
+        let cet = parse_trailer("X><03-01-2024 10:00:00.000-60><thread=1 (0x1)>").unwrap();
+        assert_eq!(cet.time, utc("2024-03-01T09:00:00Z"));
+        let india = parse_trailer("X><03-01-2024 10:00:00.000-330><thread=1 (0x1)>").unwrap();
+        assert_eq!(india.time, utc("2024-03-01T04:30:00Z"));
+    }
+
+    #[test]
+    fn local_time_may_step_back_at_dst_while_utc_advances() {
+        // US Eastern, first Sunday of November: 01:59 EDT (+240), then 01:00 EST (+300).
+        let before = parse_trailer("X><11-03-2024 01:59:59.000+240><thread=1 (0x1)>").unwrap();
+        let after = parse_trailer("X><11-03-2024 01:00:01.000+300><thread=1 (0x1)>").unwrap();
+        assert!(after.time > before.time);
+        assert_eq!((after.time - before.time).num_seconds(), 2);
+    }
+
+    #[test]
+    fn thread_forms() {
+        let t = |s: &str| {
+            parse_trailer(&format!("X><01-01-2024 00:00:00.000+0><thread={s}>")).map(|t| t.thread).ok()
+        };
+        assert_eq!(t("4008 (0xFA8)"), Some(4008));
+        assert_eq!(t("4008"), Some(4008));
+        assert_eq!(t("(0xfa8)"), Some(4008));
+        assert_eq!(t(""), None);
+    }
+
+    #[test]
+    fn rejects_broken_trailers() {
+        for bad in [
+            "X><13-01-2024 00:00:00.000+0><thread=1 (0x1)>",
+            "X><01-01-2024 00:00:00+0><thread=1 (0x1)>",
+            "X><01-01-2024 00:00:00.000><thread=1 (0x1)>",
+            "X><01-01-2024 00:00:00.000+0><thread=1 (0x1)> trailing",
+            "X01-01-2024",
+        ] {
+            assert!(parse_trailer(bad).is_err(), "{bad}");
+        }
+    }
+}

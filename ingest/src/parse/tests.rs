@@ -1,0 +1,107 @@
+//! Whole-record tests: the JSON contract of `statmsg parse --json` on server-format lines.
+
+use serde_json::{json, Value};
+
+use super::*;
+
+const LINES: &str = concat!(
+    "\u{feff}Wakeup for scheduled regular sync  $$<SMS_WSUS_SYNC_MANAGER><01-16-2014 10:53:50.117+480><thread=3404 (0xD4C)>\r\n",
+    "STATMSG: ID=6701 SEV=I LEV=M SOURCE=\"SMS Server\" COMP=\"SMS_WSUS_SYNC_MANAGER\" SYS=CS1SITE.CONTOSO.COM SITE=CS1 PID=432 TID=3404 GMTDATE=Thu Jan 16 18:53:52.608 2014 ISTR0=\"\" ISTR1=\"\" ISTR2=\"\" ISTR3=\"\" ISTR4=\"\" ISTR5=\"\" ISTR6=\"\" ISTR7=\"\" ISTR8=\"\" ISTR9=\"\" NUMATTRS=0 $$<SMS_WSUS_SYNC_MANAGER><01-16-2014 10:53:52.610+480><thread=3404 (0xD4C)>\r\n",
+    "Sync failed: WSUS server not configured.~~ $$<SMS_WSUS_SYNC_MANAGER><01-16-2014 10:54:00.000+480><thread=3404 (0xD4C)>\r\n",
+    "a line without trailer\r\n",
+    "<MAXIMUM LOG FILE SIZE REACHED - FILE RENAMED>\r\n",
+);
+
+fn records() -> Vec<Value> {
+    parse_buffer(LINES.as_bytes()).map(|r| serde_json::to_value(&r).unwrap()).collect()
+}
+
+#[test]
+fn json_contract_of_a_status_message() {
+    let r = &records()[1];
+    assert_eq!(
+        r,
+        &json!({
+            "time": "2014-01-16T18:53:52.610Z",
+            "component": "SMS_WSUS_SYNC_MANAGER",
+            "thread": 3404,
+            "text": LINES.lines().nth(1).unwrap().split(" $$<").next().unwrap(),
+            "format": "server",
+            "statmsg": {
+                "id": 6701, "sev": "I", "lev": "M", "source": "SMS Server",
+                "comp": "SMS_WSUS_SYNC_MANAGER", "sys": "CS1SITE.CONTOSO.COM", "site": "CS1",
+                "pid": 432, "tid": 3404, "gmtdate": "2014-01-16T18:53:52.608Z",
+                "istr": ["", "", "", "", "", "", "", "", "", ""], "attrs": []
+            }
+        })
+    );
+}
+
+#[test]
+fn every_line_is_a_record() {
+    let all = records();
+    assert_eq!(all.len(), 5);
+    assert_eq!(all[0]["text"], "Wakeup for scheduled regular sync");
+    assert_eq!(all[0]["time"], "2014-01-16T18:53:50.117Z");
+    assert_eq!(all[2]["text"], "Sync failed: WSUS server not configured.");
+    assert_eq!(all[3]["format"], "unframed");
+    assert_eq!(all[3]["text"], "a line without trailer");
+    assert_eq!(all[3]["time"], Value::Null);
+    assert_eq!(all[4]["format"], "rollover_marker");
+}
+
+#[test]
+fn a_malformed_status_message_is_kept_with_its_error() {
+    let line = "STATMSG: ID=6701 SEV=I LEV=M SOURCE=\"SMS Server\" COMP=\"C\" SYS=S SITE=CS1 PID=oops TID=1 $$<C><01-16-2014 10:53:52.610+480><thread=1 (0x1)>";
+    let r = parse_line(line);
+    assert!(r.statmsg.is_none());
+    assert_eq!(r.statmsg_error.as_deref(), Some("STATMSG: PID=\"oops\" is not valid"));
+    assert!(r.text.starts_with("STATMSG: ID=6701"));
+}
+
+#[test]
+fn parsing_borrows_from_the_line() {
+    let line = LINES.lines().nth(1).unwrap();
+    let r = parse_line(line);
+    let m = r.statmsg.as_ref().unwrap();
+    assert!(matches!(r.text, Cow::Borrowed(_)));
+    assert!(matches!(m.sys, Cow::Borrowed(_)) && m.istr.iter().all(|s| matches!(s, Cow::Borrowed(_))));
+}
+
+/// Any printable insertion strings survive a render-then-parse round trip, as long as they do
+/// not themselves contain the key that follows them (`" ISTRk+1="`), which no parser could tell
+/// apart from the real one.
+mod roundtrip {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn render(istr: &[String], le: Option<u32>) -> String {
+        let mut s = String::from("STATMSG: ID=6703 SEV=E LEV=M SOURCE=\"SMS Server\" COMP=\"SMS_WSUS_SYNC_MANAGER\" SYS=cm1.contoso.com SITE=CHQ PID=2836 TID=9640 GMTDATE=Fri Aug 02 20:54:26.571 2024");
+        for (k, v) in istr.iter().enumerate() {
+            s.push_str(&format!(" ISTR{k}=\"{v}\""));
+        }
+        s.push_str(" NUMATTRS=0");
+        if let Some(le) = le {
+            s.push_str(&format!(" LE=0X{le:08x}"));
+        }
+        s.push_str("~~  $$<SMS_WSUS_SYNC_MANAGER><08-02-2024 13:54:26.580+420><thread=9640 (0x25A8)>");
+        s
+    }
+
+    proptest! {
+        #[test]
+        fn insertion_strings_round_trip(
+            istr in proptest::collection::vec("[ -~äöüß€字\"\\\\=~,]{0,24}", 10),
+            le in proptest::option::of(any::<u32>()),
+        ) {
+            let istr: Vec<String> = istr.into_iter().map(|s| s.trim_end_matches('~').to_owned()).collect();
+            let line = render(&istr, le);
+            let r = parse_line(&line);
+            prop_assume!(!istr.iter().enumerate().any(|(k, v)| v.contains(&format!("\" ISTR{}=\"", k + 1)) || v.contains("\" NUMATTRS=")));
+            let m = r.statmsg.expect("parsed");
+            prop_assert_eq!(m.istr.iter().map(|s| s.to_string()).collect::<Vec<_>>(), istr);
+            prop_assert_eq!(m.le, le);
+        }
+    }
+}

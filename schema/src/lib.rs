@@ -1,0 +1,18 @@
+//! The statmsg event model and its wire formats. Pure: no I/O, no async.
+//!
+//! * [`record`]: one parsed log record ([`Record`]) and its status message ([`StatusMessage`]),
+//!   borrowed from the read buffer when parsed and from the Kafka payload when consumed
+//!   (`Cow<'a, str>` everywhere), owned only when they must outlive those buffers.
+//! * [`envelope`]: what a collector publishes to Kafka: a versioned JSON [`Envelope`] around a
+//!   record, and its partitioning key.
+//! * [`line_protocol`]: the InfluxDB line-protocol encoder, escaping hostile text so that a log
+//!   line can never inject points, tags or fields.
+//! * [`measurement`]: the InfluxDB measurements statmsg writes (documented in `schema/README.md`).
+
+pub mod envelope;
+pub mod line_protocol;
+pub mod measurement;
+pub mod record;
+
+pub use envelope::{Envelope, SourcePosition, SCHEMA_VERSION};
+pub use record::{Attribute, Format, Record, StatusMessage};

@@ -1,0 +1,165 @@
+//! One log record as statmsg understands it.
+//!
+//! The JSON names of these types are a contract (`statmsg parse --json`, the Kafka payload):
+//! fields may be added, never renamed.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The physical format a record was read in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// Server "SMS trace" format: `message $$<COMP><MM-DD-YYYY HH:MM:SS.mmm+BIAS><thread=N (0xN)>`.
+    Server,
+    /// A physical line without a recognisable trailer, kept as text rather than dropped.
+    Unframed,
+    /// `<MAXIMUM LOG FILE SIZE REACHED - FILE RENAMED>`, the unframed last line of a rolled file.
+    RolloverMarker,
+}
+
+impl Format {
+    /// The name used in JSON and in statistics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Server => "server",
+            Format::Unframed => "unframed",
+            Format::RolloverMarker => "rollover_marker",
+        }
+    }
+}
+
+/// One log record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record<'a> {
+    /// Record time in UTC (local time plus the line's bias). `None` for unframed lines.
+    #[serde(serialize_with = "millis::serialize_opt")]
+    pub time: Option<DateTime<Utc>>,
+    /// Component from the trailer, e.g. `SMS_WSUS_SYNC_MANAGER`.
+    #[serde(borrow)]
+    pub component: Option<Cow<'a, str>>,
+    /// Writer thread id.
+    pub thread: Option<u32>,
+    /// The message for people: trailing spaces and trailing `~`/`~~` line-break codes removed,
+    /// inner `~~` (CRLF) and `~` (LF) presented as `\n`. Status-message values keep the raw text.
+    #[serde(borrow)]
+    pub text: Cow<'a, str>,
+    /// How the record was framed on disk.
+    pub format: Format,
+    /// The status message, when the message is a well-formed `STATMSG:` line.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub statmsg: Option<StatusMessage<'a>>,
+    /// Why a message that starts like a status message could not be read as one.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub statmsg_error: Option<Cow<'a, str>>,
+}
+
+/// A ConfigMgr status message (`STATMSG: ID=... SEV=... ...`). Keys are the STATMSG keys
+/// lowercased. String values are exactly the bytes between the quotes on disk (nothing in a
+/// STATMSG value is escaped by the writer, so nothing is unescaped here).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusMessage<'a> {
+    pub id: u16,
+    /// `I`, `W` or `E` (kept as written).
+    #[serde(borrow)]
+    pub sev: Cow<'a, str>,
+    #[serde(borrow)]
+    pub lev: Cow<'a, str>,
+    #[serde(borrow)]
+    pub source: Cow<'a, str>,
+    #[serde(borrow)]
+    pub comp: Cow<'a, str>,
+    #[serde(borrow)]
+    pub sys: Cow<'a, str>,
+    #[serde(borrow)]
+    pub site: Cow<'a, str>,
+    pub pid: u32,
+    pub tid: u32,
+    /// `GMTDATE`, or the record time when the line has none.
+    #[serde(serialize_with = "millis::serialize")]
+    pub gmtdate: DateTime<Utc>,
+    /// `ISTR0`..`ISTR9`; always ten entries, missing ones empty.
+    #[serde(borrow)]
+    pub istr: Vec<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub attrs: Vec<Attribute<'a>>,
+    /// `LE=0X...`, the last error (HRESULT or Win32), when the line has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub le: Option<u32>,
+}
+
+/// One `AIDk=<id> AVALk="<value>"` pair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attribute<'a> {
+    pub id: u32,
+    #[serde(borrow)]
+    pub value: Cow<'a, str>,
+}
+
+impl Record<'_> {
+    /// Detaches the record from the buffer it borrows from.
+    pub fn into_owned(self) -> Record<'static> {
+        Record {
+            time: self.time,
+            component: self.component.map(owned),
+            thread: self.thread,
+            text: owned(self.text),
+            format: self.format,
+            statmsg: self.statmsg.map(StatusMessage::into_owned),
+            statmsg_error: self.statmsg_error.map(owned),
+        }
+    }
+}
+
+impl StatusMessage<'_> {
+    /// Detaches the status message from the buffer it borrows from.
+    pub fn into_owned(self) -> StatusMessage<'static> {
+        StatusMessage {
+            id: self.id,
+            sev: owned(self.sev),
+            lev: owned(self.lev),
+            source: owned(self.source),
+            comp: owned(self.comp),
+            sys: owned(self.sys),
+            site: owned(self.site),
+            pid: self.pid,
+            tid: self.tid,
+            gmtdate: self.gmtdate,
+            istr: self.istr.into_iter().map(owned).collect(),
+            attrs: self
+                .attrs
+                .into_iter()
+                .map(|a| Attribute { id: a.id, value: owned(a.value) })
+                .collect(),
+            le: self.le,
+        }
+    }
+}
+
+fn owned(s: Cow<'_, str>) -> Cow<'static, str> {
+    Cow::Owned(s.into_owned())
+}
+
+/// Serializes times as RFC 3339 UTC with milliseconds (`2024-08-02T20:54:26.571Z`), the form the
+/// JSON contract promises; chrono's default would print nanoseconds and `+00:00`.
+pub(crate) mod millis {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::Serializer;
+
+    pub fn format(t: &DateTime<Utc>) -> String {
+        t.to_rfc3339_opts(SecondsFormat::Millis, true)
+    }
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(t))
+    }
+
+    pub fn serialize_opt<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => serialize(t, s),
+            None => s.serialize_none(),
+        }
+    }
+}
