@@ -56,7 +56,9 @@ pub async fn ensure_topics(settings: &KafkaSettings, topics: &[&str]) {
                 match result {
                     Ok(topic) => tracing::info!(topic, "created Kafka topic"),
                     Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                    Err((topic, code)) => tracing::warn!(topic, "cannot create Kafka topic: {code}"),
+                    Err((topic, code)) => {
+                        tracing::warn!(topic, "cannot create Kafka topic: {code}")
+                    }
                 }
             }
         }

@@ -4,9 +4,9 @@
 //! [`parse`] is pure (no tokio, no rdkafka); the other stages are thin async shells around pure
 //! cores, each with a validated `Config` and a `run(config, shutdown)`.
 
-pub mod parse;
-pub mod config;
 pub mod collect;
-pub mod kafka;
-pub mod shutdown;
+pub mod config;
 pub mod consume;
+pub mod kafka;
+pub mod parse;
+pub mod shutdown;

@@ -14,7 +14,10 @@ pub const STATMSG: &str = "statmsg";
 /// itself ([`record_nanos`]), so that two different messages of the same site, component, id and
 /// severity in the same millisecond stay two points, while the same record delivered twice
 /// (at-least-once) overwrites itself: the write is idempotent.
-pub fn write_statmsg_point(envelope: &Envelope<'_>, out: &mut String) -> Result<bool, LineProtocolError> {
+pub fn write_statmsg_point(
+    envelope: &Envelope<'_>,
+    out: &mut String,
+) -> Result<bool, LineProtocolError> {
     let Some(msg) = &envelope.record.statmsg else {
         return Ok(false);
     };
@@ -25,8 +28,9 @@ pub fn write_statmsg_point(envelope: &Envelope<'_>, out: &mut String) -> Result<
         .tag("component", &msg.comp)?
         .tag("id", itoa_u16(msg.id).as_str())?
         .tag("sev", &msg.sev)?;
-    const ISTR_KEYS: [&str; 10] =
-        ["istr0", "istr1", "istr2", "istr3", "istr4", "istr5", "istr6", "istr7", "istr8", "istr9"];
+    const ISTR_KEYS: [&str; 10] = [
+        "istr0", "istr1", "istr2", "istr3", "istr4", "istr5", "istr6", "istr7", "istr8", "istr9",
+    ];
     for (i, key) in ISTR_KEYS.iter().enumerate() {
         point = point.field_str(key, msg.istr.get(i).map_or("", |s| s.as_ref()));
     }
@@ -50,7 +54,9 @@ pub fn write_statmsg_point(envelope: &Envelope<'_>, out: &mut String) -> Result<
         .and_then(|ns| ns.checked_add(record_nanos(envelope)));
     let Some(nanos) = nanos else {
         out.truncate(start);
-        return Err(LineProtocolError::TimestampOutOfRange(msg.gmtdate.to_rfc3339()));
+        return Err(LineProtocolError::TimestampOutOfRange(
+            msg.gmtdate.to_rfc3339(),
+        ));
     };
     point.finish(nanos)?;
     Ok(true)
@@ -91,7 +97,10 @@ mod tests {
             hierarchy: "contoso prod".into(),
             site: "CHQ".into(),
             host: "cm1".into(),
-            source: SourcePosition { path: "WsyncMgr.log".into(), offset: 0 },
+            source: SourcePosition {
+                path: "WsyncMgr.log".into(),
+                offset: 0,
+            },
             record: Record {
                 time: Some(gmtdate),
                 component: Some("SMS_WSUS_SYNC_MANAGER".into()),
@@ -110,7 +119,10 @@ mod tests {
                     tid: 9640,
                     gmtdate,
                     istr,
-                    attrs: vec![Attribute { id: 419, value: "{C2D17964}".into() }],
+                    attrs: vec![Attribute {
+                        id: 419,
+                        value: "{C2D17964}".into(),
+                    }],
                     le: Some(0x8013_150a),
                 }),
                 statmsg_error: None,

@@ -131,7 +131,10 @@ impl StatusMessage<'_> {
             attrs: self
                 .attrs
                 .into_iter()
-                .map(|a| Attribute { id: a.id, value: owned(a.value) })
+                .map(|a| Attribute {
+                    id: a.id,
+                    value: owned(a.value),
+                })
                 .collect(),
             le: self.le,
         }
@@ -156,7 +159,10 @@ pub(crate) mod millis {
         s.serialize_str(&format(t))
     }
 
-    pub fn serialize_opt<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize_opt<S: Serializer>(
+        t: &Option<DateTime<Utc>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         match t {
             Some(t) => serialize(t, s),
             None => s.serialize_none(),

@@ -93,7 +93,9 @@ impl Default for RawConfig {
 impl Default for RawCollect {
     fn default() -> Self {
         RawCollect {
-            paths: vec!["C:/Program Files/Microsoft Configuration Manager/Logs/WsyncMgr.log".into()],
+            paths: vec![
+                "C:/Program Files/Microsoft Configuration Manager/Logs/WsyncMgr.log".into(),
+            ],
             state_dir: PathBuf::from("statmsg-state"),
             start_at: StartAt::End,
             site: String::new(),
@@ -119,7 +121,10 @@ impl Default for RawKafka {
 
 impl Default for RawConsume {
     fn default() -> Self {
-        RawConsume { batch_max_points: 5000, batch_linger_ms: 500 }
+        RawConsume {
+            batch_max_points: 5000,
+            batch_linger_ms: 500,
+        }
     }
 }
 
@@ -143,7 +148,13 @@ impl Default for RawInflux {
 impl RawConfig {
     /// The same configuration with passwords and tokens hidden, for printing.
     pub fn redacted(&self) -> RawConfig {
-        let hide = |s: &str| if s.is_empty() { String::new() } else { "***".to_owned() };
+        let hide = |s: &str| {
+            if s.is_empty() {
+                String::new()
+            } else {
+                "***".to_owned()
+            }
+        };
         let mut copy = self.clone();
         copy.influxdb.password = hide(&copy.influxdb.password);
         copy.influxdb.token = hide(&copy.influxdb.token);
@@ -167,7 +178,11 @@ impl RawConfig {
     ) -> Result<RawConfig, ConfigError> {
         let mut builder = config::Config::builder();
         if let Some(path) = path {
-            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml).required(true));
+            builder = builder.add_source(
+                config::File::from(path)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
         }
         let environment = config::Environment::with_prefix("STATMSG")
             .prefix_separator("__")

@@ -11,7 +11,10 @@ fn file(text: &str) -> tempfile::NamedTempFile {
 
 fn load(text: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
     let f = file(text);
-    let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let env: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     Settings::validate(RawConfig::load_with_env(Some(f.path()), Some(env))?)
 }
 
@@ -25,7 +28,9 @@ fn example_documents_every_key_with_its_default() {
             Some(rest) if rest.contains(" = ") || rest.starts_with('[') => rest,
             _ => l,
         })
-        .filter(|l| !l.starts_with("\"security.protocol\"") && !l.starts_with("\"message.timeout.ms\""))
+        .filter(|l| {
+            !l.starts_with("\"security.protocol\"") && !l.starts_with("\"message.timeout.ms\"")
+        })
         .collect::<Vec<_>>()
         .join("\n");
     let f = file(&uncommented);
@@ -36,9 +41,13 @@ fn example_documents_every_key_with_its_default() {
     for (section, value) in defaults.as_object().unwrap() {
         match value.as_object() {
             Some(keys) => {
-                assert!(EXAMPLE.contains(&format!("[{section}]")), "section {section}");
+                assert!(
+                    EXAMPLE.contains(&format!("[{section}]")),
+                    "section {section}"
+                );
                 for key in keys.keys() {
-                    let documented = EXAMPLE.contains(&format!("# {key} = ")) || EXAMPLE.contains(&format!("[{section}.{key}]"));
+                    let documented = EXAMPLE.contains(&format!("# {key} = "))
+                        || EXAMPLE.contains(&format!("[{section}.{key}]"));
                     assert!(documented, "{section}.{key} is not in example.toml");
                 }
             }
@@ -65,7 +74,13 @@ fn environment_overrides_every_section() {
     .unwrap();
     assert_eq!(s.hierarchy, "fabrikam");
     assert_eq!(s.kafka.brokers, "b:2,c:3");
-    assert_eq!(s.kafka.properties.get("message.timeout.ms").map(String::as_str), Some("5000"));
+    assert_eq!(
+        s.kafka
+            .properties
+            .get("message.timeout.ms")
+            .map(String::as_str),
+        Some("5000")
+    );
     assert_eq!(s.collect.paths.len(), 2);
     assert_eq!(s.collect.start_at, StartAt::Beginning);
     assert_eq!(s.consume.batch_max_points, 10);
@@ -74,11 +89,22 @@ fn environment_overrides_every_section() {
 
 #[test]
 fn errors_name_the_key() {
-    let message = |text: &str, env: &[(&str, &str)]| load(text, env).unwrap_err().to_string();
+    let message = |text: &str, env: &[(&str, &str)]| {
+        let e = load(text, env).unwrap_err();
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            text.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        text
+    };
     assert!(message("[kafka]\nbrokerz = \"x\"\n", &[]).contains("brokerz"));
     assert!(message("[influxdb]\napi = \"v3\"\n", &[]).contains("v3"));
     assert!(message("[collect]\npoll_interval_ms = \"soon\"\n", &[]).contains("poll_interval_ms"));
-    assert!(message("", &[("STATMSG__COLLECT__POLL_INTERVAL_MS", "soon")]).contains("poll_interval_ms"));
+    assert!(
+        message("", &[("STATMSG__COLLECT__POLL_INTERVAL_MS", "soon")]).contains("poll_interval_ms")
+    );
     assert!(message("", &[("STATMSG__KAFKA__NOPE", "1")]).contains("nope"));
     assert!(message("[kafka]\ntopic = \"bad topic\"\n", &[]).contains("kafka.topic"));
     assert!(message("[influxdb]\nurl = \"ftp://x\"\n", &[]).contains("influxdb.url"));

@@ -32,7 +32,11 @@ pub struct Config {
 
 impl From<&Settings> for Config {
     fn from(s: &Settings) -> Self {
-        Config { kafka: s.kafka.clone(), consume: s.consume.clone(), influxdb: s.influxdb.clone() }
+        Config {
+            kafka: s.kafka.clone(),
+            consume: s.consume.clone(),
+            influxdb: s.influxdb.clone(),
+        }
     }
 }
 
@@ -77,7 +81,9 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ConsumeError>
 
     let mut totals = (0usize, 0usize, 0usize);
     while !shutdown.is_cancelled() {
-        let Some(mut batch) = next_batch(&consumer, &config, &shutdown).await else { break };
+        let Some(mut batch) = next_batch(&consumer, &config, &shutdown).await else {
+            break;
+        };
         if !store(&writer, &mut batch, &shutdown).await? {
             break; // shutdown before InfluxDB acknowledged: commit nothing
         }
@@ -88,15 +94,28 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ConsumeError>
         totals.0 += batch.points();
         totals.1 += batch.dead_letters().len();
         totals.2 += batch.skipped;
-        tracing::debug!(points = batch.points(), dead = batch.dead_letters().len(), "batch committed");
+        tracing::debug!(
+            points = batch.points(),
+            dead = batch.dead_letters().len(),
+            "batch committed"
+        );
     }
-    tracing::info!(points = totals.0, dead_letters = totals.1, skipped = totals.2, "consumer stopped");
+    tracing::info!(
+        points = totals.0,
+        dead_letters = totals.1,
+        skipped = totals.2,
+        "consumer stopped"
+    );
     Ok(())
 }
 
 /// Waits for a first message, then gathers more for up to `batch_linger` or `batch_max_points`
 /// messages. `None` on shutdown.
-async fn next_batch(consumer: &StreamConsumer, config: &Config, shutdown: &Shutdown) -> Option<Batch> {
+async fn next_batch(
+    consumer: &StreamConsumer,
+    config: &Config,
+    shutdown: &Shutdown,
+) -> Option<Batch> {
     let mut batch = Batch::default();
     let mut deadline: Option<tokio::time::Instant> = None;
     while batch.messages() < config.consume.batch_max_points {
@@ -113,9 +132,15 @@ async fn next_batch(consumer: &StreamConsumer, config: &Config, shutdown: &Shutd
         match received {
             None => break, // linger over
             Some(Ok(m)) => {
-                let origin = Origin { topic: m.topic().to_owned(), partition: m.partition(), offset: m.offset() };
+                let origin = Origin {
+                    topic: m.topic().to_owned(),
+                    partition: m.partition(),
+                    offset: m.offset(),
+                };
                 batch.add(origin, m.key(), m.payload());
-                deadline.get_or_insert_with(|| tokio::time::Instant::now() + config.consume.batch_linger);
+                deadline.get_or_insert_with(|| {
+                    tokio::time::Instant::now() + config.consume.batch_linger
+                });
             }
             Some(Err(e)) => {
                 tracing::warn!("Kafka: {e}");
@@ -128,7 +153,11 @@ async fn next_batch(consumer: &StreamConsumer, config: &Config, shutdown: &Shutd
 
 /// Writes the batch's points, retrying while InfluxDB is unavailable. Points InfluxDB refuses
 /// become dead letters (found by writing the batch point by point). `Ok(false)` on shutdown.
-async fn store(writer: &InfluxWriter, batch: &mut Batch, shutdown: &Shutdown) -> Result<bool, ConsumeError> {
+async fn store(
+    writer: &InfluxWriter,
+    batch: &mut Batch,
+    shutdown: &Shutdown,
+) -> Result<bool, ConsumeError> {
     if batch.points() == 0 {
         return Ok(true);
     }
@@ -137,7 +166,10 @@ async fn store(writer: &InfluxWriter, batch: &mut Batch, shutdown: &Shutdown) ->
         None => return Ok(false),
         Some(Err(rejected)) => tracing::warn!("{rejected}; writing the batch point by point"),
     }
-    let points: Vec<(String, Origin)> = batch.each_point().map(|(l, o)| (l.to_owned(), o.clone())).collect();
+    let points: Vec<(String, Origin)> = batch
+        .each_point()
+        .map(|(l, o)| (l.to_owned(), o.clone()))
+        .collect();
     for (line, origin) in points {
         match write_retrying(writer, &line, shutdown).await? {
             Some(Ok(())) => {}
@@ -179,7 +211,12 @@ async fn write_retrying(
 
 /// Publishes the batch's dead letters and waits for their acknowledgement, retrying while Kafka
 /// is unavailable. `false` on shutdown.
-async fn send_dead_letters(producer: &FutureProducer, topic: &str, batch: &Batch, shutdown: &Shutdown) -> bool {
+async fn send_dead_letters(
+    producer: &FutureProducer,
+    topic: &str,
+    batch: &Batch,
+    shutdown: &Shutdown,
+) -> bool {
     for dead in batch.dead_letters() {
         tracing::warn!(topic = %dead.origin.topic, partition = dead.origin.partition,
             offset = dead.origin.offset, "dead letter: {}", dead.reason);
@@ -197,7 +234,9 @@ async fn send_dead_letters(producer: &FutureProducer, topic: &str, batch: &Batch
             };
             match sent {
                 Ok(_) => break,
-                Err((e, _)) => tracing::warn!("dead-letter topic {topic}: {e}; retrying in {delay:?}"),
+                Err((e, _)) => {
+                    tracing::warn!("dead-letter topic {topic}: {e}; retrying in {delay:?}")
+                }
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return false,

@@ -1,0 +1,283 @@
+//! Shared helpers of the end-to-end tests: the real servers of `deploy/local/stack`, unique
+//! names per test, the `statmsg` binary as child processes, log lines in the server format.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub fn kafka_brokers() -> String {
+    std::env::var("STATMSG_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+pub fn influx_url() -> String {
+    std::env::var("STATMSG_TEST_INFLUXDB").unwrap_or_else(|_| "http://127.0.0.1:8086".into())
+}
+
+pub fn victoria_url() -> String {
+    std::env::var("STATMSG_TEST_VICTORIA").unwrap_or_else(|_| "http://127.0.0.1:8428".into())
+}
+
+/// A name no other test run uses (topics, groups, databases, hierarchies).
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+/// One test's world: a temp dir with a log folder, a state folder and a config file.
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub name: String,
+}
+
+impl World {
+    pub fn new(prefix: &str) -> World {
+        World {
+            dir: tempfile::tempdir().unwrap(),
+            name: unique(prefix),
+        }
+    }
+
+    pub fn log_path(&self, file: &str) -> PathBuf {
+        let logs = self.dir.path().join("logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        logs.join(file)
+    }
+
+    /// Writes a config; `influx` is the `[influxdb]` section's body.
+    pub fn config(&self, influx: &str) -> PathBuf {
+        let path = self.dir.path().join("statmsg.toml");
+        let text = format!(
+            r#"hierarchy = "{name}"
+[collect]
+paths = ["{logs}/*.log"]
+state_dir = "{state}"
+start_at = "beginning"
+site = "CS1"
+poll_interval_ms = 50
+[kafka]
+brokers = "{brokers}"
+topic = "{name}.records"
+dead_letter_topic = "{name}.dead-letter"
+group_id = "{name}"
+partitions = 3
+[kafka.properties]
+"message.timeout.ms" = "60000"
+[consume]
+batch_max_points = 500
+batch_linger_ms = 100
+[influxdb]
+{influx}
+"#,
+            name = self.name,
+            logs = self.dir.path().join("logs").display(),
+            state = self.dir.path().join("state").display(),
+            brokers = kafka_brokers(),
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+/// A running `statmsg` subcommand, killed when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub what: String,
+    log: PathBuf,
+}
+
+impl Proc {
+    pub fn start(command: &str, config: &Path) -> Proc {
+        let log = config.with_file_name(format!("{command}-{}.log", unique("run")));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_statmsg"))
+            .args([command, "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info,statmsg_ingest=debug")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        Proc {
+            child,
+            what: command.into(),
+            log,
+        }
+    }
+
+    /// SIGTERM, then waits; the process must exit cleanly.
+    pub fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "{} exited with {status}:\n{}",
+                    self.what,
+                    self.output()
+                );
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not stop on SIGTERM:\n{}",
+                self.what,
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL: no chance to flush or checkpoint.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A server-format line: local time `local` with Windows bias `bias` (UTC = local + bias).
+pub fn server_line(message: &str, local: chrono::NaiveDateTime, bias: i32, thread: u32) -> String {
+    format!(
+        "{message}  $$<SMS_WSUS_SYNC_MANAGER><{}{bias:+}><thread={thread} (0x{thread:X})>\r\n",
+        local.format("%m-%d-%Y %H:%M:%S%.3f")
+    )
+}
+
+/// A STATMSG message with the given insertion strings and optional LE.
+pub fn statmsg_message(
+    id: u16,
+    sev: char,
+    gmt: chrono::NaiveDateTime,
+    istr: &[String],
+    le: Option<u32>,
+) -> String {
+    let mut s = format!(
+        "STATMSG: ID={id} SEV={sev} LEV=M SOURCE=\"SMS Server\" COMP=\"SMS_WSUS_SYNC_MANAGER\" SYS=CM1.contoso.com SITE=CS1 PID=2836 TID=9640 GMTDATE={}",
+        gmt.format("%a %b %d %H:%M:%S%.3f %Y")
+    );
+    for k in 0..10 {
+        s.push_str(&format!(
+            " ISTR{k}=\"{}\"",
+            istr.get(k).map_or("", String::as_str)
+        ));
+    }
+    s.push_str(" NUMATTRS=0");
+    if let Some(le) = le {
+        s.push_str(&format!(" LE=0X{le:08x}"));
+    }
+    s
+}
+
+pub fn append(path: &Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f.flush().unwrap();
+}
+
+/// Runs an InfluxQL query against the v1 server and returns the first result.
+pub fn influx_query(database: &str, q: &str) -> Value {
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--fail-with-body",
+            "-G",
+            &format!("{}/query", influx_url()),
+        ])
+        .args(["--data-urlencode", &format!("db={database}")])
+        .args(["--data-urlencode", "epoch=ns"])
+        .args(["--data-urlencode", &format!("q={q}")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "query {q}: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["results"][0].clone()
+}
+
+/// Rows of a one-series result as maps column -> value.
+pub fn rows(result: &Value) -> Vec<serde_json::Map<String, Value>> {
+    let Some(series) = result["series"].as_array() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for s in series {
+        let columns: Vec<String> = s["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_owned())
+            .collect();
+        for v in s["values"].as_array().unwrap() {
+            let mut row = serde_json::Map::new();
+            for (c, x) in columns.iter().zip(v.as_array().unwrap()) {
+                row.insert(c.clone(), x.clone());
+            }
+            if let Some(tags) = s["tags"].as_object() {
+                row.extend(tags.clone());
+            }
+            out.push(row);
+        }
+    }
+    out
+}
+
+/// Polls `probe` until it returns `Some`, or fails after `limit` with `context()`.
+pub fn wait_for<T>(
+    limit: Duration,
+    mut probe: impl FnMut() -> Option<T>,
+    context: impl Fn() -> String,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?}: {}",
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Number of points of measurement `statmsg` in `database` (0 when it does not exist yet).
+pub fn statmsg_count(database: &str) -> u64 {
+    let out = Command::new("curl")
+        .args(["-sS", "-G", &format!("{}/query", influx_url())])
+        .args(["--data-urlencode", &format!("db={database}")])
+        .args(["--data-urlencode", "q=SELECT count(pid) FROM statmsg"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    v["results"][0]["series"][0]["values"][0][1]
+        .as_u64()
+        .unwrap_or(0)
+}
