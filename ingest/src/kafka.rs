@@ -45,10 +45,8 @@ pub async fn ensure_topics(settings: &KafkaSettings, topics: &[&str]) {
             return;
         }
     };
-    let new: Vec<NewTopic<'_>> = topics
-        .iter()
-        .map(|t| NewTopic::new(t, settings.partitions, TopicReplication::Fixed(-1)))
-        .collect();
+    let new: Vec<NewTopic<'_>> =
+        topics.iter().map(|t| NewTopic::new(t, settings.partitions, TopicReplication::Fixed(-1))).collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     match admin.create_topics(&new, &options).await {
         Ok(results) => {

@@ -93,13 +93,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             std::io::stdout().write_all(EXAMPLE.as_bytes())?;
             Ok(())
         }
-        Command::Config {
-            config: Some(path), ..
-        } => {
+        Command::Config { config: Some(path), .. } => {
             let raw = RawConfig::load(Some(&path))?;
             Settings::validate(raw.clone())?;
-            let effective = toml::to_string_pretty(&raw.redacted())
-                .context("cannot print the configuration")?;
+            let effective =
+                toml::to_string_pretty(&raw.redacted()).context("cannot print the configuration")?;
             writeln!(
                 std::io::stdout(),
                 "# {}: valid; effective settings (secrets hidden):\n{effective}",
@@ -112,10 +110,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
 }
 
 fn parse_files(files: &[PathBuf], json: bool) -> anyhow::Result<()> {
@@ -137,16 +132,9 @@ fn parse_file(path: &Path, json: bool, out: &mut impl Write) -> anyhow::Result<(
             serde_json::to_writer(&mut *out, &record)?;
             out.write_all(b"\n")?;
         } else {
-            let time = record
-                .time
-                .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
-                .unwrap_or_default();
-            writeln!(
-                out,
-                "{time:24} {:24} {}",
-                record.component.as_deref().unwrap_or("-"),
-                record.text
-            )?;
+            let time =
+                record.time.map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()).unwrap_or_default();
+            writeln!(out, "{time:24} {:24} {}", record.component.as_deref().unwrap_or("-"), record.text)?;
         }
     }
     Ok(())
@@ -154,8 +142,7 @@ fn parse_file(path: &Path, json: bool, out: &mut impl Write) -> anyhow::Result<(
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
             || c.downcast_ref::<serde_json::Error>()
                 .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
     })

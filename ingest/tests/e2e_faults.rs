@@ -9,7 +9,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use chrono::{NaiveDate, NaiveDateTime};
@@ -17,22 +17,14 @@ use common::*;
 use serde_json::Value;
 
 fn gmt(n: usize) -> NaiveDateTime {
-    NaiveDate::from_ymd_opt(2025, 3, 1)
-        .unwrap()
-        .and_hms_opt(0, 0, 0)
-        .unwrap()
+    NaiveDate::from_ymd_opt(2025, 3, 1).unwrap().and_hms_opt(0, 0, 0).unwrap()
         + chrono::Duration::milliseconds(n as i64 * 250)
 }
 
 fn record(n: usize) -> String {
     let istr = vec![format!("rec-{n}"), "The operation has timed out".to_owned()];
     let g = gmt(n);
-    server_line(
-        &statmsg_message(6704, 'I', g, &istr, None),
-        g + chrono::Duration::hours(1),
-        -60,
-        1234,
-    )
+    server_line(&statmsg_message(6704, 'I', g, &istr, None), g + chrono::Duration::hours(1), -60, 1234)
 }
 
 fn records(range: std::ops::Range<usize>) -> String {
@@ -48,14 +40,8 @@ fn stored(url: &str, database: &str) -> (BTreeSet<String>, usize) {
         .output()
         .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    let values = v["results"][0]["series"][0]["values"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let markers = values
-        .iter()
-        .filter_map(|row| row[1].as_str().map(str::to_owned))
-        .collect();
+    let values = v["results"][0]["series"][0]["values"].as_array().cloned().unwrap_or_default();
+    let markers = values.iter().filter_map(|row| row[1].as_str().map(str::to_owned)).collect();
     (markers, values.len())
 }
 
@@ -69,20 +55,10 @@ fn checkpoint_offset(state: &Path, log: &Path) -> u64 {
 
 fn assert_exactly_once(url: &str, database: &str, total: usize) {
     let (markers, points) = stored(url, database);
-    let lost: Vec<usize> = (0..total)
-        .filter(|n| !markers.contains(&format!("rec-{n}")))
-        .collect();
+    let lost: Vec<usize> = (0..total).filter(|n| !markers.contains(&format!("rec-{n}"))).collect();
     let duplicated = points - markers.len();
-    eprintln!(
-        "{database}: {total} written, {points} stored, {} lost, {duplicated} duplicated",
-        lost.len()
-    );
-    assert!(
-        lost.is_empty(),
-        "lost {} records, first {:?}",
-        lost.len(),
-        &lost[..lost.len().min(10)]
-    );
+    eprintln!("{database}: {total} written, {points} stored, {} lost, {duplicated} duplicated", lost.len());
+    assert!(lost.is_empty(), "lost {} records, first {:?}", lost.len(), &lost[..lost.len().min(10)]);
     assert_eq!(duplicated, 0, "duplicated points");
     assert_eq!(points, total);
 }
@@ -94,11 +70,7 @@ fn kill_9_of_collector_and_consumer_loses_and_duplicates_nothing() {
     let log = world.log_path("WsyncMgr.log");
     let state = world.dir.path().join("state");
     // Small reads, so the collector is killed between checkpoints of one file.
-    let config = world.config(&format!(
-        "url = \"{}\"\ndatabase = \"{}\"",
-        influx_url(),
-        world.name
-    ));
+    let config = world.config(&format!("url = \"{}\"\ndatabase = \"{}\"", influx_url(), world.name));
     let text = std::fs::read_to_string(&config)
         .unwrap()
         .replace("[collect]\n", "[collect]\nmax_read_bytes = 65536\n");
@@ -147,86 +119,14 @@ fn kill_9_of_collector_and_consumer_loses_and_duplicates_nothing() {
     consumer.stop();
 }
 
-/// An InfluxDB of this test's own, so that stopping it disturbs no other test.
-struct PrivateInflux {
-    child: Option<Child>,
-    dir: std::path::PathBuf,
-    port: u16,
-}
-
-impl PrivateInflux {
-    fn start(dir: &Path, port: u16) -> PrivateInflux {
-        let template = include_str!("../../deploy/local/influxdb.conf");
-        let conf = template
-            .replace("@DIR@", &dir.display().to_string())
-            .replace("@PORT@", &port.to_string())
-            .replace("@RPC_PORT@", &(port + 1).to_string());
-        std::fs::create_dir_all(dir).unwrap();
-        std::fs::write(dir.join("influxdb.conf"), conf).unwrap();
-        let mut me = PrivateInflux {
-            child: None,
-            dir: dir.to_path_buf(),
-            port,
-        };
-        me.resume();
-        me
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn resume(&mut self) {
-        let log = std::fs::File::create(self.dir.join("influxd.log")).unwrap();
-        let child = Command::new("influxd")
-            .arg("-config")
-            .arg(self.dir.join("influxdb.conf"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("influxd (Debian package influxdb) must be installed");
-        self.child = Some(child);
-        let ping = format!("{}/ping", self.url());
-        wait_for(
-            Duration::from_secs(30),
-            || {
-                Command::new("curl")
-                    .args(["-sf", &ping])
-                    .status()
-                    .unwrap()
-                    .success()
-                    .then_some(())
-            },
-            || std::fs::read_to_string(self.dir.join("influxd.log")).unwrap_or_default(),
-        );
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for PrivateInflux {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
 #[test]
 #[ignore = "needs the real servers: deploy/local/stack up (run by .ci/run)"]
 fn influxdb_down_commits_nothing_and_loses_nothing() {
     let world = World::new("faults_influx");
     let log = world.log_path("WsyncMgr.log");
-    let port = 18_086 + (std::process::id() % 500) as u16 * 2;
-    let mut influx = PrivateInflux::start(&world.dir.path().join("influxdb"), port);
-    let config = world.config(&format!(
-        "url = \"{}\"\ndatabase = \"{}\"",
-        influx.url(),
-        world.name
-    ));
+    let port = free_port_pair(18_086);
+    let mut influx = PrivateInflux::start(&world.dir.path().join("influxdb"), port, false);
+    let config = world.config(&format!("url = \"{}\"\ndatabase = \"{}\"", influx.url(), world.name));
     let total = 3000;
     append(&log, &records(0..1000));
     let collector = Proc::start("collect", &config);
@@ -241,23 +141,13 @@ fn influxdb_down_commits_nothing_and_loses_nothing() {
     influx.kill9();
     append(&log, &records(1000..2000));
     std::thread::sleep(Duration::from_secs(3));
-    assert!(
-        consumer.output().contains("InfluxDB unavailable"),
-        "{}",
-        consumer.output()
-    );
+    assert!(consumer.output().contains("InfluxDB unavailable"), "{}", consumer.output());
     influx.resume();
     append(&log, &records(2000..total));
     wait_for(
         Duration::from_secs(120),
         || (stored(&influx.url(), &world.name).1 >= total).then_some(()),
-        || {
-            format!(
-                "{} of {total}\n{}",
-                stored(&influx.url(), &world.name).1,
-                consumer.output()
-            )
-        },
+        || format!("{} of {total}\n{}", stored(&influx.url(), &world.name).1, consumer.output()),
     );
     std::thread::sleep(Duration::from_secs(1));
     assert_exactly_once(&influx.url(), &world.name, total);

@@ -18,10 +18,7 @@ use serde_json::Value;
 const BIAS: i32 = 240; // US Eastern daylight time: UTC = local + 240 minutes
 
 fn gmt(n: usize) -> NaiveDateTime {
-    NaiveDate::from_ymd_opt(2024, 8, 2)
-        .unwrap()
-        .and_hms_milli_opt(20, 0, 0, 0)
-        .unwrap()
+    NaiveDate::from_ymd_opt(2024, 8, 2).unwrap().and_hms_milli_opt(20, 0, 0, 0).unwrap()
         + chrono::Duration::milliseconds(n as i64 * 1_007)
 }
 
@@ -40,9 +37,7 @@ fn hostile(n: usize) -> Vec<String> {
         r#"\" ISTR9= not a key"#,
         "",
     ];
-    let mut istr: Vec<String> = (0..10)
-        .map(|k| pool[(n + k) % pool.len()].to_owned())
-        .collect();
+    let mut istr: Vec<String> = (0..10).map(|k| pool[(n + k) % pool.len()].to_owned()).collect();
     istr[0] = format!("rec-{n}");
     istr
 }
@@ -57,18 +52,8 @@ struct Expected {
 
 fn expected(n: usize) -> Expected {
     let id = 6701 + (n % 6) as u16;
-    let (sev, le) = if id == 6703 {
-        ('E', Some(0x8013_1500 + n as u32))
-    } else {
-        ('I', None)
-    };
-    Expected {
-        id,
-        sev,
-        istr: hostile(n),
-        le,
-        gmt: gmt(n),
-    }
+    let (sev, le) = if id == 6703 { ('E', Some(0x8013_1500 + n as u32)) } else { ('I', None) };
+    Expected { id, sev, istr: hostile(n), le, gmt: gmt(n) }
 }
 
 /// Record `n` as log text: a narrative line, then its status message.
@@ -80,12 +65,7 @@ fn lines(n: usize) -> String {
         local,
         BIAS,
         9640,
-    ) + &server_line(
-        &statmsg_message(e.id, e.sev, e.gmt, &e.istr, e.le),
-        local,
-        BIAS,
-        9640,
-    )
+    ) + &server_line(&statmsg_message(e.id, e.sev, e.gmt, &e.istr, e.le), local, BIAS, 9640)
 }
 
 fn check_point(row: &serde_json::Map<String, Value>, name: &str, e: &Expected) {
@@ -101,17 +81,9 @@ fn check_point(row: &serde_json::Map<String, Value>, name: &str, e: &Expected) {
     assert_eq!(row["sys"], "CM1.contoso.com");
     assert_eq!(row["pid"], 2836);
     assert_eq!(row["tid"], 9640);
-    assert_eq!(
-        row["le"],
-        e.le.map_or(Value::Null, |le| Value::from(u64::from(le))),
-        "{n} le"
-    );
+    assert_eq!(row["le"], e.le.map_or(Value::Null, |le| Value::from(u64::from(le))), "{n} le");
     let ns = row["time"].as_i64().unwrap();
-    assert_eq!(
-        ns.div_euclid(1_000_000),
-        e.gmt.and_utc().timestamp_millis(),
-        "{n} time is GMTDATE"
-    );
+    assert_eq!(ns.div_euclid(1_000_000), e.gmt.and_utc().timestamp_millis(), "{n} time is GMTDATE");
 }
 
 #[test]
@@ -119,11 +91,7 @@ fn check_point(row: &serde_json::Map<String, Value>, name: &str, e: &Expected) {
 fn status_messages_arrive_exactly_once_with_every_field_intact() {
     let world = World::new("e2e");
     let log = world.log_path("WsyncMgr.log");
-    let config = world.config(&format!(
-        "url = \"{}\"\ndatabase = \"{}\"",
-        influx_url(),
-        world.name
-    ));
+    let config = world.config(&format!("url = \"{}\"\ndatabase = \"{}\"", influx_url(), world.name));
     let total = 120;
 
     // A BOM and some records before the collector starts...
@@ -163,34 +131,25 @@ fn status_messages_arrive_exactly_once_with_every_field_intact() {
     );
     // Give any duplicate a chance to show up before counting.
     std::thread::sleep(Duration::from_secs(1));
-    let result = influx_query(
-        &world.name,
-        &format!("SELECT * FROM statmsg WHERE hierarchy = '{}'", world.name),
-    );
+    let result =
+        influx_query(&world.name, &format!("SELECT * FROM statmsg WHERE hierarchy = '{}'", world.name));
     let rows = rows(&result);
     assert_eq!(rows.len(), total, "exactly one point per status message");
-    let by_marker: BTreeMap<String, _> = rows
-        .iter()
-        .map(|r| (r["istr0"].as_str().unwrap().to_owned(), r))
-        .collect();
+    let by_marker: BTreeMap<String, _> =
+        rows.iter().map(|r| (r["istr0"].as_str().unwrap().to_owned(), r)).collect();
     assert_eq!(by_marker.len(), total, "no record twice");
     for n in 0..total {
-        let row = by_marker
-            .get(&format!("rec-{n}"))
-            .unwrap_or_else(|| panic!("rec-{n} lost"));
+        let row = by_marker.get(&format!("rec-{n}")).unwrap_or_else(|| panic!("rec-{n} lost"));
         check_point(row, &world.name, &expected(n));
     }
 
     collector.stop();
     consumer.stop();
     // The checkpoint reached the end of the file, so a restart re-sends nothing.
-    let checkpoint: Value = serde_json::from_slice(
-        &std::fs::read(world.dir.path().join("state/checkpoints.json")).unwrap(),
-    )
-    .unwrap();
-    let offset = checkpoint["files"][log.to_str().unwrap()]["offset"]
-        .as_u64()
-        .unwrap();
+    let checkpoint: Value =
+        serde_json::from_slice(&std::fs::read(world.dir.path().join("state/checkpoints.json")).unwrap())
+            .unwrap();
+    let offset = checkpoint["files"][log.to_str().unwrap()]["offset"].as_u64().unwrap();
     assert_eq!(offset, std::fs::metadata(&log).unwrap().len());
 }
 
@@ -214,22 +173,13 @@ fn the_v2_write_api_stores_every_status_message() {
     let export = |metric: &str| -> Vec<Value> {
         let out = std::process::Command::new("curl")
             .args(["-sS", &format!("{}/api/v1/export", victoria_url())])
-            .args([
-                "--data-urlencode",
-                &format!("match[]={metric}{{hierarchy=\"{}\"}}", world.name),
-            ])
+            .args(["--data-urlencode", &format!("match[]={metric}{{hierarchy=\"{}\"}}", world.name)])
             .output()
             .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+        String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
     };
     let samples = |series: &[Value]| -> usize {
-        series
-            .iter()
-            .map(|s| s["values"].as_array().map_or(0, Vec::len))
-            .sum()
+        series.iter().map(|s| s["values"].as_array().map_or(0, Vec::len)).sum()
     };
     wait_for(
         Duration::from_secs(90),
@@ -247,28 +197,13 @@ fn the_v2_write_api_stores_every_status_message() {
     assert_eq!(samples(&pid), total);
     for series in &pid {
         assert_eq!(series["metric"]["site"], "CS1");
-        assert!(series["values"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|v| v == 2836));
+        assert!(series["values"].as_array().unwrap().iter().all(|v| v == 2836));
     }
     let le = export("statmsg_le");
-    let mut le_values: Vec<u64> = le
-        .iter()
-        .flat_map(|s| {
-            s["values"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_u64().unwrap())
-        })
-        .collect();
+    let mut le_values: Vec<u64> =
+        le.iter().flat_map(|s| s["values"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap())).collect();
     le_values.sort_unstable();
-    let mut want: Vec<u64> = (0..total)
-        .filter_map(|n| expected(n).le)
-        .map(u64::from)
-        .collect();
+    let mut want: Vec<u64> = (0..total).filter_map(|n| expected(n).le).map(u64::from).collect();
     want.sort_unstable();
     assert_eq!(le_values, want);
     collector.stop();

@@ -37,12 +37,7 @@ impl<'b> PointBuilder<'b> {
         debug_assert!(is_plain_key(measurement), "measurement {measurement:?}");
         let start = out.len();
         out.push_str(measurement);
-        PointBuilder {
-            out,
-            start,
-            fields: 0,
-            measurement,
-        }
+        PointBuilder { out, start, fields: 0, measurement }
     }
 
     /// Adds a tag; an empty value is omitted (InfluxDB refuses empty tag values).
@@ -95,9 +90,7 @@ impl<'b> PointBuilder<'b> {
     pub fn finish(self, timestamp_ns: i64) -> Result<(), LineProtocolError> {
         if self.fields == 0 {
             self.out.truncate(self.start);
-            return Err(LineProtocolError::NoFields {
-                measurement: self.measurement.to_owned(),
-            });
+            return Err(LineProtocolError::NoFields { measurement: self.measurement.to_owned() });
         }
         let _ = writeln!(self.out, " {timestamp_ns}");
         Ok(())
@@ -130,10 +123,7 @@ fn tag_value_is_representable(value: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn point(
-        tags: &[(&'static str, &str)],
-        fields: &[(&str, &str)],
-    ) -> Result<String, LineProtocolError> {
+    fn point(tags: &[(&'static str, &str)], fields: &[(&str, &str)]) -> Result<String, LineProtocolError> {
         let mut out = String::new();
         let mut p = PointBuilder::new(&mut out, "m");
         for (k, v) in tags {
@@ -148,24 +138,14 @@ mod tests {
 
     #[test]
     fn escapes_tags_and_string_fields() {
-        let line = point(
-            &[("a", "p q,r=s"), ("empty", "")],
-            &[("f", "a\"b\\c"), ("g", "x=1 y")],
-        );
-        assert_eq!(
-            line.unwrap(),
-            "m,a=p\\ q\\,r\\=s f=\"a\\\"b\\\\c\",g=\"x=1 y\" 42\n"
-        );
+        let line = point(&[("a", "p q,r=s"), ("empty", "")], &[("f", "a\"b\\c"), ("g", "x=1 y")]);
+        assert_eq!(line.unwrap(), "m,a=p\\ q\\,r\\=s f=\"a\\\"b\\\\c\",g=\"x=1 y\" 42\n");
     }
 
     #[test]
     fn newlines_stay_inside_the_string_field() {
         let line = point(&[], &[("f", "one\ntwo\r\nthree~~")]).unwrap();
-        assert_eq!(
-            line.matches('\n').count(),
-            3,
-            "two inside the quotes, one ending the point"
-        );
+        assert_eq!(line.matches('\n').count(), 3, "two inside the quotes, one ending the point");
         assert!(line.ends_with("three~~\" 42\n"));
     }
 
@@ -174,10 +154,7 @@ mod tests {
         for bad in ["x\\", "x\\,y", "a\nb", "a\rb", "x\\\\"] {
             let mut out = String::from("earlier 1\n");
             let err = PointBuilder::new(&mut out, "m").tag("t", bad).unwrap_err();
-            assert!(
-                matches!(err, LineProtocolError::UnrepresentableTag { .. }),
-                "{bad:?}"
-            );
+            assert!(matches!(err, LineProtocolError::UnrepresentableTag { .. }), "{bad:?}");
             assert_eq!(out, "earlier 1\n");
         }
         assert!(point(&[("t", "C:\\Logs")], &[("f", "v")]).is_ok());

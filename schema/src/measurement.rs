@@ -14,10 +14,7 @@ pub const STATMSG: &str = "statmsg";
 /// itself ([`record_nanos`]), so that two different messages of the same site, component, id and
 /// severity in the same millisecond stay two points, while the same record delivered twice
 /// (at-least-once) overwrites itself: the write is idempotent.
-pub fn write_statmsg_point(
-    envelope: &Envelope<'_>,
-    out: &mut String,
-) -> Result<bool, LineProtocolError> {
+pub fn write_statmsg_point(envelope: &Envelope<'_>, out: &mut String) -> Result<bool, LineProtocolError> {
     let Some(msg) = &envelope.record.statmsg else {
         return Ok(false);
     };
@@ -28,9 +25,8 @@ pub fn write_statmsg_point(
         .tag("component", &msg.comp)?
         .tag("id", itoa_u16(msg.id).as_str())?
         .tag("sev", &msg.sev)?;
-    const ISTR_KEYS: [&str; 10] = [
-        "istr0", "istr1", "istr2", "istr3", "istr4", "istr5", "istr6", "istr7", "istr8", "istr9",
-    ];
+    const ISTR_KEYS: [&str; 10] =
+        ["istr0", "istr1", "istr2", "istr3", "istr4", "istr5", "istr6", "istr7", "istr8", "istr9"];
     for (i, key) in ISTR_KEYS.iter().enumerate() {
         point = point.field_str(key, msg.istr.get(i).map_or("", |s| s.as_ref()));
     }
@@ -54,9 +50,7 @@ pub fn write_statmsg_point(
         .and_then(|ns| ns.checked_add(record_nanos(envelope)));
     let Some(nanos) = nanos else {
         out.truncate(start);
-        return Err(LineProtocolError::TimestampOutOfRange(
-            msg.gmtdate.to_rfc3339(),
-        ));
+        return Err(LineProtocolError::TimestampOutOfRange(msg.gmtdate.to_rfc3339()));
     };
     point.finish(nanos)?;
     Ok(true)
@@ -90,17 +84,14 @@ mod tests {
         let mut istr = vec![Cow::Borrowed(""); 10];
         istr[0] = Cow::Borrowed("CWSyncMgr::DoSync");
         istr[1] = Cow::Borrowed(istr1);
-        let gmtdate = Utc.with_ymd_and_hms(2024, 8, 2, 20, 54, 26).unwrap()
-            + chrono::Duration::milliseconds(571);
+        let gmtdate =
+            Utc.with_ymd_and_hms(2024, 8, 2, 20, 54, 26).unwrap() + chrono::Duration::milliseconds(571);
         Envelope {
             schema: SCHEMA_VERSION,
             hierarchy: "contoso prod".into(),
             site: "CHQ".into(),
             host: "cm1".into(),
-            source: SourcePosition {
-                path: "WsyncMgr.log".into(),
-                offset: 0,
-            },
+            source: SourcePosition { path: "WsyncMgr.log".into(), offset: 0 },
             record: Record {
                 time: Some(gmtdate),
                 component: Some("SMS_WSUS_SYNC_MANAGER".into()),
@@ -119,10 +110,7 @@ mod tests {
                     tid: 9640,
                     gmtdate,
                     istr,
-                    attrs: vec![Attribute {
-                        id: 419,
-                        value: "{C2D17964}".into(),
-                    }],
+                    attrs: vec![Attribute { id: 419, value: "{C2D17964}".into() }],
                     le: Some(0x8013_150a),
                 }),
                 statmsg_error: None,

@@ -128,14 +128,7 @@ impl StatusMessage<'_> {
             tid: self.tid,
             gmtdate: self.gmtdate,
             istr: self.istr.into_iter().map(owned).collect(),
-            attrs: self
-                .attrs
-                .into_iter()
-                .map(|a| Attribute {
-                    id: a.id,
-                    value: owned(a.value),
-                })
-                .collect(),
+            attrs: self.attrs.into_iter().map(|a| Attribute { id: a.id, value: owned(a.value) }).collect(),
             le: self.le,
         }
     }
@@ -159,10 +152,7 @@ pub(crate) mod millis {
         s.serialize_str(&format(t))
     }
 
-    pub fn serialize_opt<S: Serializer>(
-        t: &Option<DateTime<Utc>>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
+    pub fn serialize_opt<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
         match t {
             Some(t) => serialize(t, s),
             None => s.serialize_none(),

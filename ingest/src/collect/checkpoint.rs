@@ -15,25 +15,13 @@ const VERSION: u32 = 1;
 #[derive(Debug, Error)]
 pub enum CheckpointError {
     #[error("cannot use checkpoint directory {dir}: {source}")]
-    Dir {
-        dir: PathBuf,
-        source: std::io::Error,
-    },
+    Dir { dir: PathBuf, source: std::io::Error },
     #[error("cannot read checkpoints {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("checkpoints {path} are corrupt ({source}); move the file away to start over")]
-    Corrupt {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
+    Corrupt { path: PathBuf, source: serde_json::Error },
     #[error("cannot save checkpoints {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
 }
 
 /// Identity of a file that survives renames (device and inode on Unix, creation time on Windows),
@@ -49,26 +37,17 @@ impl FileId {
         #[cfg(unix)]
         {
             use std::os::unix::fs::MetadataExt;
-            FileId {
-                device: meta.dev(),
-                index: meta.ino(),
-            }
+            FileId { device: meta.dev(), index: meta.ino() }
         }
         #[cfg(windows)]
         {
             use std::os::windows::fs::MetadataExt;
-            FileId {
-                device: 0,
-                index: meta.creation_time(),
-            }
+            FileId { device: 0, index: meta.creation_time() }
         }
         #[cfg(not(any(unix, windows)))]
         {
             let _ = meta;
-            FileId {
-                device: 0,
-                index: 0,
-            }
+            FileId { device: 0, index: 0 }
         }
     }
 }
@@ -97,18 +76,13 @@ pub struct Checkpoints {
 impl Checkpoints {
     /// Opens (creating the directory) and loads the saved positions.
     pub fn open(dir: &Path) -> Result<Checkpoints, CheckpointError> {
-        std::fs::create_dir_all(dir).map_err(|source| CheckpointError::Dir {
-            dir: dir.to_path_buf(),
-            source,
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|source| CheckpointError::Dir { dir: dir.to_path_buf(), source })?;
         let path = dir.join(FILE_NAME);
         let files = match std::fs::read(&path) {
             Ok(bytes) => {
-                let disk: OnDisk =
-                    serde_json::from_slice(&bytes).map_err(|source| CheckpointError::Corrupt {
-                        path: path.clone(),
-                        source,
-                    })?;
+                let disk: OnDisk = serde_json::from_slice(&bytes)
+                    .map_err(|source| CheckpointError::Corrupt { path: path.clone(), source })?;
                 disk.files
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
@@ -131,16 +105,9 @@ impl Checkpoints {
     }
 
     fn persist(&self) -> Result<(), CheckpointError> {
-        let write_error = |source| CheckpointError::Write {
-            path: self.path.clone(),
-            source,
-        };
-        let disk = OnDisk {
-            version: VERSION,
-            files: self.files.clone(),
-        };
-        let bytes =
-            serde_json::to_vec_pretty(&disk).map_err(|e| write_error(std::io::Error::other(e)))?;
+        let write_error = |source| CheckpointError::Write { path: self.path.clone(), source };
+        let disk = OnDisk { version: VERSION, files: self.files.clone() };
+        let bytes = serde_json::to_vec_pretty(&disk).map_err(|e| write_error(std::io::Error::other(e)))?;
         let tmp = self.path.with_extension("json.tmp");
         let mut f = std::fs::File::create(&tmp).map_err(write_error)?;
         f.write_all(&bytes).map_err(write_error)?;
@@ -149,9 +116,7 @@ impl Checkpoints {
         std::fs::rename(&tmp, &self.path).map_err(write_error)?;
         #[cfg(unix)]
         if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(write_error)?;
+            std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(write_error)?;
         }
         Ok(())
     }
@@ -164,13 +129,7 @@ mod tests {
     #[test]
     fn positions_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
-        let pos = Position {
-            id: FileId {
-                device: 1,
-                index: 2,
-            },
-            offset: 1234,
-        };
+        let pos = Position { id: FileId { device: 1, index: 2 }, offset: 1234 };
         let mut cp = Checkpoints::open(dir.path()).unwrap();
         assert_eq!(cp.get("a.log"), None);
         cp.save("a.log", pos).unwrap();

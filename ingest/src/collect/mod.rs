@@ -34,11 +34,7 @@ pub struct Config {
 
 impl From<&Settings> for Config {
     fn from(s: &Settings) -> Self {
-        Config {
-            hierarchy: s.hierarchy.clone(),
-            collect: s.collect.clone(),
-            kafka: s.kafka.clone(),
-        }
+        Config { hierarchy: s.hierarchy.clone(), collect: s.collect.clone(), kafka: s.kafka.clone() }
     }
 }
 
@@ -68,16 +64,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), CollectError>
             seen.insert(path.clone());
             // Drain the file a chunk at a time, so one busy file cannot hold memory unbounded.
             loop {
-                match poll_file(
-                    &config,
-                    &publisher,
-                    &mut checkpoints,
-                    &path,
-                    start_at_end,
-                    &shutdown,
-                )
-                .await
-                {
+                match poll_file(&config, &publisher, &mut checkpoints, &path, start_at_end, &shutdown).await {
                     Ok(true) if !shutdown.is_cancelled() => continue,
                     Ok(_) => break,
                     Err(PollError::Checkpoint(e)) => return Err(e.into()),
@@ -142,13 +129,7 @@ async fn poll_file(
     let max = config.collect.max_read_bytes;
     let read_path = path.to_path_buf();
     let chunk = tokio::task::spawn_blocking(move || {
-        tail::read_new(&read_path, position, max, |len| {
-            if start_at_end {
-                len
-            } else {
-                0
-            }
-        })
+        tail::read_new(&read_path, position, max, |len| if start_at_end { len } else { 0 })
     })
     .await
     .map_err(|e| PollError::Read(std::io::Error::other(e)))?
@@ -163,10 +144,7 @@ async fn poll_file(
         let text = decode_line(line);
         let record = parse_line(&text);
         let site = if config.collect.site.is_empty() {
-            record
-                .statmsg
-                .as_ref()
-                .map_or(Cow::Borrowed(""), |m| Cow::Owned(m.site.to_string()))
+            record.statmsg.as_ref().map_or(Cow::Borrowed(""), |m| Cow::Owned(m.site.to_string()))
         } else {
             Cow::Borrowed(config.collect.site.as_str())
         };
@@ -175,29 +153,15 @@ async fn poll_file(
             hierarchy: Cow::Borrowed(&config.hierarchy),
             site,
             host: Cow::Borrowed(&config.collect.host),
-            source: SourcePosition {
-                path: Cow::Borrowed(&key),
-                offset,
-            },
+            source: SourcePosition { path: Cow::Borrowed(&key), offset },
             record,
         };
         // Infallible: the envelope holds only strings, numbers and string-keyed structs.
         let payload = serde_json::to_vec(&envelope).expect("an envelope always serializes");
         (envelope.key(), payload)
     });
-    publisher
-        .publish_all(messages, shutdown, SHUTDOWN_GRACE)
-        .await
-        .map_err(PollError::Publish)?;
-    checkpoints
-        .save(
-            &key,
-            Position {
-                id: chunk.id,
-                offset: end,
-            },
-        )
-        .map_err(PollError::Checkpoint)?;
+    publisher.publish_all(messages, shutdown, SHUTDOWN_GRACE).await.map_err(PollError::Publish)?;
+    checkpoints.save(&key, Position { id: chunk.id, offset: end }).map_err(PollError::Checkpoint)?;
     if count > 0 {
         tracing::debug!(path = %key, records = count, offset = end, "published");
     }

@@ -16,19 +16,14 @@ pub struct Publisher {
 
 impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Publisher")
-            .field("topic", &self.topic)
-            .finish_non_exhaustive()
+        f.debug_struct("Publisher").field("topic", &self.topic).finish_non_exhaustive()
     }
 }
 
 impl Publisher {
     pub fn new(settings: &KafkaSettings) -> Result<Publisher, KafkaError> {
         let producer = client_config(settings, PRODUCER_DEFAULTS).create()?;
-        Ok(Publisher {
-            producer,
-            topic: settings.topic.clone(),
-        })
+        Ok(Publisher { producer, topic: settings.topic.clone() })
     }
 
     /// Sends every (key, payload) and returns once all are acknowledged, or with the first
@@ -41,8 +36,7 @@ impl Publisher {
         shutdown: &Shutdown,
         grace: Duration,
     ) -> Result<(), KafkaError> {
-        let mut pending: std::collections::VecDeque<DeliveryFuture> =
-            std::collections::VecDeque::new();
+        let mut pending: std::collections::VecDeque<DeliveryFuture> = std::collections::VecDeque::new();
         for (key, payload) in messages {
             let mut record = FutureRecord::to(&self.topic).key(&key).payload(&payload);
             loop {

@@ -26,15 +26,9 @@ impl Chunk {
     /// line break is one (split) line.
     pub fn lines(&self, max_read_bytes: usize) -> (Vec<(u64, &[u8])>, u64) {
         let mut lines = Lines::complete_only(&self.bytes);
-        let found: Vec<(u64, &[u8])> = lines
-            .by_ref()
-            .map(|(off, l)| (self.start + off as u64, l))
-            .collect();
+        let found: Vec<(u64, &[u8])> = lines.by_ref().map(|(off, l)| (self.start + off as u64, l)).collect();
         if found.is_empty() && self.bytes.len() >= max_read_bytes {
-            return (
-                vec![(self.start, &self.bytes[..])],
-                self.start + self.bytes.len() as u64,
-            );
+            return (vec![(self.start, &self.bytes[..])], self.start + self.bytes.len() as u64);
         }
         let end = self.start + lines.consumed() as u64;
         (found, end)
@@ -60,12 +54,7 @@ pub fn read_new(
         None => (default_offset(len), None),
     };
     if offset >= len && restarted.is_none() {
-        return Ok(position.is_none().then(|| Chunk {
-            id,
-            start: offset,
-            bytes: Vec::new(),
-            restarted,
-        }));
+        return Ok(position.is_none().then(|| Chunk { id, start: offset, bytes: Vec::new(), restarted }));
     }
     let want = usize::try_from(len - offset).unwrap_or(usize::MAX).min(max);
     file.seek(SeekFrom::Start(offset))?;
@@ -75,12 +64,7 @@ pub fn read_new(
         bytes.drain(..UTF8_BOM.len());
         offset = UTF8_BOM.len() as u64;
     }
-    Ok(Some(Chunk {
-        id,
-        start: offset,
-        bytes,
-        restarted,
-    }))
+    Ok(Some(Chunk { id, start: offset, bytes, restarted }))
 }
 
 #[cfg(test)]
@@ -104,27 +88,13 @@ mod tests {
         assert_eq!(lines, vec![(3, &b"one"[..]), (8, &b"two"[..])]);
         assert_eq!(end, 13);
         f.write_all(b"ee\r\n").unwrap();
-        let chunk = read(
-            &path,
-            Some(Position {
-                id: chunk.id,
-                offset: end,
-            }),
-        );
+        let chunk = read(&path, Some(Position { id: chunk.id, offset: end }));
         let (lines, end) = chunk.lines(1 << 20);
         assert_eq!(lines, vec![(13, &b"three"[..])]);
         assert_eq!(end, 20);
-        assert!(read_new(
-            &path,
-            Some(Position {
-                id: chunk.id,
-                offset: end
-            }),
-            1 << 20,
-            |_| 0
-        )
-        .unwrap()
-        .is_none());
+        assert!(read_new(&path, Some(Position { id: chunk.id, offset: end }), 1 << 20, |_| 0)
+            .unwrap()
+            .is_none());
     }
 
     #[test]
@@ -134,27 +104,15 @@ mod tests {
         std::fs::write(&path, b"one\n").unwrap();
         let id = read(&path, None).id;
         let chunk = read(&path, Some(Position { id, offset: 100 }));
-        assert_eq!(
-            (chunk.start, chunk.restarted),
-            (0, Some("the file was truncated"))
-        );
+        assert_eq!((chunk.start, chunk.restarted), (0, Some("the file was truncated")));
         std::fs::remove_file(&path).unwrap();
         std::fs::write(dir.path().join("keep-inode-busy"), b"x").unwrap();
         std::fs::write(&path, b"new\n").unwrap();
         let chunk = read(
             &path,
-            Some(Position {
-                id: FileId {
-                    device: id.device,
-                    index: id.index + 999_999,
-                },
-                offset: 4,
-            }),
+            Some(Position { id: FileId { device: id.device, index: id.index + 999_999 }, offset: 4 }),
         );
-        assert_eq!(
-            (chunk.start, chunk.restarted),
-            (0, Some("the file was replaced"))
-        );
+        assert_eq!((chunk.start, chunk.restarted), (0, Some("the file was replaced")));
     }
 
     #[test]

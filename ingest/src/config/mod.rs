@@ -30,10 +30,7 @@ pub enum ConfigError {
 }
 
 fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key,
-        problem: problem.into(),
-    }
+    ConfigError::Invalid { key, problem: problem.into() }
 }
 
 /// The validated configuration.
@@ -84,17 +81,8 @@ pub struct InfluxSettings {
 /// Where and how points are written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InfluxApi {
-    V1 {
-        database: String,
-        retention_policy: String,
-        username: String,
-        password: String,
-    },
-    V2 {
-        org: String,
-        bucket: String,
-        token: String,
-    },
+    V1 { database: String, retention_policy: String, username: String, password: String },
+    V2 { org: String, bucket: String, token: String },
 }
 
 impl Settings {
@@ -112,9 +100,7 @@ impl Settings {
             .collect
             .paths
             .iter()
-            .map(|p| {
-                glob::Pattern::new(p).map_err(|e| invalid("collect.paths", format!("{p:?}: {e}")))
-            })
+            .map(|p| glob::Pattern::new(p).map_err(|e| invalid("collect.paths", format!("{p:?}: {e}"))))
             .collect::<Result<Vec<_>, _>>()?;
         if raw.collect.poll_interval_ms == 0 {
             return Err(invalid("collect.poll_interval_ms", "must be at least 1"));
@@ -122,21 +108,14 @@ impl Settings {
         if raw.collect.max_read_bytes < 4096 {
             return Err(invalid("collect.max_read_bytes", "must be at least 4096"));
         }
-        let host = if raw.collect.host.is_empty() {
-            local_host_name()
-        } else {
-            raw.collect.host.clone()
-        };
+        let host = if raw.collect.host.is_empty() { local_host_name() } else { raw.collect.host.clone() };
         if raw.kafka.brokers.trim().is_empty() {
             return Err(invalid("kafka.brokers", "must name at least one broker"));
         }
         check_topic("kafka.topic", &raw.kafka.topic)?;
         check_topic("kafka.dead_letter_topic", &raw.kafka.dead_letter_topic)?;
         if raw.kafka.topic == raw.kafka.dead_letter_topic {
-            return Err(invalid(
-                "kafka.dead_letter_topic",
-                "must differ from kafka.topic",
-            ));
+            return Err(invalid("kafka.dead_letter_topic", "must differ from kafka.topic"));
         }
         if raw.kafka.group_id.trim().is_empty() {
             return Err(invalid("kafka.group_id", "must not be empty"));
@@ -144,31 +123,20 @@ impl Settings {
         if raw.kafka.partitions < 1 {
             return Err(invalid("kafka.partitions", "must be at least 1"));
         }
-        let properties = raw
-            .kafka
-            .properties
-            .iter()
-            .map(|(k, v)| (k.replace('_', "."), v.clone()))
-            .collect();
+        let properties = raw.kafka.properties.iter().map(|(k, v)| (k.replace('_', "."), v.clone())).collect();
         if raw.consume.batch_max_points == 0 {
             return Err(invalid("consume.batch_max_points", "must be at least 1"));
         }
         let url = reqwest::Url::parse(&raw.influxdb.url)
             .map_err(|e| invalid("influxdb.url", format!("{:?}: {e}", raw.influxdb.url)))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(invalid(
-                "influxdb.url",
-                "must be an http:// or https:// URL",
-            ));
+            return Err(invalid("influxdb.url", "must be an http:// or https:// URL"));
         }
         let i = raw.influxdb;
         let api = match i.api {
             raw::ApiVersion::V1 => {
                 if i.database.is_empty() {
-                    return Err(invalid(
-                        "influxdb.database",
-                        "must not be empty with api = \"v1\"",
-                    ));
+                    return Err(invalid("influxdb.database", "must not be empty with api = \"v1\""));
                 }
                 InfluxApi::V1 {
                     database: i.database,
@@ -179,16 +147,9 @@ impl Settings {
             }
             raw::ApiVersion::V2 => {
                 if i.bucket.is_empty() {
-                    return Err(invalid(
-                        "influxdb.bucket",
-                        "must not be empty with api = \"v2\"",
-                    ));
+                    return Err(invalid("influxdb.bucket", "must not be empty with api = \"v2\""));
                 }
-                InfluxApi::V2 {
-                    org: i.org,
-                    bucket: i.bucket,
-                    token: i.token,
-                }
+                InfluxApi::V2 { org: i.org, bucket: i.bucket, token: i.token }
             }
         };
         if i.timeout_s == 0 {
@@ -217,11 +178,7 @@ impl Settings {
                 batch_max_points: raw.consume.batch_max_points,
                 batch_linger: Duration::from_millis(raw.consume.batch_linger_ms),
             },
-            influxdb: InfluxSettings {
-                url,
-                api,
-                timeout: Duration::from_secs(i.timeout_s),
-            },
+            influxdb: InfluxSettings { url, api, timeout: Duration::from_secs(i.timeout_s) },
         })
     }
 }
@@ -232,14 +189,8 @@ fn check_tag_value(key: &'static str, value: &str, may_be_empty: bool) -> Result
     if value.is_empty() && !may_be_empty {
         return Err(invalid(key, "must not be empty"));
     }
-    if value
-        .chars()
-        .any(|c| c.is_control() || c == '\\' || c == '/')
-    {
-        return Err(invalid(
-            key,
-            format!("{value:?} must not contain control characters, `\\` or `/`"),
-        ));
+    if value.chars().any(|c| c.is_control() || c == '\\' || c == '/') {
+        return Err(invalid(key, format!("{value:?} must not contain control characters, `\\` or `/`")));
     }
     Ok(())
 }
@@ -249,16 +200,11 @@ fn check_topic(key: &'static str, topic: &str) -> Result<(), ConfigError> {
         && topic.len() <= 249
         && topic != "."
         && topic != ".."
-        && topic
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        && topic.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     if valid {
         Ok(())
     } else {
-        Err(invalid(
-            key,
-            format!("{topic:?} is not a Kafka topic name (1-249 of [a-zA-Z0-9._-])"),
-        ))
+        Err(invalid(key, format!("{topic:?} is not a Kafka topic name (1-249 of [a-zA-Z0-9._-])")))
     }
 }
 

@@ -93,9 +93,7 @@ impl Default for RawConfig {
 impl Default for RawCollect {
     fn default() -> Self {
         RawCollect {
-            paths: vec![
-                "C:/Program Files/Microsoft Configuration Manager/Logs/WsyncMgr.log".into(),
-            ],
+            paths: vec!["C:/Program Files/Microsoft Configuration Manager/Logs/WsyncMgr.log".into()],
             state_dir: PathBuf::from("statmsg-state"),
             start_at: StartAt::End,
             site: String::new(),
@@ -121,10 +119,7 @@ impl Default for RawKafka {
 
 impl Default for RawConsume {
     fn default() -> Self {
-        RawConsume {
-            batch_max_points: 5000,
-            batch_linger_ms: 500,
-        }
+        RawConsume { batch_max_points: 5000, batch_linger_ms: 500 }
     }
 }
 
@@ -178,11 +173,8 @@ impl RawConfig {
     ) -> Result<RawConfig, ConfigError> {
         let mut builder = config::Config::builder();
         if let Some(path) = path {
-            builder = builder.add_source(
-                config::File::from(path)
-                    .format(config::FileFormat::Toml)
-                    .required(true),
-            );
+            builder =
+                builder.add_source(config::File::from(path).format(config::FileFormat::Toml).required(true));
         }
         let environment = config::Environment::with_prefix("STATMSG")
             .prefix_separator("__")
@@ -195,11 +187,6 @@ impl RawConfig {
             path: path.map_or_else(|| PathBuf::from("(environment)"), Path::to_path_buf),
             source,
         };
-        builder
-            .add_source(environment)
-            .build()
-            .map_err(load_error)?
-            .try_deserialize()
-            .map_err(load_error)
+        builder.add_source(environment).build().map_err(load_error)?.try_deserialize().map_err(load_error)
     }
 }

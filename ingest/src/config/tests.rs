@@ -11,10 +11,7 @@ fn file(text: &str) -> tempfile::NamedTempFile {
 
 fn load(text: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
     let f = file(text);
-    let env: HashMap<String, String> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     Settings::validate(RawConfig::load_with_env(Some(f.path()), Some(env))?)
 }
 
@@ -28,9 +25,7 @@ fn example_documents_every_key_with_its_default() {
             Some(rest) if rest.contains(" = ") || rest.starts_with('[') => rest,
             _ => l,
         })
-        .filter(|l| {
-            !l.starts_with("\"security.protocol\"") && !l.starts_with("\"message.timeout.ms\"")
-        })
+        .filter(|l| !l.starts_with("\"security.protocol\"") && !l.starts_with("\"message.timeout.ms\""))
         .collect::<Vec<_>>()
         .join("\n");
     let f = file(&uncommented);
@@ -41,10 +36,7 @@ fn example_documents_every_key_with_its_default() {
     for (section, value) in defaults.as_object().unwrap() {
         match value.as_object() {
             Some(keys) => {
-                assert!(
-                    EXAMPLE.contains(&format!("[{section}]")),
-                    "section {section}"
-                );
+                assert!(EXAMPLE.contains(&format!("[{section}]")), "section {section}");
                 for key in keys.keys() {
                     let documented = EXAMPLE.contains(&format!("# {key} = "))
                         || EXAMPLE.contains(&format!("[{section}.{key}]"));
@@ -74,13 +66,7 @@ fn environment_overrides_every_section() {
     .unwrap();
     assert_eq!(s.hierarchy, "fabrikam");
     assert_eq!(s.kafka.brokers, "b:2,c:3");
-    assert_eq!(
-        s.kafka
-            .properties
-            .get("message.timeout.ms")
-            .map(String::as_str),
-        Some("5000")
-    );
+    assert_eq!(s.kafka.properties.get("message.timeout.ms").map(String::as_str), Some("5000"));
     assert_eq!(s.collect.paths.len(), 2);
     assert_eq!(s.collect.start_at, StartAt::Beginning);
     assert_eq!(s.consume.batch_max_points, 10);
@@ -102,9 +88,7 @@ fn errors_name_the_key() {
     assert!(message("[kafka]\nbrokerz = \"x\"\n", &[]).contains("brokerz"));
     assert!(message("[influxdb]\napi = \"v3\"\n", &[]).contains("v3"));
     assert!(message("[collect]\npoll_interval_ms = \"soon\"\n", &[]).contains("poll_interval_ms"));
-    assert!(
-        message("", &[("STATMSG__COLLECT__POLL_INTERVAL_MS", "soon")]).contains("poll_interval_ms")
-    );
+    assert!(message("", &[("STATMSG__COLLECT__POLL_INTERVAL_MS", "soon")]).contains("poll_interval_ms"));
     assert!(message("", &[("STATMSG__KAFKA__NOPE", "1")]).contains("nope"));
     assert!(message("[kafka]\ntopic = \"bad topic\"\n", &[]).contains("kafka.topic"));
     assert!(message("[influxdb]\nurl = \"ftp://x\"\n", &[]).contains("influxdb.url"));

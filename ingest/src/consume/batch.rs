@@ -45,10 +45,7 @@ impl Batch {
     /// Adds one Kafka message.
     pub fn add(&mut self, origin: Origin, key: Option<&[u8]>, payload: Option<&[u8]>) {
         self.messages += 1;
-        let next = self
-            .next_offsets
-            .entry((origin.topic.clone(), origin.partition))
-            .or_insert(0);
+        let next = self.next_offsets.entry((origin.topic.clone(), origin.partition)).or_insert(0);
         *next = (*next).max(origin.offset + 1);
         let Some(payload) = payload else {
             return self.dead_letter("empty message", origin, key, "");
@@ -57,12 +54,7 @@ impl Batch {
             Ok(e) => e,
             Err(e) => {
                 let text = String::from_utf8_lossy(payload);
-                return self.dead_letter(
-                    &format!("not a statmsg envelope: {e}"),
-                    origin,
-                    key,
-                    &text,
-                );
+                return self.dead_letter(&format!("not a statmsg envelope: {e}"), origin, key, &text);
             }
         };
         if envelope.schema > SCHEMA_VERSION {
@@ -79,12 +71,7 @@ impl Batch {
         match write_statmsg_point(&envelope, &mut self.body) {
             Ok(true) => self.points.push((start..self.body.len(), origin)),
             Ok(false) => self.skipped += 1,
-            Err(e) => self.dead_letter(
-                &e.to_string(),
-                origin,
-                key,
-                &String::from_utf8_lossy(payload),
-            ),
+            Err(e) => self.dead_letter(&e.to_string(), origin, key, &String::from_utf8_lossy(payload)),
         }
     }
 
@@ -112,19 +99,12 @@ impl Batch {
 
     /// Each point alone, with its origin (to find the ones InfluxDB refuses).
     pub fn each_point(&self) -> impl Iterator<Item = (&str, &Origin)> {
-        self.points
-            .iter()
-            .map(|(range, origin)| (&self.body[range.clone()], origin))
+        self.points.iter().map(|(range, origin)| (&self.body[range.clone()], origin))
     }
 
     /// Records a point that InfluxDB refused as a dead letter.
     pub fn refused(&mut self, line: &str, origin: &Origin, reason: &str) {
-        self.dead_letter(
-            &format!("InfluxDB refused the point: {reason}"),
-            origin.clone(),
-            None,
-            line,
-        );
+        self.dead_letter(&format!("InfluxDB refused the point: {reason}"), origin.clone(), None, line);
     }
 
     pub fn dead_letters(&self) -> &[DeadLetter] {
@@ -134,9 +114,7 @@ impl Batch {
     /// The offsets to commit once everything above is stored: per partition, one past the
     /// highest offset seen.
     pub fn next_offsets(&self) -> impl Iterator<Item = (&str, i32, i64)> {
-        self.next_offsets
-            .iter()
-            .map(|((t, p), o)| (t.as_str(), *p, *o))
+        self.next_offsets.iter().map(|((t, p), o)| (t.as_str(), *p, *o))
     }
 }
 
@@ -145,11 +123,7 @@ mod tests {
     use super::*;
 
     fn origin(offset: i64) -> Origin {
-        Origin {
-            topic: "t".into(),
-            partition: 0,
-            offset,
-        }
+        Origin { topic: "t".into(), partition: 0, offset }
     }
 
     const STATUS: &str = r#"{"schema":1,"hierarchy":"h","site":"CS1","host":"cm1","source":{"path":"a","offset":0},"record":{"time":"2014-01-16T18:53:52.610Z","component":"SMS_WSUS_SYNC_MANAGER","thread":1,"text":"STATMSG: ID=6701","format":"server","statmsg":{"id":6701,"sev":"I","lev":"M","source":"SMS Server","comp":"SMS_WSUS_SYNC_MANAGER","sys":"S","site":"CS1","pid":1,"tid":2,"gmtdate":"2014-01-16T18:53:52.608Z","istr":["a","","","","","","","","",""],"attrs":[]}}}"#;
@@ -161,38 +135,18 @@ mod tests {
         batch.add(origin(5), Some(b"h/CS1"), Some(STATUS.as_bytes()));
         batch.add(origin(6), None, Some(PLAIN.as_bytes()));
         batch.add(origin(7), None, Some(b"{garbage"));
-        batch.add(
-            origin(8),
-            None,
-            Some(STATUS.replace("\"schema\":1", "\"schema\":99").as_bytes()),
-        );
+        batch.add(origin(8), None, Some(STATUS.replace("\"schema\":1", "\"schema\":99").as_bytes()));
         batch.add(origin(9), None, None);
-        batch.add(
-            Origin {
-                topic: "t".into(),
-                partition: 2,
-                offset: 1,
-            },
-            None,
-            Some(STATUS.as_bytes()),
-        );
+        batch.add(Origin { topic: "t".into(), partition: 2, offset: 1 }, None, Some(STATUS.as_bytes()));
         assert_eq!((batch.messages(), batch.points(), batch.skipped), (6, 2, 1));
-        assert!(batch.body().starts_with("statmsg,hierarchy=h,site=CS1,component=SMS_WSUS_SYNC_MANAGER,id=6701,sev=I istr0=\"a\""));
-        let reasons: Vec<&str> = batch
-            .dead_letters()
-            .iter()
-            .map(|d| d.reason.as_str())
-            .collect();
-        assert!(
-            reasons[0].starts_with("not a statmsg envelope"),
-            "{reasons:?}"
-        );
+        assert!(batch.body().starts_with(
+            "statmsg,hierarchy=h,site=CS1,component=SMS_WSUS_SYNC_MANAGER,id=6701,sev=I istr0=\"a\""
+        ));
+        let reasons: Vec<&str> = batch.dead_letters().iter().map(|d| d.reason.as_str()).collect();
+        assert!(reasons[0].starts_with("not a statmsg envelope"), "{reasons:?}");
         assert!(reasons[1].contains("newer"));
         assert_eq!(reasons[2], "empty message");
-        assert_eq!(
-            batch.next_offsets().collect::<Vec<_>>(),
-            vec![("t", 0, 10), ("t", 2, 2)]
-        );
+        assert_eq!(batch.next_offsets().collect::<Vec<_>>(), vec![("t", 0, 10), ("t", 2, 2)]);
     }
 
     #[test]
@@ -206,11 +160,7 @@ mod tests {
         batch.add(
             origin(2),
             None,
-            Some(
-                STATUS
-                    .replace("\"site\":\"CS1\",\"pid\"", "\"site\":\"C\\\\\",\"pid\"")
-                    .as_bytes(),
-            ),
+            Some(STATUS.replace("\"site\":\"CS1\",\"pid\"", "\"site\":\"C\\\\\",\"pid\"").as_bytes()),
         );
         assert_eq!(batch.points(), 0);
         assert_eq!(batch.dead_letters().len(), 2, "{:?}", batch.dead_letters());

@@ -31,14 +31,8 @@ pub fn classify(status: StatusCode, body: &str) -> Result<(), WriteError> {
     match status.as_u16() {
         200..=299 => Ok(()),
         404 if body.contains("database not found") => Err(WriteError::DatabaseMissing(body)),
-        401 | 403 => Err(WriteError::Unauthorized {
-            status: status.as_u16(),
-            body,
-        }),
-        400 | 413 | 422 => Err(WriteError::Rejected {
-            status: status.as_u16(),
-            body,
-        }),
+        401 | 403 => Err(WriteError::Unauthorized { status: status.as_u16(), body }),
+        400 | 413 | 422 => Err(WriteError::Rejected { status: status.as_u16(), body }),
         s => Err(WriteError::Unavailable(format!("HTTP {s}: {body}"))),
     }
 }
@@ -69,22 +63,13 @@ impl InfluxWriter {
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("statmsg/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(InfluxWriter {
-            client,
-            write_url: write_url(settings),
-            settings: settings.clone(),
-        })
+        Ok(InfluxWriter { client, write_url: write_url(settings), settings: settings.clone() })
     }
 
     /// Posts a line-protocol body (nanosecond timestamps).
     pub async fn write(&self, body: &str) -> Result<(), WriteError> {
-        let request = self
-            .authorize(self.client.post(self.write_url.clone()))
-            .body(body.to_owned());
-        let response = request
-            .send()
-            .await
-            .map_err(|e| WriteError::Unavailable(error_chain(&e)))?;
+        let request = self.authorize(self.client.post(self.write_url.clone())).body(body.to_owned());
+        let response = request.send().await.map_err(|e| WriteError::Unavailable(error_chain(&e)))?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         classify(status, &text)
@@ -96,10 +81,7 @@ impl InfluxWriter {
         let InfluxApi::V1 { database, .. } = &self.settings.api else {
             return Ok(());
         };
-        let failed = |detail: String| CreateError::Failed {
-            database: database.clone(),
-            detail,
-        };
+        let failed = |detail: String| CreateError::Failed { database: database.clone(), detail };
         let mut url = self.settings.url.clone();
         url.set_path(&join_path(url.path(), "query"));
         let statement = format!("CREATE DATABASE {}", quote_identifier(database));
@@ -129,9 +111,9 @@ impl InfluxWriter {
 
     fn authorize(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.settings.api {
-            InfluxApi::V1 {
-                username, password, ..
-            } if !username.is_empty() => request.basic_auth(username, Some(password)),
+            InfluxApi::V1 { username, password, .. } if !username.is_empty() => {
+                request.basic_auth(username, Some(password))
+            }
             InfluxApi::V2 { token, .. } if !token.is_empty() => {
                 request.header(reqwest::header::AUTHORIZATION, format!("Token {token}"))
             }
@@ -144,11 +126,7 @@ impl InfluxWriter {
 pub fn write_url(settings: &InfluxSettings) -> Url {
     let mut url = settings.url.clone();
     match &settings.api {
-        InfluxApi::V1 {
-            database,
-            retention_policy,
-            ..
-        } => {
+        InfluxApi::V1 { database, retention_policy, .. } => {
             url.set_path(&join_path(url.path(), "write"));
             let mut q = url.query_pairs_mut();
             q.append_pair("db", database).append_pair("precision", "ns");
@@ -159,8 +137,7 @@ pub fn write_url(settings: &InfluxSettings) -> Url {
         InfluxApi::V2 { org, bucket, .. } => {
             url.set_path(&join_path(url.path(), "api/v2/write"));
             let mut q = url.query_pairs_mut();
-            q.append_pair("bucket", bucket)
-                .append_pair("precision", "ns");
+            q.append_pair("bucket", bucket).append_pair("precision", "ns");
             if !org.is_empty() {
                 q.append_pair("org", org);
             }
@@ -195,11 +172,7 @@ mod tests {
     use super::*;
 
     fn settings(url: &str, api: InfluxApi) -> InfluxSettings {
-        InfluxSettings {
-            url: Url::parse(url).unwrap(),
-            api,
-            timeout: Duration::from_secs(1),
-        }
+        InfluxSettings { url: Url::parse(url).unwrap(), api, timeout: Duration::from_secs(1) }
     }
 
     #[test]
@@ -218,11 +191,7 @@ mod tests {
             write_url(&settings("https://proxy/influx/", v1)).as_str(),
             "https://proxy/influx/write?db=stat+msg&precision=ns&rp=year"
         );
-        let v2 = InfluxApi::V2 {
-            org: "contoso".into(),
-            bucket: "statmsg".into(),
-            token: "t".into(),
-        };
+        let v2 = InfluxApi::V2 { org: "contoso".into(), bucket: "statmsg".into(), token: "t".into() };
         assert_eq!(
             write_url(&settings("http://127.0.0.1:8428", v2)).as_str(),
             "http://127.0.0.1:8428/api/v2/write?bucket=statmsg&precision=ns&org=contoso"
@@ -233,32 +202,14 @@ mod tests {
     fn responses_decide_retry_create_or_dead_letter() {
         assert!(classify(StatusCode::NO_CONTENT, "").is_ok());
         assert!(matches!(
-            classify(
-                StatusCode::NOT_FOUND,
-                r#"{"error":"database not found: \"x\""}"#
-            ),
+            classify(StatusCode::NOT_FOUND, r#"{"error":"database not found: \"x\""}"#),
             Err(WriteError::DatabaseMissing(_))
         ));
-        assert!(matches!(
-            classify(StatusCode::NOT_FOUND, "no such page"),
-            Err(WriteError::Unavailable(_))
-        ));
-        assert!(matches!(
-            classify(StatusCode::BAD_REQUEST, "{}"),
-            Err(WriteError::Rejected { .. })
-        ));
-        assert!(matches!(
-            classify(StatusCode::FORBIDDEN, "{}"),
-            Err(WriteError::Unauthorized { .. })
-        ));
-        assert!(matches!(
-            classify(StatusCode::SERVICE_UNAVAILABLE, ""),
-            Err(WriteError::Unavailable(_))
-        ));
-        assert!(matches!(
-            classify(StatusCode::TOO_MANY_REQUESTS, ""),
-            Err(WriteError::Unavailable(_))
-        ));
+        assert!(matches!(classify(StatusCode::NOT_FOUND, "no such page"), Err(WriteError::Unavailable(_))));
+        assert!(matches!(classify(StatusCode::BAD_REQUEST, "{}"), Err(WriteError::Rejected { .. })));
+        assert!(matches!(classify(StatusCode::FORBIDDEN, "{}"), Err(WriteError::Unauthorized { .. })));
+        assert!(matches!(classify(StatusCode::SERVICE_UNAVAILABLE, ""), Err(WriteError::Unavailable(_))));
+        assert!(matches!(classify(StatusCode::TOO_MANY_REQUESTS, ""), Err(WriteError::Unavailable(_))));
     }
 
     #[test]

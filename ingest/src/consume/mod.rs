@@ -32,11 +32,7 @@ pub struct Config {
 
 impl From<&Settings> for Config {
     fn from(s: &Settings) -> Self {
-        Config {
-            kafka: s.kafka.clone(),
-            consume: s.consume.clone(),
-            influxdb: s.influxdb.clone(),
-        }
+        Config { kafka: s.kafka.clone(), consume: s.consume.clone(), influxdb: s.influxdb.clone() }
     }
 }
 
@@ -94,28 +90,15 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ConsumeError>
         totals.0 += batch.points();
         totals.1 += batch.dead_letters().len();
         totals.2 += batch.skipped;
-        tracing::debug!(
-            points = batch.points(),
-            dead = batch.dead_letters().len(),
-            "batch committed"
-        );
+        tracing::debug!(points = batch.points(), dead = batch.dead_letters().len(), "batch committed");
     }
-    tracing::info!(
-        points = totals.0,
-        dead_letters = totals.1,
-        skipped = totals.2,
-        "consumer stopped"
-    );
+    tracing::info!(points = totals.0, dead_letters = totals.1, skipped = totals.2, "consumer stopped");
     Ok(())
 }
 
 /// Waits for a first message, then gathers more for up to `batch_linger` or `batch_max_points`
 /// messages. `None` on shutdown.
-async fn next_batch(
-    consumer: &StreamConsumer,
-    config: &Config,
-    shutdown: &Shutdown,
-) -> Option<Batch> {
+async fn next_batch(consumer: &StreamConsumer, config: &Config, shutdown: &Shutdown) -> Option<Batch> {
     let mut batch = Batch::default();
     let mut deadline: Option<tokio::time::Instant> = None;
     while batch.messages() < config.consume.batch_max_points {
@@ -132,15 +115,10 @@ async fn next_batch(
         match received {
             None => break, // linger over
             Some(Ok(m)) => {
-                let origin = Origin {
-                    topic: m.topic().to_owned(),
-                    partition: m.partition(),
-                    offset: m.offset(),
-                };
+                let origin =
+                    Origin { topic: m.topic().to_owned(), partition: m.partition(), offset: m.offset() };
                 batch.add(origin, m.key(), m.payload());
-                deadline.get_or_insert_with(|| {
-                    tokio::time::Instant::now() + config.consume.batch_linger
-                });
+                deadline.get_or_insert_with(|| tokio::time::Instant::now() + config.consume.batch_linger);
             }
             Some(Err(e)) => {
                 tracing::warn!("Kafka: {e}");
@@ -153,11 +131,7 @@ async fn next_batch(
 
 /// Writes the batch's points, retrying while InfluxDB is unavailable. Points InfluxDB refuses
 /// become dead letters (found by writing the batch point by point). `Ok(false)` on shutdown.
-async fn store(
-    writer: &InfluxWriter,
-    batch: &mut Batch,
-    shutdown: &Shutdown,
-) -> Result<bool, ConsumeError> {
+async fn store(writer: &InfluxWriter, batch: &mut Batch, shutdown: &Shutdown) -> Result<bool, ConsumeError> {
     if batch.points() == 0 {
         return Ok(true);
     }
@@ -166,10 +140,7 @@ async fn store(
         None => return Ok(false),
         Some(Err(rejected)) => tracing::warn!("{rejected}; writing the batch point by point"),
     }
-    let points: Vec<(String, Origin)> = batch
-        .each_point()
-        .map(|(l, o)| (l.to_owned(), o.clone()))
-        .collect();
+    let points: Vec<(String, Origin)> = batch.each_point().map(|(l, o)| (l.to_owned(), o.clone())).collect();
     for (line, origin) in points {
         match write_retrying(writer, &line, shutdown).await? {
             Some(Ok(())) => {}

@@ -38,11 +38,7 @@ pub fn parse_line(line: &str) -> Record<'_> {
             statmsg_error,
         };
     }
-    let format = if line.trim() == ROLLOVER_MARKER {
-        Format::RolloverMarker
-    } else {
-        Format::Unframed
-    };
+    let format = if line.trim() == ROLLOVER_MARKER { Format::RolloverMarker } else { Format::Unframed };
     Record {
         time: None,
         component: None,

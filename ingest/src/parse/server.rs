@@ -31,52 +31,23 @@ pub fn split_record(line: &str) -> Option<(&str, Trailer<'_>)> {
 
 /// Parses the trailer after `$$<`: `COMPONENT><MM-DD-YYYY HH:MM:SS.mmm+BIAS><thread=N (0xN)>`.
 pub fn parse_trailer(input: &str) -> Result<Trailer<'_>, nom::Err<nom::error::Error<&str>>> {
-    let (_, (component, _, local, bias, _, thread)) = all_consuming((
-        take_until(">"),
-        tag("><"),
-        local_time,
-        bias,
-        tag("><thread="),
-        thread,
-    ))
-    .parse(input.trim_end())?;
+    let (_, (component, _, local, bias, _, thread)) =
+        all_consuming((take_until(">"), tag("><"), local_time, bias, tag("><thread="), thread))
+            .parse(input.trim_end())?;
     let time = (local + Duration::minutes(i64::from(bias))).and_utc();
-    Ok(Trailer {
-        component,
-        time,
-        bias_minutes: bias,
-        thread,
-    })
+    Ok(Trailer { component, time, bias_minutes: bias, thread })
 }
 
 fn number<T: std::str::FromStr>(digits: usize) -> impl Fn(&str) -> IResult<&str, T> {
-    move |i| {
-        map_res(
-            take_while_m_n(digits, digits, |c: char| c.is_ascii_digit()),
-            str::parse,
-        )
-        .parse(i)
-    }
+    move |i| map_res(take_while_m_n(digits, digits, |c: char| c.is_ascii_digit()), str::parse).parse(i)
 }
 
 /// `MM-DD-YYYY HH:MM:SS.fff` (1 to 7 fractional digits; months and days zero-padded on disk, but
 /// one digit is accepted).
 fn local_time(i: &str) -> IResult<&str, NaiveDateTime> {
-    let one_or_two = || {
-        map_res(
-            take_while_m_n(1, 2, |c: char| c.is_ascii_digit()),
-            str::parse::<u32>,
-        )
-    };
-    let (i, (month, _, day, _, year, _)) = (
-        one_or_two(),
-        char('-'),
-        one_or_two(),
-        char('-'),
-        number::<i32>(4),
-        char(' '),
-    )
-        .parse(i)?;
+    let one_or_two = || map_res(take_while_m_n(1, 2, |c: char| c.is_ascii_digit()), str::parse::<u32>);
+    let (i, (month, _, day, _, year, _)) =
+        (one_or_two(), char('-'), one_or_two(), char('-'), number::<i32>(4), char(' ')).parse(i)?;
     let (i, (hour, _, minute, _, second, _, fraction)) = (
         number::<u32>(2),
         char(':'),
@@ -92,10 +63,7 @@ fn local_time(i: &str) -> IResult<&str, NaiveDateTime> {
     let time = NaiveTime::from_hms_nano_opt(hour, minute, second, nanos);
     match (date, time) {
         (Some(d), Some(t)) => Ok((i, d.and_time(t))),
-        _ => Err(nom::Err::Error(nom::error::Error::new(
-            i,
-            nom::error::ErrorKind::Verify,
-        ))),
+        _ => Err(nom::Err::Error(nom::error::Error::new(i, nom::error::ErrorKind::Verify))),
     }
 }
 
@@ -117,19 +85,12 @@ fn bias(i: &str) -> IResult<&str, i32> {
 fn thread(i: &str) -> IResult<&str, u32> {
     let (i, decimal) = opt(map_res(digit1, str::parse::<u32>)).parse(i)?;
     let (i, _) = space0(i)?;
-    let (i, hex) = opt(delimited(
-        tag("(0x"),
-        map_res(hex_digit1, |h| u32::from_str_radix(h, 16)),
-        char(')'),
-    ))
-    .parse(i)?;
+    let (i, hex) = opt(delimited(tag("(0x"), map_res(hex_digit1, |h| u32::from_str_radix(h, 16)), char(')')))
+        .parse(i)?;
     let (i, _) = char('>')(i)?;
     match decimal.or(hex) {
         Some(t) => Ok((i, t)),
-        None => Err(nom::Err::Error(nom::error::Error::new(
-            i,
-            nom::error::ErrorKind::Digit,
-        ))),
+        None => Err(nom::Err::Error(nom::error::Error::new(i, nom::error::ErrorKind::Digit))),
     }
 }
 
@@ -154,10 +115,8 @@ mod tests {
     #[test]
     fn bias_sign_is_the_opposite_of_iso_8601() {
         // The real record in log-formats.md: local 16:39:05.707 with +240 is 20:39:05.707 UTC.
-        let t = parse_trailer(
-            "SMS_WSUS_SYNC_MANAGER><08-02-2024 16:39:05.707+240><thread=9640 (0x25A8)>",
-        )
-        .unwrap();
+        let t = parse_trailer("SMS_WSUS_SYNC_MANAGER><08-02-2024 16:39:05.707+240><thread=9640 (0x25A8)>")
+            .unwrap();
         assert_eq!(t.time, utc("2024-08-02T20:39:05.707Z"));
         let cet = parse_trailer("X><03-01-2024 10:00:00.000-60><thread=1 (0x1)>").unwrap();
         assert_eq!(cet.time, utc("2024-03-01T09:00:00Z"));
@@ -177,9 +136,7 @@ mod tests {
     #[test]
     fn thread_forms() {
         let t = |s: &str| {
-            parse_trailer(&format!("X><01-01-2024 00:00:00.000+0><thread={s}>"))
-                .map(|t| t.thread)
-                .ok()
+            parse_trailer(&format!("X><01-01-2024 00:00:00.000+0><thread={s}>")).map(|t| t.thread).ok()
         };
         assert_eq!(t("4008 (0xFA8)"), Some(4008));
         assert_eq!(t("4008"), Some(4008));

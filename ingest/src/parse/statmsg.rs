@@ -38,10 +38,7 @@ pub fn parse_statmsg(
         return Ok(None);
     }
     let body = message.trim_end_matches([' ', '~']);
-    let mut c = Cursor {
-        text: body,
-        pos: "STATMSG: ".len(),
-    };
+    let mut c = Cursor { text: body, pos: "STATMSG: ".len() };
     let id = c.number("ID")?;
     let sev = c.token("SEV")?;
     let lev = c.token("LEV")?;
@@ -51,11 +48,7 @@ pub fn parse_statmsg(
     let site = c.token("SITE")?;
     let pid = c.number("PID")?;
     let tid = c.number("TID")?;
-    let gmtdate = if c.at_key("GMTDATE") {
-        c.gmtdate(record_time)?
-    } else {
-        record_time
-    };
+    let gmtdate = if c.at_key("GMTDATE") { c.gmtdate(record_time)? } else { record_time };
 
     let mut istr = vec![Cow::Borrowed(""); 10];
     for (k, slot) in istr.iter_mut().enumerate() {
@@ -75,17 +68,10 @@ pub fn parse_statmsg(
             let id = c.number_dyn(&aid)?;
             let next_aid = format!(" AID{}=", k + 1);
             let value = c.quoted_dyn(&aval, &[next_aid.as_str(), " LE="])?;
-            attrs.push(Attribute {
-                id,
-                value: Cow::Borrowed(value),
-            });
+            attrs.push(Attribute { id, value: Cow::Borrowed(value) });
         }
     }
-    let le = if c.at_key("LE") {
-        Some(c.hex("LE")?)
-    } else {
-        None
-    };
+    let le = if c.at_key("LE") { Some(c.hex("LE")?) } else { None };
     if c.pos < body.len() {
         return Err(StatmsgError::Trailing { at: c.pos });
     }
@@ -106,9 +92,8 @@ pub fn parse_statmsg(
     }))
 }
 
-const ISTR_KEYS: [&str; 10] = [
-    "ISTR0", "ISTR1", "ISTR2", "ISTR3", "ISTR4", "ISTR5", "ISTR6", "ISTR7", "ISTR8", "ISTR9",
-];
+const ISTR_KEYS: [&str; 10] =
+    ["ISTR0", "ISTR1", "ISTR2", "ISTR3", "ISTR4", "ISTR5", "ISTR6", "ISTR7", "ISTR8", "ISTR9"];
 
 /// What may follow `ISTRk="...`: the next ISTR, or (when later ones are missing) NUMATTRS or LE.
 const ISTR_TERMINATORS: [&[&str]; 10] = [
@@ -141,10 +126,7 @@ impl<'a> Cursor<'a> {
 
     fn expect_key(&mut self, key: &str, expected: &'static str) -> Result<(), StatmsgError> {
         if !self.at_key(key) {
-            return Err(StatmsgError::Expected {
-                expected,
-                at: self.pos,
-            });
+            return Err(StatmsgError::Expected { expected, at: self.pos });
         }
         self.pos += key.len() + 1;
         Ok(())
@@ -171,30 +153,18 @@ impl<'a> Cursor<'a> {
 
     fn number<T: std::str::FromStr>(&mut self, key: &'static str) -> Result<T, StatmsgError> {
         let value = self.token(key)?;
-        value.parse().map_err(|_| StatmsgError::Invalid {
-            key,
-            value: value.to_owned(),
-        })
+        value.parse().map_err(|_| StatmsgError::Invalid { key, value: value.to_owned() })
     }
 
     fn number_dyn<T: std::str::FromStr>(&mut self, key: &str) -> Result<T, StatmsgError> {
         let value = self.token_dyn(key, "AIDk")?;
-        value.parse().map_err(|_| StatmsgError::Invalid {
-            key: "AIDk",
-            value: value.to_owned(),
-        })
+        value.parse().map_err(|_| StatmsgError::Invalid { key: "AIDk", value: value.to_owned() })
     }
 
     fn hex(&mut self, key: &'static str) -> Result<u32, StatmsgError> {
         let value = self.token(key)?;
-        let digits = value
-            .strip_prefix("0X")
-            .or_else(|| value.strip_prefix("0x"))
-            .unwrap_or(value);
-        u32::from_str_radix(digits, 16).map_err(|_| StatmsgError::Invalid {
-            key,
-            value: value.to_owned(),
-        })
+        let digits = value.strip_prefix("0X").or_else(|| value.strip_prefix("0x")).unwrap_or(value);
+        u32::from_str_radix(digits, 16).map_err(|_| StatmsgError::Invalid { key, value: value.to_owned() })
     }
 
     fn quoted(&mut self, key: &'static str, next: &[&str]) -> Result<&'a str, StatmsgError> {
@@ -215,10 +185,7 @@ impl<'a> Cursor<'a> {
     ) -> Result<&'a str, StatmsgError> {
         self.expect_key(key, expected)?;
         if !self.rest().starts_with('"') {
-            return Err(StatmsgError::Expected {
-                expected: "an opening quote",
-                at: self.pos,
-            });
+            return Err(StatmsgError::Expected { expected: "an opening quote", at: self.pos });
         }
         self.pos += 1;
         let rest = self.rest();
@@ -227,10 +194,7 @@ impl<'a> Cursor<'a> {
             .filter_map(|n| find_quote_before(rest, n))
             .min()
             .or_else(|| rest.ends_with('"').then(|| rest.len() - 1))
-            .ok_or(StatmsgError::Expected {
-                expected: "a closing quote",
-                at: self.pos,
-            })?;
+            .ok_or(StatmsgError::Expected { expected: "a closing quote", at: self.pos })?;
         self.pos += end + 1;
         self.skip_spaces();
         Ok(&rest[..end])
@@ -242,10 +206,7 @@ impl<'a> Cursor<'a> {
         let rest = self.rest();
         let mut tokens = rest.splitn(6, ' ');
         let parts: Vec<&str> = tokens.by_ref().take(5).collect();
-        let invalid = || StatmsgError::Invalid {
-            key: "GMTDATE",
-            value: rest.chars().take(32).collect(),
-        };
+        let invalid = || StatmsgError::Invalid { key: "GMTDATE", value: rest.chars().take(32).collect() };
         let [_, month, day, time, year] = parts[..] else {
             return Err(invalid());
         };
@@ -294,10 +255,7 @@ fn month_number(name: &str) -> Option<u32> {
         &["dec", "dez", "déc", "dic"],
     ];
     let lower = name.trim_end_matches('.').to_lowercase();
-    NAMES
-        .iter()
-        .position(|names| names.contains(&lower.as_str()))
-        .map(|i| i as u32 + 1)
+    NAMES.iter().position(|names| names.contains(&lower.as_str())).map(|i| i as u32 + 1)
 }
 
 /// For a month name we do not know: the month that puts the date nearest the record time
@@ -315,9 +273,7 @@ mod tests {
     use super::*;
 
     fn record_time() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2024-08-02T20:54:26.500Z")
-            .unwrap()
-            .with_timezone(&Utc)
+        DateTime::parse_from_rfc3339("2024-08-02T20:54:26.500Z").unwrap().with_timezone(&Utc)
     }
 
     const FAILED: &str = r#"STATMSG: ID=6703 SEV=E LEV=M SOURCE="SMS Server" COMP="SMS_WSUS_SYNC_MANAGER" SYS=CM1.contoso.com SITE=CHQ PID=2836 TID=9640 GMTDATE=Fri Aug 02 20:54:26.571 2024 ISTR0="Microsoft.UpdateServices.Administration.AdminProxy.CreateUpdateServer" ISTR1="The request failed with HTTP status 503: Service Unavailable." ISTR2="" ISTR3="" ISTR4="" ISTR5="" ISTR6="" ISTR7="" ISTR8="" ISTR9="" NUMATTRS=0 LE=0X8013150a"#;
@@ -325,19 +281,13 @@ mod tests {
     #[test]
     fn a_failure_with_last_error() {
         let m = parse_statmsg(FAILED, record_time()).unwrap().unwrap();
-        assert_eq!(
-            (m.id, &*m.sev, &*m.lev, &*m.site, m.pid, m.tid),
-            (6703, "E", "M", "CHQ", 2836, 9640)
-        );
+        assert_eq!((m.id, &*m.sev, &*m.lev, &*m.site, m.pid, m.tid), (6703, "E", "M", "CHQ", 2836, 9640));
         assert_eq!(
             (&*m.source, &*m.comp, &*m.sys),
             ("SMS Server", "SMS_WSUS_SYNC_MANAGER", "CM1.contoso.com")
         );
         assert_eq!(m.gmtdate.to_rfc3339(), "2024-08-02T20:54:26.571+00:00");
-        assert_eq!(
-            m.istr[1],
-            "The request failed with HTTP status 503: Service Unavailable."
-        );
+        assert_eq!(m.istr[1], "The request failed with HTTP status 503: Service Unavailable.");
         assert!(m.istr[2..].iter().all(|s| s.is_empty()));
         assert_eq!(m.le, Some(0x8013_150a));
         assert!(m.attrs.is_empty());
@@ -353,14 +303,8 @@ mod tests {
         assert_eq!(
             m.attrs,
             vec![
-                Attribute {
-                    id: 409,
-                    value: "P01".into()
-                },
-                Attribute {
-                    id: 412,
-                    value: r#"{x "y"}"#.into()
-                }
+                Attribute { id: 409, value: "P01".into() },
+                Attribute { id: 412, value: r#"{x "y"}"#.into() }
             ]
         );
         assert_eq!(m.le, Some(1));
@@ -390,14 +334,8 @@ mod tests {
 
     #[test]
     fn not_a_status_message() {
-        assert_eq!(
-            parse_statmsg("Sync time: 0d00h03m53s", record_time()),
-            Ok(None)
-        );
-        assert_eq!(
-            parse_statmsg("STATMSG: (SOME_COMPONENT_STARTED).", record_time()),
-            Ok(None)
-        );
+        assert_eq!(parse_statmsg("Sync time: 0d00h03m53s", record_time()), Ok(None));
+        assert_eq!(parse_statmsg("STATMSG: (SOME_COMPONENT_STARTED).", record_time()), Ok(None));
     }
 
     #[test]
@@ -405,10 +343,7 @@ mod tests {
         let broken = FAILED.replace("PID=2836", "PID=x");
         assert_eq!(
             parse_statmsg(&broken, record_time()),
-            Err(StatmsgError::Invalid {
-                key: "PID",
-                value: "x".into()
-            })
+            Err(StatmsgError::Invalid { key: "PID", value: "x".into() })
         );
         let cut = &FAILED[..FAILED.find(" ISTR0").unwrap() + 10];
         assert!(parse_statmsg(cut, record_time()).is_err());

@@ -13,9 +13,7 @@ const LINES: &str = concat!(
 );
 
 fn records() -> Vec<Value> {
-    parse_buffer(LINES.as_bytes())
-        .map(|r| serde_json::to_value(&r).unwrap())
-        .collect()
+    parse_buffer(LINES.as_bytes()).map(|r| serde_json::to_value(&r).unwrap()).collect()
 }
 
 #[test]
@@ -57,10 +55,7 @@ fn a_malformed_status_message_is_kept_with_its_error() {
     let line = "STATMSG: ID=6701 SEV=I LEV=M SOURCE=\"SMS Server\" COMP=\"C\" SYS=S SITE=CS1 PID=oops TID=1 $$<C><01-16-2014 10:53:52.610+480><thread=1 (0x1)>";
     let r = parse_line(line);
     assert!(r.statmsg.is_none());
-    assert_eq!(
-        r.statmsg_error.as_deref(),
-        Some("STATMSG: PID=\"oops\" is not valid")
-    );
+    assert_eq!(r.statmsg_error.as_deref(), Some("STATMSG: PID=\"oops\" is not valid"));
     assert!(r.text.starts_with("STATMSG: ID=6701"));
 }
 
@@ -70,9 +65,7 @@ fn parsing_borrows_from_the_line() {
     let r = parse_line(line);
     let m = r.statmsg.as_ref().unwrap();
     assert!(matches!(r.text, Cow::Borrowed(_)));
-    assert!(
-        matches!(m.sys, Cow::Borrowed(_)) && m.istr.iter().all(|s| matches!(s, Cow::Borrowed(_)))
-    );
+    assert!(matches!(m.sys, Cow::Borrowed(_)) && m.istr.iter().all(|s| matches!(s, Cow::Borrowed(_))));
 }
 
 /// Any printable insertion strings survive a render-then-parse round trip, as long as they do
@@ -92,9 +85,7 @@ mod roundtrip {
         if let Some(le) = le {
             s.push_str(&format!(" LE=0X{le:08x}"));
         }
-        s.push_str(
-            "~~  $$<SMS_WSUS_SYNC_MANAGER><08-02-2024 13:54:26.580+420><thread=9640 (0x25A8)>",
-        );
+        s.push_str("~~  $$<SMS_WSUS_SYNC_MANAGER><08-02-2024 13:54:26.580+420><thread=9640 (0x25A8)>");
         s
     }
 

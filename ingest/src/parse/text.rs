@@ -21,21 +21,13 @@ pub struct Lines<'a> {
 
 impl<'a> Lines<'a> {
     pub fn new(bytes: &'a [u8]) -> Self {
-        Lines {
-            rest: bytes,
-            offset: 0,
-            complete_only: false,
-        }
+        Lines { rest: bytes, offset: 0, complete_only: false }
     }
 
     /// Yields only `\n`-terminated lines; [`Lines::consumed`] tells where the unfinished tail
     /// starts.
     pub fn complete_only(bytes: &'a [u8]) -> Self {
-        Lines {
-            rest: bytes,
-            offset: 0,
-            complete_only: true,
-        }
+        Lines { rest: bytes, offset: 0, complete_only: true }
     }
 
     /// Bytes consumed so far (the offset just after the last yielded line's terminator).
@@ -75,9 +67,8 @@ pub fn decode_line(line: &[u8]) -> Cow<'_, str> {
 
 fn windows_1252(b: u8) -> char {
     const HIGH: [char; 32] = [
-        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8D}', 'Ž',
-        '\u{8F}', '\u{90}', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9D}',
-        'ž', 'Ÿ',
+        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8D}', 'Ž', '\u{8F}',
+        '\u{90}', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9D}', 'ž', 'Ÿ',
     ];
     match b {
         0x80..=0x9F => HIGH[usize::from(b - 0x80)],
@@ -103,10 +94,7 @@ mod tests {
     fn lines_handle_crlf_lf_and_an_unfinished_tail() {
         let buf = b"one\r\ntwo\nthree";
         let all: Vec<_> = Lines::new(buf).collect();
-        assert_eq!(
-            all,
-            vec![(0, &b"one"[..]), (5, &b"two"[..]), (9, &b"three"[..])]
-        );
+        assert_eq!(all, vec![(0, &b"one"[..]), (5, &b"two"[..]), (9, &b"three"[..])]);
         let mut complete = Lines::complete_only(buf);
         assert_eq!(complete.by_ref().count(), 2);
         assert_eq!(complete.consumed(), 9);
@@ -115,10 +103,7 @@ mod tests {
     #[test]
     fn invalid_utf8_falls_back_to_windows_1252() {
         assert_eq!(decode_line(b"Gr\xfc\xdfe \x80 \x93x\x94"), "Grüße € “x”");
-        assert!(matches!(
-            decode_line("Grüße".as_bytes()),
-            Cow::Borrowed("Grüße")
-        ));
+        assert!(matches!(decode_line("Grüße".as_bytes()), Cow::Borrowed("Grüße")));
     }
 
     #[test]

@@ -24,10 +24,7 @@ pub fn victoria_url() -> String {
 
 /// A name no other test run uses (topics, groups, databases, hierarchies).
 pub fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000)
 }
 
@@ -39,10 +36,7 @@ pub struct World {
 
 impl World {
     pub fn new(prefix: &str) -> World {
-        World {
-            dir: tempfile::tempdir().unwrap(),
-            name: unique(prefix),
-        }
+        World { dir: tempfile::tempdir().unwrap(), name: unique(prefix) }
     }
 
     pub fn log_path(&self, file: &str) -> PathBuf {
@@ -105,11 +99,7 @@ impl Proc {
             .stderr(file)
             .spawn()
             .unwrap();
-        Proc {
-            child,
-            what: command.into(),
-            log,
-        }
+        Proc { child, what: command.into(), log }
     }
 
     /// SIGTERM, then waits; the process must exit cleanly.
@@ -119,20 +109,10 @@ impl Proc {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(
-                    status.success(),
-                    "{} exited with {status}:\n{}",
-                    self.what,
-                    self.output()
-                );
+                assert!(status.success(), "{} exited with {status}:\n{}", self.what, self.output());
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not stop on SIGTERM:\n{}",
-                self.what,
-                self.output()
-            );
+            assert!(Instant::now() < deadline, "{} did not stop on SIGTERM:\n{}", self.what, self.output());
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -176,10 +156,7 @@ pub fn statmsg_message(
         gmt.format("%a %b %d %H:%M:%S%.3f %Y")
     );
     for k in 0..10 {
-        s.push_str(&format!(
-            " ISTR{k}=\"{}\"",
-            istr.get(k).map_or("", String::as_str)
-        ));
+        s.push_str(&format!(" ISTR{k}=\"{}\"", istr.get(k).map_or("", String::as_str)));
     }
     s.push_str(" NUMATTRS=0");
     if let Some(le) = le {
@@ -189,11 +166,7 @@ pub fn statmsg_message(
 }
 
 pub fn append(path: &Path, text: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
     f.write_all(text.as_bytes()).unwrap();
     f.flush().unwrap();
 }
@@ -201,22 +174,13 @@ pub fn append(path: &Path, text: &str) {
 /// Runs an InfluxQL query against the v1 server and returns the first result.
 pub fn influx_query(database: &str, q: &str) -> Value {
     let out = Command::new("curl")
-        .args([
-            "-sS",
-            "--fail-with-body",
-            "-G",
-            &format!("{}/query", influx_url()),
-        ])
+        .args(["-sS", "--fail-with-body", "-G", &format!("{}/query", influx_url())])
         .args(["--data-urlencode", &format!("db={database}")])
         .args(["--data-urlencode", "epoch=ns"])
         .args(["--data-urlencode", &format!("q={q}")])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "query {q}: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert!(out.status.success(), "query {q}: {}", String::from_utf8_lossy(&out.stdout));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     v["results"][0].clone()
 }
@@ -228,12 +192,8 @@ pub fn rows(result: &Value) -> Vec<serde_json::Map<String, Value>> {
     };
     let mut out = Vec::new();
     for s in series {
-        let columns: Vec<String> = s["columns"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c.as_str().unwrap().to_owned())
-            .collect();
+        let columns: Vec<String> =
+            s["columns"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect();
         for v in s["values"].as_array().unwrap() {
             let mut row = serde_json::Map::new();
             for (c, x) in columns.iter().zip(v.as_array().unwrap()) {
@@ -249,21 +209,13 @@ pub fn rows(result: &Value) -> Vec<serde_json::Map<String, Value>> {
 }
 
 /// Polls `probe` until it returns `Some`, or fails after `limit` with `context()`.
-pub fn wait_for<T>(
-    limit: Duration,
-    mut probe: impl FnMut() -> Option<T>,
-    context: impl Fn() -> String,
-) -> T {
+pub fn wait_for<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>, context: impl Fn() -> String) -> T {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(v) = probe() {
             return v;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?}: {}",
-            context()
-        );
+        assert!(Instant::now() < deadline, "timed out after {limit:?}: {}", context());
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -277,7 +229,73 @@ pub fn statmsg_count(database: &str) -> u64 {
         .output()
         .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    v["results"][0]["series"][0]["values"][0][1]
-        .as_u64()
-        .unwrap_or(0)
+    v["results"][0]["series"][0]["values"][0][1].as_u64().unwrap_or(0)
+}
+
+/// An InfluxDB of this test's own, so that stopping it disturbs no other test.
+pub struct PrivateInflux {
+    child: Option<Child>,
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl PrivateInflux {
+    pub fn start(dir: &Path, port: u16, auth: bool) -> PrivateInflux {
+        let template = include_str!("../../../deploy/local/influxdb.conf");
+        let conf = template
+            .replace("@DIR@", &dir.display().to_string())
+            .replace("@PORT@", &port.to_string())
+            .replace("@RPC_PORT@", &(port + 1).to_string())
+            .replace(
+                "auth-enabled = false",
+                if auth { "auth-enabled = true" } else { "auth-enabled = false" },
+            );
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("influxdb.conf"), conf).unwrap();
+        let mut me = PrivateInflux { child: None, dir: dir.to_path_buf(), port };
+        me.resume();
+        me
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn resume(&mut self) {
+        let log = std::fs::File::create(self.dir.join("influxd.log")).unwrap();
+        let child = Command::new("influxd")
+            .arg("-config")
+            .arg(self.dir.join("influxdb.conf"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("influxd (Debian package influxdb) must be installed");
+        self.child = Some(child);
+        let ping = format!("{}/ping", self.url());
+        wait_for(
+            Duration::from_secs(30),
+            || Command::new("curl").args(["-sf", &ping]).status().unwrap().success().then_some(()),
+            || std::fs::read_to_string(self.dir.join("influxd.log")).unwrap_or_default(),
+        );
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for PrivateInflux {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Two adjacent free loopback ports from `base` on (HTTP and RPC of a private InfluxDB).
+pub fn free_port_pair(base: u16) -> u16 {
+    let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+    let start = base + (std::process::id() % 200) as u16 * 2;
+    (0..400u16).map(|i| start + i * 2).find(|&p| free(p) && free(p + 1)).expect("no free port pair")
 }
