@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use statmsg_ingest::config::{RawConfig, Settings, EXAMPLE};
-use statmsg_ingest::parse::{decode_line, parse_line, strip_bom, Lines};
+use statmsg_ingest::parse::{self, stats::Stats, FileKind};
 use statmsg_ingest::{collect, consume, shutdown};
 
 /// statmsg: ConfigMgr software-update synchronization, from site-server logs to Kafka and InfluxDB.
@@ -23,8 +23,11 @@ enum Command {
     /// Parse log files offline and print their records.
     Parse {
         /// One JSON object per record (the documented contract) instead of text.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "stats")]
         json: bool,
+        /// Print no records: counts per format, record kind and event type, and the speed.
+        #[arg(long)]
+        stats: bool,
         /// Log files (WsyncMgr.log, WsyncMgr.lo_, ...).
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -72,7 +75,8 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Parse { json, files } => parse_files(&files, json),
+        Command::Parse { stats: true, files, .. } => parse_stats(&files),
+        Command::Parse { json, files, .. } => parse_files(&files, json),
         Command::Collect { config } => {
             let settings = Settings::load(&config)?;
             runtime()?.block_on(async {
@@ -125,19 +129,79 @@ fn parse_files(files: &[PathBuf], json: bool) -> anyhow::Result<()> {
 
 fn parse_file(path: &Path, json: bool, out: &mut impl Write) -> anyhow::Result<()> {
     let bytes = std::fs::read(path)?;
-    for (_, line) in Lines::new(strip_bom(&bytes)) {
-        let text = decode_line(line);
-        let record = parse_line(&text);
-        if json {
-            serde_json::to_writer(&mut *out, &record)?;
-            out.write_all(b"\n")?;
-        } else {
-            let time =
-                record.time.map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()).unwrap_or_default();
-            writeln!(out, "{time:24} {:24} {}", record.component.as_deref().unwrap_or("-"), record.text)?;
+    let (kind, bom) = FileKind::detect(&bytes[..bytes.len().min(8192)]);
+    let mut result = Ok(());
+    parse::for_each_record(kind, &bytes[bom..], bom as u64, |_, record| {
+        if result.is_err() {
+            return;
         }
-    }
+        result = if json { write_json(out, &record) } else { write_text(out, &record) };
+    });
+    result
+}
+
+fn write_json(out: &mut impl Write, record: &statmsg_schema::Record<'_>) -> anyhow::Result<()> {
+    serde_json::to_writer(&mut *out, record)?;
+    out.write_all(b"\n")?;
     Ok(())
+}
+
+fn write_text(out: &mut impl Write, record: &statmsg_schema::Record<'_>) -> anyhow::Result<()> {
+    let time = record.time.map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()).unwrap_or_default();
+    let event = record.event.as_ref().map_or("", |e| e.type_name());
+    writeln!(out, "{time:24} {:24} {event:24} {}", record.component.as_deref().unwrap_or("-"), record.text)?;
+    Ok(())
+}
+
+/// Parses without printing records, both cores at work on large files.
+fn parse_stats(files: &[PathBuf]) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let mut total = Stats::default();
+    for path in files {
+        let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+        let (kind, bom) = FileKind::detect(&bytes[..bytes.len().min(8192)]);
+        let body = &bytes[bom..];
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+        let (parts, _) = split_for_threads(kind, body, threads);
+        let results: Vec<Stats> = std::thread::scope(|scope| {
+            let handles: Vec<_> = parts
+                .iter()
+                .map(|&(start, end)| {
+                    scope.spawn(move || {
+                        let mut stats = Stats::default();
+                        parse::for_each_record(kind, &body[start..end], 0, |_, record| stats.add(&record));
+                        stats
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+        });
+        for stats in results {
+            total.merge(stats);
+        }
+        total.bytes += bytes.len() as u64;
+    }
+    std::io::stdout().write_all(total.report(started.elapsed().as_secs_f64()).as_bytes())?;
+    Ok(())
+}
+
+/// Splits `body` into up to `threads` ranges that start on record boundaries (UTF-16 files stay
+/// whole: their boundaries are in transcoded text).
+fn split_for_threads(kind: FileKind, body: &[u8], threads: usize) -> (Vec<(usize, usize)>, usize) {
+    const MIN_PART: usize = 4 << 20;
+    if kind.encoding == parse::Encoding::Utf16Le || body.len() < 2 * MIN_PART || threads < 2 {
+        return (vec![(0, body.len())], 1);
+    }
+    let mut parts = Vec::new();
+    let mut start = 0;
+    for k in 1..threads {
+        let cut = parse::record_boundary(kind.format, body, body.len() * k / threads).max(start);
+        parts.push((start, cut));
+        start = cut;
+    }
+    parts.push((start, body.len()));
+    let n = parts.len();
+    (parts, n)
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

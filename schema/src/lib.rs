@@ -7,12 +7,17 @@
 //!   record, and its partitioning key.
 //! * [`line_protocol`]: the InfluxDB line-protocol encoder, escaping hostile text so that a log
 //!   line can never inject points, tags or fields.
+//! * [`event`]: typed events (what a record means for synchronization) and [`catalog`], the
+//!   status message ids of WSUS synchronization.
 //! * [`measurement`]: the InfluxDB measurements statmsg writes (documented in `schema/README.md`).
 
+pub mod catalog;
 pub mod envelope;
+pub mod event;
 pub mod line_protocol;
 pub mod measurement;
 pub mod record;
 
 pub use envelope::{Envelope, SourcePosition, SCHEMA_VERSION};
-pub use record::{Attribute, Format, Record, StatusMessage};
+pub use event::Event;
+pub use record::{Attribute, ExtraKey, Format, Level, Record, StatusMessage};

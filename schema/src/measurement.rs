@@ -81,7 +81,7 @@ mod tests {
     use crate::{Attribute, Format, Record, SourcePosition, StatusMessage, SCHEMA_VERSION};
 
     fn envelope(istr1: &str) -> Envelope<'_> {
-        let mut istr = vec![Cow::Borrowed(""); 10];
+        let mut istr: [Cow<'_, str>; 10] = Default::default();
         istr[0] = Cow::Borrowed("CWSyncMgr::DoSync");
         istr[1] = Cow::Borrowed(istr1);
         let gmtdate =
@@ -112,8 +112,11 @@ mod tests {
                     istr,
                     attrs: vec![Attribute { id: 419, value: "{C2D17964}".into() }],
                     le: Some(0x8013_150a),
+                    extra: Vec::new(),
                 }),
                 statmsg_error: None,
+                level: None,
+                event: None,
             },
         }
     }

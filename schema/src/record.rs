@@ -8,6 +8,8 @@ use std::borrow::Cow;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::event::Event;
+
 /// The physical format a record was read in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -18,6 +20,13 @@ pub enum Format {
     Unframed,
     /// `<MAXIMUM LOG FILE SIZE REACHED - FILE RENAMED>`, the unframed last line of a rolled file.
     RolloverMarker,
+    /// CMTrace / CCM: `<![LOG[message]LOG]!><time="..." date="..." component="..." ...>`, possibly
+    /// spanning several lines.
+    Cmtrace,
+    /// WSUS `SoftwareDistribution.log`: `2014-01-16 18:53:54.231 UTC Change w3wp.58 Class.Method message`.
+    Wsus,
+    /// Copied from a log viewer, as in Microsoft's documentation: `message<spaces>COMPONENT`, no time.
+    Viewer,
 }
 
 impl Format {
@@ -27,6 +36,9 @@ impl Format {
             Format::Server => "server",
             Format::Unframed => "unframed",
             Format::RolloverMarker => "rollover_marker",
+            Format::Cmtrace => "cmtrace",
+            Format::Wsus => "wsus",
+            Format::Viewer => "viewer",
         }
     }
 }
@@ -48,12 +60,29 @@ pub struct Record<'a> {
     pub text: Cow<'a, str>,
     /// How the record was framed on disk.
     pub format: Format,
+    /// Severity when the format states one (CMTrace `type`, WSUS level); status messages carry
+    /// theirs in `statmsg.sev`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<Level>,
     /// The status message, when the message is a well-formed `STATMSG:` line.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub statmsg: Option<StatusMessage<'a>>,
     /// Why a message that starts like a status message could not be read as one.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub statmsg_error: Option<Cow<'a, str>>,
+    /// What the record means for synchronization, when statmsg recognises it.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<Event<'a>>,
+}
+
+/// Severity stated by the log format itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    Verbose,
+    Info,
+    Warning,
+    Error,
 }
 
 /// A ConfigMgr status message (`STATMSG: ID=... SEV=... ...`). Keys are the STATMSG keys
@@ -82,12 +111,24 @@ pub struct StatusMessage<'a> {
     pub gmtdate: DateTime<Utc>,
     /// `ISTR0`..`ISTR9`; always ten entries, missing ones empty.
     #[serde(borrow)]
-    pub istr: Vec<Cow<'a, str>>,
+    pub istr: [Cow<'a, str>; 10],
     #[serde(borrow, default)]
     pub attrs: Vec<Attribute<'a>>,
     /// `LE=0X...`, the last error (HRESULT or Win32), when the line has it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub le: Option<u32>,
+    /// `KEY=VALUE` tokens the grammar does not know, kept in order.
+    #[serde(borrow, default, skip_serializing_if = "Vec::is_empty")]
+    pub extra: Vec<ExtraKey<'a>>,
+}
+
+/// An unknown `KEY=VALUE` of a status message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtraKey<'a> {
+    #[serde(borrow)]
+    pub key: Cow<'a, str>,
+    #[serde(borrow)]
+    pub value: Cow<'a, str>,
 }
 
 /// One `AIDk=<id> AVALk="<value>"` pair.
@@ -107,8 +148,10 @@ impl Record<'_> {
             thread: self.thread,
             text: owned(self.text),
             format: self.format,
+            level: self.level,
             statmsg: self.statmsg.map(StatusMessage::into_owned),
             statmsg_error: self.statmsg_error.map(owned),
+            event: self.event.map(Event::into_owned),
         }
     }
 }
@@ -127,9 +170,14 @@ impl StatusMessage<'_> {
             pid: self.pid,
             tid: self.tid,
             gmtdate: self.gmtdate,
-            istr: self.istr.into_iter().map(owned).collect(),
+            istr: self.istr.map(owned),
             attrs: self.attrs.into_iter().map(|a| Attribute { id: a.id, value: owned(a.value) }).collect(),
             le: self.le,
+            extra: self
+                .extra
+                .into_iter()
+                .map(|e| ExtraKey { key: owned(e.key), value: owned(e.value) })
+                .collect(),
         }
     }
 }

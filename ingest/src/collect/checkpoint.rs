@@ -7,6 +7,8 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::parse::FileKind;
 use thiserror::Error;
 
 const FILE_NAME: &str = "checkpoints.json";
@@ -58,6 +60,9 @@ pub struct Position {
     pub id: FileId,
     /// Offset of the first byte not yet acknowledged by Kafka.
     pub offset: u64,
+    /// Format and encoding, detected once from the file's first bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<FileKind>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -129,7 +134,7 @@ mod tests {
     #[test]
     fn positions_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
-        let pos = Position { id: FileId { device: 1, index: 2 }, offset: 1234 };
+        let pos = Position { id: FileId { device: 1, index: 2 }, offset: 1234, kind: None };
         let mut cp = Checkpoints::open(dir.path()).unwrap();
         assert_eq!(cp.get("a.log"), None);
         cp.save("a.log", pos).unwrap();

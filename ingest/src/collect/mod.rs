@@ -21,7 +21,6 @@ use thiserror::Error;
 use self::checkpoint::{CheckpointError, Checkpoints, Position};
 use self::publish::Publisher;
 use crate::config::{CollectSettings, KafkaSettings, Settings, StartAt};
-use crate::parse::{decode_line, parse_line};
 use crate::shutdown::Shutdown;
 
 /// What the collector needs, validated.
@@ -138,11 +137,8 @@ async fn poll_file(
     if let Some(why) = chunk.restarted {
         tracing::warn!(path = %key, "{why}: reading it from the beginning");
     }
-    let (lines, end) = chunk.lines(max);
-    let count = lines.len();
-    let messages = lines.into_iter().map(|(offset, line)| {
-        let text = decode_line(line);
-        let record = parse_line(&text);
+    let mut messages = Vec::new();
+    let end = chunk.for_each_record(max, |offset, record| {
         let site = if config.collect.site.is_empty() {
             record.statmsg.as_ref().map_or(Cow::Borrowed(""), |m| Cow::Owned(m.site.to_string()))
         } else {
@@ -158,10 +154,16 @@ async fn poll_file(
         };
         // Infallible: the envelope holds only strings, numbers and string-keyed structs.
         let payload = serde_json::to_vec(&envelope).expect("an envelope always serializes");
-        (envelope.key(), payload)
+        messages.push((envelope.key(), payload));
     });
-    publisher.publish_all(messages, shutdown, SHUTDOWN_GRACE).await.map_err(PollError::Publish)?;
-    checkpoints.save(&key, Position { id: chunk.id, offset: end }).map_err(PollError::Checkpoint)?;
+    let count = messages.len();
+    publisher
+        .publish_all(messages.into_iter(), shutdown, SHUTDOWN_GRACE)
+        .await
+        .map_err(PollError::Publish)?;
+    checkpoints
+        .save(&key, Position { id: chunk.id, offset: end, kind: chunk.kind_known.then_some(chunk.kind) })
+        .map_err(PollError::Checkpoint)?;
     if count > 0 {
         tracing::debug!(path = %key, records = count, offset = end, "published");
     }

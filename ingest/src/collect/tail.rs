@@ -5,15 +5,21 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
+use statmsg_schema::Record;
+
 use super::checkpoint::{FileId, Position};
-use crate::parse::Lines;
+use crate::parse::{decode_line, parse_record, Encoding, FileKind, Frames, Transcoded};
 
-const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+/// Bytes read to detect a file's kind.
+const DETECT_BYTES: u64 = 8192;
 
-/// New bytes of one file: complete lines only, starting at `start`.
+/// New bytes of one file, starting at `start`.
 #[derive(Debug)]
 pub struct Chunk {
     pub id: FileId,
+    pub kind: FileKind,
+    /// Whether `kind` was detected from content (an empty file tells nothing yet).
+    pub kind_known: bool,
     /// File offset of `bytes[0]`.
     pub start: u64,
     pub bytes: Vec<u8>,
@@ -22,16 +28,38 @@ pub struct Chunk {
 }
 
 impl Chunk {
-    /// The complete lines with their file offsets; a chunk that filled `max_read_bytes` without a
-    /// line break is one (split) line.
-    pub fn lines(&self, max_read_bytes: usize) -> (Vec<(u64, &[u8])>, u64) {
-        let mut lines = Lines::complete_only(&self.bytes);
-        let found: Vec<(u64, &[u8])> = lines.by_ref().map(|(off, l)| (self.start + off as u64, l)).collect();
-        if found.is_empty() && self.bytes.len() >= max_read_bytes {
-            return (vec![(self.start, &self.bytes[..])], self.start + self.bytes.len() as u64);
+    /// Calls `f` for every complete record with its file offset and returns the offset just past
+    /// the last one. A chunk that filled `max_read_bytes` without a complete record is yielded
+    /// whole, so an endless line cannot stall the file.
+    pub fn for_each_record(&self, max_read_bytes: usize, mut f: impl FnMut(u64, Record<'_>)) -> u64 {
+        let format = self.kind.format;
+        match self.kind.encoding {
+            Encoding::Utf8 => {
+                let mut frames = Frames::new(format, &self.bytes, true);
+                let mut any = false;
+                for (offset, raw) in frames.by_ref() {
+                    any = true;
+                    f(self.start + offset as u64, parse_record(format, &decode_line(raw)));
+                }
+                if !any && self.bytes.len() >= max_read_bytes {
+                    f(self.start, parse_record(format, &decode_line(&self.bytes)));
+                    return self.start + self.bytes.len() as u64;
+                }
+                self.start + frames.consumed() as u64
+            }
+            Encoding::Utf16Le => {
+                let t = Transcoded::utf16le(&self.bytes, self.start, true);
+                if t.consumed == 0 && self.bytes.len() >= max_read_bytes {
+                    let all = Transcoded::utf16le(&self.bytes, self.start, false);
+                    f(self.start, parse_record(format, &all.text));
+                    return self.start + (self.bytes.len() as u64 & !1);
+                }
+                for (offset, raw) in Frames::new(format, t.text.as_bytes(), false) {
+                    f(t.original_offset(offset), parse_record(format, &decode_line(raw)));
+                }
+                self.start + t.consumed as u64
+            }
         }
-        let end = self.start + lines.consumed() as u64;
-        (found, end)
     }
 }
 
@@ -47,71 +75,117 @@ pub fn read_new(
     let meta = file.metadata()?;
     let id = FileId::of(&meta);
     let len = meta.len();
-    let (mut offset, restarted) = match position {
+    let (offset, restarted) = match position {
         Some(p) if p.id != id => (0, Some("the file was replaced")),
         Some(p) if p.offset > len => (0, Some("the file was truncated")),
         Some(p) => (p.offset, None),
         None => (default_offset(len), None),
     };
-    if offset >= len && restarted.is_none() {
-        return Ok(position.is_none().then(|| Chunk { id, start: offset, bytes: Vec::new(), restarted }));
+    let known_kind = position.filter(|_| restarted.is_none()).and_then(|p| p.kind);
+    let (kind, bom, kind_known) = match known_kind {
+        Some(kind) => (kind, 0, true),
+        None => {
+            let mut head = Vec::new();
+            file.by_ref().take(DETECT_BYTES).read_to_end(&mut head)?;
+            let (kind, bom) = FileKind::detect(&head);
+            (kind, bom, !head.is_empty())
+        }
+    };
+    let mut offset = offset.max(if offset == 0 { bom as u64 } else { 0 });
+    if kind.encoding == Encoding::Utf16Le && offset % 2 == 1 {
+        offset += 1; // never start inside a UTF-16 code unit
     }
-    let want = usize::try_from(len - offset).unwrap_or(usize::MAX).min(max);
+    if offset >= len && restarted.is_none() {
+        let fresh = position.is_none() || known_kind.is_none() && len > 0;
+        return Ok(fresh.then_some(Chunk {
+            id,
+            kind,
+            kind_known,
+            start: offset.min(len),
+            bytes: Vec::new(),
+            restarted,
+        }));
+    }
+    let want = usize::try_from(len.saturating_sub(offset)).unwrap_or(usize::MAX).min(max);
     file.seek(SeekFrom::Start(offset))?;
     let mut bytes = Vec::with_capacity(want);
     file.by_ref().take(want as u64).read_to_end(&mut bytes)?;
-    if offset == 0 && bytes.starts_with(UTF8_BOM) {
-        bytes.drain(..UTF8_BOM.len());
-        offset = UTF8_BOM.len() as u64;
-    }
-    Ok(Some(Chunk { id, start: offset, bytes, restarted }))
+    Ok(Some(Chunk { id, kind, kind_known, start: offset, bytes, restarted }))
 }
 
 #[cfg(test)]
 mod tests {
     use std::io::Write as _;
 
+    use statmsg_schema::Format;
+
     use super::*;
+
+    const T: &str = "$$<C><01-01-2024 00:00:00.000+0><thread=1 (0x1)>";
 
     fn read(path: &Path, position: Option<Position>) -> Chunk {
         read_new(path, position, 1 << 20, |_| 0).unwrap().unwrap()
     }
 
+    fn texts(chunk: &Chunk, max: usize) -> (Vec<(u64, String)>, u64) {
+        let mut out = Vec::new();
+        let end = chunk.for_each_record(max, |o, r| out.push((o, r.text.into_owned())));
+        (out, end)
+    }
+
+    fn at(chunk: &Chunk, offset: u64) -> Position {
+        Position { id: chunk.id, offset, kind: Some(chunk.kind) }
+    }
+
     #[test]
-    fn reads_only_complete_lines_and_resumes() {
+    fn reads_only_complete_records_and_resumes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.log");
         let mut f = std::fs::File::create(&path).unwrap();
-        f.write_all(b"\xEF\xBB\xBFone\r\ntwo\r\nthr").unwrap();
+        write!(f, "\u{feff}one {T}\r\ntwo {T}\r\nthr").unwrap();
         let chunk = read(&path, None);
-        let (lines, end) = chunk.lines(1 << 20);
-        assert_eq!(lines, vec![(3, &b"one"[..]), (8, &b"two"[..])]);
-        assert_eq!(end, 13);
-        f.write_all(b"ee\r\n").unwrap();
-        let chunk = read(&path, Some(Position { id: chunk.id, offset: end }));
-        let (lines, end) = chunk.lines(1 << 20);
-        assert_eq!(lines, vec![(13, &b"three"[..])]);
-        assert_eq!(end, 20);
-        assert!(read_new(&path, Some(Position { id: chunk.id, offset: end }), 1 << 20, |_| 0)
-            .unwrap()
-            .is_none());
+        assert_eq!(chunk.kind.format, Format::Server);
+        let (records, end) = texts(&chunk, 1 << 20);
+        let second = 3 + format!("one {T}\r\n").len() as u64;
+        assert_eq!(records, vec![(3, "one".to_owned()), (second, "two".to_owned())]);
+        write!(f, "ee {T}\r\n").unwrap();
+        let chunk = read(&path, Some(at(&chunk, end)));
+        let (records, end) = texts(&chunk, 1 << 20);
+        assert_eq!(records, vec![(second + format!("two {T}\r\n").len() as u64, "three".to_owned())]);
+        assert_eq!(end, std::fs::metadata(&path).unwrap().len());
+        assert!(read_new(&path, Some(at(&chunk, end)), 1 << 20, |_| 0).unwrap().is_none());
+    }
+
+    #[test]
+    fn utf16_files_keep_byte_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("u.log");
+        let text = format!("Grüße {T}\r\nzwei {T}\r\n");
+        let mut bytes = vec![0xFF, 0xFE];
+        bytes.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+        std::fs::write(&path, &bytes).unwrap();
+        let chunk = read(&path, None);
+        assert_eq!(chunk.kind.encoding, Encoding::Utf16Le);
+        let (records, end) = texts(&chunk, 1 << 20);
+        assert_eq!(records[0], (2, "Grüße".to_owned()));
+        assert_eq!(records[1].0, 2 + 2 * format!("Grüße {T}\r\n").encode_utf16().count() as u64);
+        assert_eq!(end, bytes.len() as u64);
     }
 
     #[test]
     fn a_replaced_or_truncated_file_is_read_from_its_beginning() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.log");
-        std::fs::write(&path, b"one\n").unwrap();
-        let id = read(&path, None).id;
-        let chunk = read(&path, Some(Position { id, offset: 100 }));
+        std::fs::write(&path, format!("one {T}\n")).unwrap();
+        let first = read(&path, None);
+        let chunk = read(&path, Some(at(&first, 1000)));
         assert_eq!((chunk.start, chunk.restarted), (0, Some("the file was truncated")));
-        std::fs::remove_file(&path).unwrap();
-        std::fs::write(dir.path().join("keep-inode-busy"), b"x").unwrap();
-        std::fs::write(&path, b"new\n").unwrap();
-        let chunk = read(
-            &path,
-            Some(Position { id: FileId { device: id.device, index: id.index + 999_999 }, offset: 4 }),
-        );
+        let other = Position {
+            id: FileId { device: first.id.device, index: first.id.index + 999_999 },
+            offset: 4,
+            kind: None,
+        };
+        let chunk = read(&path, Some(other));
         assert_eq!((chunk.start, chunk.restarted), (0, Some("the file was replaced")));
     }
 
@@ -121,16 +195,16 @@ mod tests {
         let path = dir.path().join("a.log");
         std::fs::write(&path, vec![b'x'; 10_000]).unwrap();
         let chunk = read_new(&path, None, 4096, |_| 0).unwrap().unwrap();
-        let (lines, end) = chunk.lines(4096);
-        assert_eq!((lines.len(), end), (1, 4096));
+        let (records, end) = texts(&chunk, 4096);
+        assert_eq!((records.len(), end), (1, 4096));
     }
 
     #[test]
     fn start_at_end_skips_existing_content() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.log");
-        std::fs::write(&path, b"old\n").unwrap();
+        std::fs::write(&path, format!("old {T}\n")).unwrap();
         let chunk = read_new(&path, None, 1 << 20, |len| len).unwrap().unwrap();
-        assert_eq!((chunk.start, chunk.bytes.len()), (4, 0));
+        assert_eq!((chunk.start, chunk.bytes.len()), (std::fs::metadata(&path).unwrap().len(), 0));
     }
 }

@@ -1,61 +1,191 @@
-//! Parsing: bytes of a ConfigMgr log into [`Record`]s. Pure: no I/O, no async.
+//! Parsing: bytes of a ConfigMgr log into [`Record`]s with typed [`Event`]s. Pure: no I/O, no
+//! async.
 //!
-//! Records borrow from the caller's buffer; only a line that is not valid UTF-8 (decoded as
-//! Windows-1252) or a message with `~` line-break codes is copied. Parsing never fails and never
-//! drops a line: a line it does not understand becomes an [`Format::Unframed`] record.
+//! A file's [`FileKind`] (format and encoding) is detected once from its first bytes. [`Frames`]
+//! cuts text into raw records (lines, or multi-line CMTrace records); [`parse_record`] reads one.
+//! Records borrow from the caller's buffer; on the server-format hot path nothing is allocated
+//! per record (a test counts allocations). Parsing never fails and never drops a line: what it
+//! does not understand becomes an [`Format::Unframed`] record with its text.
+//!
+//! [`Event`]: statmsg_schema::Event
 
+mod cmtrace;
+pub mod events;
+mod frame;
 mod server;
 mod statmsg;
+pub mod stats;
 mod text;
+mod viewer;
+mod wsus;
 
 use std::borrow::Cow;
 
 use statmsg_schema::{Format, Record};
 
-pub use server::{parse_trailer, Trailer};
-pub use statmsg::{parse_statmsg, StatmsgError};
-pub use text::{decode_line, present_message, strip_bom, Lines};
+pub use frame::{record_boundary, Frames};
+pub use server::{parse_trailer, split_record, zone_bias, Trailer};
+pub use statmsg::{parse_statmsg, Parsed, StatmsgError};
+pub use text::{decode_line, present_message, strip_bom, Encoding, Lines, Transcoded};
 
 /// The last line of a rolled-over file; not a record of the next line.
 pub const ROLLOVER_MARKER: &str = "<MAXIMUM LOG FILE SIZE REACHED - FILE RENAMED>";
 
-/// Parses one physical line (without its line terminator) into a record.
-pub fn parse_line(line: &str) -> Record<'_> {
-    let line = line.trim_end_matches(['\r', '\n']);
-    if let Some((message, trailer)) = server::split_record(line) {
-        let (statmsg, statmsg_error) = match statmsg::parse_statmsg(message, trailer.time) {
-            Ok(Some(m)) => (Some(m), None),
-            Ok(None) => (None, None),
-            Err(e) => (None, Some(Cow::Owned(e.to_string()))),
+/// How a file is written: its record format and its encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileKind {
+    pub format: Format,
+    pub encoding: Encoding,
+}
+
+impl FileKind {
+    /// Detects the kind from the first bytes of a file (a few KiB suffice) and returns it with
+    /// the length of the byte-order mark to skip.
+    pub fn detect(head: &[u8]) -> (FileKind, usize) {
+        let (encoding, bom) = Encoding::detect(head);
+        let sample: Cow<'_, str> = match encoding {
+            Encoding::Utf8 => String::from_utf8_lossy(&head[bom..]),
+            Encoding::Utf16Le => Cow::Owned(Transcoded::utf16le(&head[bom..], 0, false).text),
         };
-        return Record {
-            time: Some(trailer.time),
-            component: Some(Cow::Borrowed(trailer.component)),
-            thread: Some(trailer.thread),
-            text: present_message(message),
-            format: Format::Server,
-            statmsg,
-            statmsg_error,
+        (FileKind { format: detect_format(&sample), encoding }, bom)
+    }
+}
+
+/// The format of a text: decided by its first non-empty lines.
+pub fn detect_format(sample: &str) -> Format {
+    for line in sample.lines().map(str::trim).filter(|l| !l.is_empty()).take(20) {
+        if line.contains(cmtrace::START) {
+            return Format::Cmtrace;
+        }
+        if line.contains("$$<") {
+            return Format::Server;
+        }
+        if wsus::looks_like(line) {
+            return Format::Wsus;
+        }
+        if viewer::looks_like(line) {
+            return Format::Viewer;
+        }
+    }
+    Format::Server
+}
+
+/// Parses one framed raw record (without its final line terminator) of a file in `format`.
+pub fn parse_record(format: Format, raw: &str) -> Record<'_> {
+    let raw = raw.trim_end_matches(['\r', '\n']);
+    let parsed = match format {
+        Format::Cmtrace => cmtrace::parse(raw),
+        Format::Wsus => wsus::parse(raw),
+        Format::Viewer => viewer::parse(raw),
+        _ => server_record(raw),
+    };
+    let Some(mut record) = parsed else { return unframed(raw) };
+    let message = match (format, &record.text) {
+        // The raw message (events borrow from it, `~` codes and all).
+        (Format::Server, _) => split_record(raw).map_or(raw, |(m, _)| m),
+        (Format::Viewer, _) => raw.trim_end(),
+        (_, Cow::Borrowed(text)) => text,
+        _ => "",
+    };
+    let message = message.trim_end_matches([' ', '~']);
+    if record.statmsg.is_none() && record.statmsg_error.is_none() && message.starts_with("STATMSG: ") {
+        match statmsg::parse_statmsg(strip_component(format, message), record.time) {
+            Ok(Some(Parsed::Full(m))) => record.statmsg = Some(m),
+            Ok(Some(Parsed::Symbolic(name))) => {
+                record.event = Some(statmsg_schema::Event::SymbolicStatus { name: Cow::Borrowed(name) })
+            }
+            Ok(None) => {}
+            Err(e) => record.statmsg_error = Some(Cow::Owned(e.to_string())),
+        }
+    }
+    if record.event.is_none() {
+        record.event = match format {
+            Format::Wsus => events::classify_wsus(record.component.as_deref().unwrap_or(""), message),
+            _ => events::classify(strip_component(format, message), record.statmsg.as_ref()),
         };
     }
-    let format = if line.trim() == ROLLOVER_MARKER { Format::RolloverMarker } else { Format::Unframed };
+    record
+}
+
+/// In the viewer format the raw line ends with the component: the message is before it.
+fn strip_component(format: Format, message: &str) -> &str {
+    if format != Format::Viewer {
+        return message;
+    }
+    match viewer::parse(message) {
+        Some(r) => match r.component {
+            Some(Cow::Borrowed(c)) => message[..message.len() - c.len()].trim_end(),
+            _ => message,
+        },
+        None => message,
+    }
+}
+
+fn server_record(raw: &str) -> Option<Record<'_>> {
+    let (message, trailer) = split_record(raw)?;
+    Some(Record {
+        time: Some(trailer.time),
+        component: Some(Cow::Borrowed(trailer.component)),
+        thread: Some(trailer.thread),
+        text: present_message(message.trim_start_matches(['\r', '\n'])),
+        format: Format::Server,
+        level: None,
+        statmsg: None,
+        statmsg_error: None,
+        event: None,
+    })
+}
+
+fn unframed(raw: &str) -> Record<'_> {
+    let format = if raw.trim() == ROLLOVER_MARKER { Format::RolloverMarker } else { Format::Unframed };
     Record {
         time: None,
         component: None,
         thread: None,
-        text: Cow::Borrowed(line),
+        text: Cow::Borrowed(raw),
         format,
+        level: None,
         statmsg: None,
         statmsg_error: None,
+        event: None,
     }
 }
 
-/// Parses a whole buffer (a file's bytes): BOM, encodings and line endings handled.
-pub fn parse_buffer(bytes: &[u8]) -> impl Iterator<Item = Record<'static>> + '_ {
-    Lines::new(strip_bom(bytes)).map(|(_, line)| {
-        let decoded = decode_line(line);
-        parse_line(&decoded).into_owned()
-    })
+/// Parses one server-format line (the common case), for callers that work line by line.
+pub fn parse_line(line: &str) -> Record<'_> {
+    parse_record(Format::Server, line)
+}
+
+/// Parses a whole file's bytes: kind detected, BOM skipped, every record with its byte offset.
+/// Records are owned (the buffer may be transcoded); use [`Frames`] and [`parse_record`] to
+/// borrow.
+pub fn parse_file_bytes(bytes: &[u8]) -> (FileKind, Vec<(u64, Record<'static>)>) {
+    let (kind, bom) = FileKind::detect(&bytes[..bytes.len().min(8192)]);
+    let mut out = Vec::new();
+    for_each_record(kind, &bytes[bom..], bom as u64, |offset, record| {
+        out.push((offset, record.into_owned()))
+    });
+    (kind, out)
+}
+
+/// Calls `f` with every record of `bytes` (a file's content after its BOM, starting at file
+/// offset `base`), borrowed where the encoding allows.
+pub fn for_each_record(kind: FileKind, bytes: &[u8], base: u64, mut f: impl FnMut(u64, Record<'_>)) {
+    match kind.encoding {
+        Encoding::Utf8 => {
+            for (offset, raw) in Frames::new(kind.format, bytes, false) {
+                let text = decode_line(raw);
+                f(base + offset as u64, parse_record(kind.format, &text));
+            }
+        }
+        Encoding::Utf16Le => {
+            let t = Transcoded::utf16le(bytes, base, false);
+            for (offset, raw) in Frames::new(kind.format, t.text.as_bytes(), false) {
+                let text = decode_line(raw);
+                f(t.original_offset(offset), parse_record(kind.format, &text));
+            }
+        }
+    }
 }
 
 #[cfg(test)]

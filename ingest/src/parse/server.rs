@@ -2,8 +2,13 @@
 //!
 //! The message is everything before the last `$$<` of the line. The bias is the Windows time
 //! zone bias in minutes, so UTC = local + bias (`+480` is Pacific standard time).
+//!
+//! The SMS 2.0 form, `$$<COMP><Fri Sep 03 12:23:46.229 1999 Central Daylight Time><thread=...>`,
+//! is read too; its time zone name gives the bias for the zones in [`zone_bias`] (others are
+//! read as UTC).
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use nom::branch::alt;
 use nom::bytes::complete::{tag, take_until, take_while_m_n};
 use nom::character::complete::{char, digit1, hex_digit1, one_of, space0};
 use nom::combinator::{all_consuming, map_res, opt};
@@ -24,18 +29,61 @@ pub struct Trailer<'a> {
 /// Splits a line into its message (trailing spaces removed) and parsed trailer, or `None` when
 /// the line has no valid trailer.
 pub fn split_record(line: &str) -> Option<(&str, Trailer<'_>)> {
-    let at = line.rfind("$$<")?;
+    let at = memchr::memmem::rfind(line.as_bytes(), b"$$<")?;
     let trailer = parse_trailer(&line[at + 3..]).ok()?;
     Some((line[..at].trim_end_matches(' '), trailer))
 }
 
 /// Parses the trailer after `$$<`: `COMPONENT><MM-DD-YYYY HH:MM:SS.mmm+BIAS><thread=N (0xN)>`.
 pub fn parse_trailer(input: &str) -> Result<Trailer<'_>, nom::Err<nom::error::Error<&str>>> {
-    let (_, (component, _, local, bias, _, thread)) =
-        all_consuming((take_until(">"), tag("><"), local_time, bias, tag("><thread="), thread))
-            .parse(input.trim_end())?;
+    let (_, (component, _, (local, bias), _, thread)) = all_consuming((
+        take_until(">"),
+        tag("><"),
+        alt(((local_time, bias), sms2_time)),
+        tag("><thread="),
+        thread,
+    ))
+    .parse(input.trim_end())?;
     let time = (local + Duration::minutes(i64::from(bias))).and_utc();
     Ok(Trailer { component, time, bias_minutes: bias, thread })
+}
+
+/// `Fri Sep 03 12:23:46.229 1999 Central Daylight Time` (SMS 2.0).
+fn sms2_time(i: &str) -> IResult<&str, (NaiveDateTime, i32)> {
+    let (rest, text) = take_until(">").parse(i)?;
+    let fail = || nom::Err::Error(nom::error::Error::new(i, nom::error::ErrorKind::Verify));
+    let mut parts = text.splitn(6, ' ');
+    let (Some(_day), Some(month), Some(day), Some(time), Some(year)) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(fail());
+    };
+    let zone = parts.next().unwrap_or("");
+    let month = super::statmsg::month_number(month).ok_or_else(fail)?;
+    let date =
+        NaiveDate::from_ymd_opt(year.parse().map_err(|_| fail())?, month, day.parse().map_err(|_| fail())?)
+            .ok_or_else(fail)?;
+    let time = super::statmsg::parse_clock(time).ok_or_else(fail)?;
+    Ok((rest, (date.and_time(time), zone_bias(zone))))
+}
+
+/// Windows bias (minutes, UTC = local + bias) of the zone names SMS 2.0 wrote.
+pub fn zone_bias(name: &str) -> i32 {
+    match name {
+        "Pacific Standard Time" => 480,
+        "Pacific Daylight Time" | "Mountain Standard Time" => 420,
+        "Mountain Daylight Time" | "Central Standard Time" => 360,
+        "Central Daylight Time" | "Eastern Standard Time" => 300,
+        "Eastern Daylight Time" | "Atlantic Standard Time" => 240,
+        "W. Europe Standard Time"
+        | "Romance Standard Time"
+        | "Central Europe Standard Time"
+        | "GMT Daylight Time" => -60,
+        "W. Europe Daylight Time" | "Romance Daylight Time" | "Central Europe Daylight Time" => -120,
+        "India Standard Time" => -330,
+        "Tokyo Standard Time" => -540,
+        _ => 0,
+    }
 }
 
 fn number<T: std::str::FromStr>(digits: usize) -> impl Fn(&str) -> IResult<&str, T> {
@@ -142,6 +190,16 @@ mod tests {
         assert_eq!(t("4008"), Some(4008));
         assert_eq!(t("(0xfa8)"), Some(4008));
         assert_eq!(t(""), None);
+    }
+
+    #[test]
+    fn sms_2_0_trailer() {
+        let t = parse_trailer(
+            "SMS_HIERARCHY_MANAGER><Fri Sep 03 12:23:46.229 1999 Central Daylight Time><thread=250 (0xFA)>",
+        )
+        .unwrap();
+        assert_eq!(t.time, utc("1999-09-03T17:23:46.229Z"));
+        assert_eq!((t.component, t.thread, t.bias_minutes), ("SMS_HIERARCHY_MANAGER", 250, 300));
     }
 
     #[test]

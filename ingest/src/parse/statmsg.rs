@@ -12,10 +12,10 @@
 use std::borrow::Cow;
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, Utc};
-use statmsg_schema::{Attribute, StatusMessage};
+use statmsg_schema::{Attribute, ExtraKey, StatusMessage};
 use thiserror::Error;
 
-const PREFIX: &str = "STATMSG: ID=";
+const PREFIX: &str = "STATMSG: ";
 
 /// Why a message that starts with `STATMSG: ID=` is not a well-formed status message.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -24,58 +24,74 @@ pub enum StatmsgError {
     Expected { expected: &'static str, at: usize },
     #[error("STATMSG: {key}={value:?} is not valid")]
     Invalid { key: &'static str, value: String },
-    #[error("STATMSG: unexpected text after the last key at byte {at}")]
-    Trailing { at: usize },
 }
 
-/// Parses a status message. `Ok(None)` when the message is not one (including the symbolic
-/// `STATMSG: (NAME).` form); `record_time` stands in for a missing `GMTDATE`.
+/// What a `STATMSG:` message is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Parsed<'a> {
+    /// The full grammar.
+    Full(StatusMessage<'a>),
+    /// `STATMSG: (NAME).`
+    Symbolic(&'a str),
+}
+
+/// Parses a status message. `Ok(None)` when the message is not one; `record_time` stands in for
+/// a missing `GMTDATE` (and places a GMTDATE whose month name is in an unknown language).
 pub fn parse_statmsg(
     message: &str,
-    record_time: DateTime<Utc>,
-) -> Result<Option<StatusMessage<'_>>, StatmsgError> {
-    if !message.starts_with(PREFIX) {
+    record_time: Option<DateTime<Utc>>,
+) -> Result<Option<Parsed<'_>>, StatmsgError> {
+    let Some(rest) = message.strip_prefix(PREFIX) else { return Ok(None) };
+    if let Some(symbol) = rest.strip_prefix('(') {
+        let name = symbol.trim_end_matches([' ', '~', '.']).trim_end_matches(')');
+        return Ok(Some(Parsed::Symbolic(name)));
+    }
+    if !rest.starts_with("ID=") {
         return Ok(None);
     }
     let body = message.trim_end_matches([' ', '~']);
-    let mut c = Cursor { text: body, pos: "STATMSG: ".len() };
+    let mut c = Cursor { text: body, pos: PREFIX.len(), extra: Vec::new() };
     let id = c.number("ID")?;
     let sev = c.token("SEV")?;
     let lev = c.token("LEV")?;
-    let source = c.quoted("SOURCE", &[" COMP=\""])?;
-    let comp = c.quoted("COMP", &[" SYS="])?;
+    let source = c.quoted("SOURCE", " COMP=\"", &[])?;
+    let comp = c.quoted("COMP", " SYS=", &[])?;
     let sys = c.token("SYS")?;
     let site = c.token("SITE")?;
     let pid = c.number("PID")?;
     let tid = c.number("TID")?;
-    let gmtdate = if c.at_key("GMTDATE") { c.gmtdate(record_time)? } else { record_time };
+    let gmtdate = if c.at_optional("GMTDATE") {
+        c.gmtdate(record_time)?
+    } else {
+        record_time
+            .ok_or(StatmsgError::Expected { expected: "GMTDATE (the record has no time)", at: c.pos })?
+    };
 
-    let mut istr = vec![Cow::Borrowed(""); 10];
+    let mut istr: [Cow<'_, str>; 10] = Default::default();
     for (k, slot) in istr.iter_mut().enumerate() {
-        if !c.at_key(ISTR_KEYS[k]) {
+        if !c.at_optional(ISTR_KEYS[k]) {
             break;
         }
-        let next = ISTR_TERMINATORS[k];
-        *slot = Cow::Borrowed(c.quoted(ISTR_KEYS[k], next)?);
+        let next = if k < 9 { ISTR_NEXT[k] } else { " NUMATTRS=" };
+        *slot = Cow::Borrowed(c.quoted(ISTR_KEYS[k], next, &[" NUMATTRS=", " LE="])?);
     }
 
     let mut attrs = Vec::new();
-    if c.at_key("NUMATTRS") {
+    if c.at_optional("NUMATTRS") {
         let count: u32 = c.number("NUMATTRS")?;
         for k in 0..count {
-            let aid = format!("AID{k}");
-            let aval = format!("AVAL{k}");
-            let id = c.number_dyn(&aid)?;
-            let next_aid = format!(" AID{}=", k + 1);
-            let value = c.quoted_dyn(&aval, &[next_aid.as_str(), " LE="])?;
+            c.skip_extras();
+            let id = c.indexed_number("AID", k)?;
+            let value = c.indexed_quoted("AVAL", k)?;
             attrs.push(Attribute { id, value: Cow::Borrowed(value) });
         }
     }
-    let le = if c.at_key("LE") { Some(c.hex("LE")?) } else { None };
+    let le = if c.at_optional("LE") { Some(c.hex("LE")?) } else { None };
+    c.skip_extras();
     if c.pos < body.len() {
-        return Err(StatmsgError::Trailing { at: c.pos });
+        return Err(StatmsgError::Expected { expected: "a KEY=VALUE", at: c.pos });
     }
-    Ok(Some(StatusMessage {
+    Ok(Some(Parsed::Full(StatusMessage {
         id,
         sev: Cow::Borrowed(sev),
         lev: Cow::Borrowed(lev),
@@ -89,29 +105,50 @@ pub fn parse_statmsg(
         istr,
         attrs,
         le,
-    }))
+        extra: c.extra,
+    })))
 }
 
 const ISTR_KEYS: [&str; 10] =
     ["ISTR0", "ISTR1", "ISTR2", "ISTR3", "ISTR4", "ISTR5", "ISTR6", "ISTR7", "ISTR8", "ISTR9"];
 
-/// What may follow `ISTRk="...`: the next ISTR, or (when later ones are missing) NUMATTRS or LE.
-const ISTR_TERMINATORS: [&[&str]; 10] = [
-    &[" ISTR1=\"", " NUMATTRS=", " LE="],
-    &[" ISTR2=\"", " NUMATTRS=", " LE="],
-    &[" ISTR3=\"", " NUMATTRS=", " LE="],
-    &[" ISTR4=\"", " NUMATTRS=", " LE="],
-    &[" ISTR5=\"", " NUMATTRS=", " LE="],
-    &[" ISTR6=\"", " NUMATTRS=", " LE="],
-    &[" ISTR7=\"", " NUMATTRS=", " LE="],
-    &[" ISTR8=\"", " NUMATTRS=", " LE="],
-    &[" ISTR9=\"", " NUMATTRS=", " LE="],
-    &[" NUMATTRS=", " LE="],
+/// The key that normally follows `ISTRk="...`.
+const ISTR_NEXT: [&str; 9] = [
+    " ISTR1=\"",
+    " ISTR2=\"",
+    " ISTR3=\"",
+    " ISTR4=\"",
+    " ISTR5=\"",
+    " ISTR6=\"",
+    " ISTR7=\"",
+    " ISTR8=\"",
+    " ISTR9=\"",
 ];
+
+/// Keys of the grammar; any other `KEY=` is kept as an extra.
+fn is_known_key(key: &str) -> bool {
+    matches!(
+        key,
+        "ID" | "SEV"
+            | "LEV"
+            | "SOURCE"
+            | "COMP"
+            | "SYS"
+            | "SITE"
+            | "PID"
+            | "TID"
+            | "GMTDATE"
+            | "NUMATTRS"
+            | "LE"
+    ) || ["ISTR", "AID", "AVAL"]
+        .iter()
+        .any(|p| key.strip_prefix(p).is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())))
+}
 
 struct Cursor<'a> {
     text: &'a str,
     pos: usize,
+    extra: Vec<ExtraKey<'a>>,
 }
 
 impl<'a> Cursor<'a> {
@@ -120,16 +157,56 @@ impl<'a> Cursor<'a> {
     }
 
     fn at_key(&self, key: &str) -> bool {
-        let rest = self.rest();
-        rest.starts_with(key) && rest[key.len()..].starts_with('=')
+        let rest = self.rest().as_bytes();
+        rest.starts_with(key.as_bytes()) && rest.get(key.len()) == Some(&b'=')
+    }
+
+    /// Whether an optional key comes next (after any unknown keys, which are kept).
+    fn at_optional(&mut self, key: &str) -> bool {
+        self.skip_extras();
+        self.at_key(key)
     }
 
     fn expect_key(&mut self, key: &str, expected: &'static str) -> Result<(), StatmsgError> {
+        self.skip_extras();
         if !self.at_key(key) {
             return Err(StatmsgError::Expected { expected, at: self.pos });
         }
         self.pos += key.len() + 1;
         Ok(())
+    }
+
+    /// The `KEY=` at the cursor, if it is one.
+    fn key_here(&self) -> Option<&'a str> {
+        let rest = self.rest();
+        let len =
+            rest.bytes().take_while(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_').count();
+        (len > 0 && rest.as_bytes().get(len) == Some(&b'=')).then(|| &rest[..len])
+    }
+
+    /// Consumes unknown `KEY=value` / `KEY="value"` tokens into `extra`.
+    fn skip_extras(&mut self) {
+        while let Some(key) = self.key_here().filter(|k| !is_known_key(k)) {
+            self.pos += key.len() + 1;
+            let rest = self.rest();
+            let value = match rest.strip_prefix('"') {
+                Some(quoted) => {
+                    let end =
+                        next_key_after_quote(quoted).unwrap_or_else(|| quoted.trim_end_matches('"').len());
+                    self.pos += 1;
+                    let v = &quoted[..end];
+                    self.pos += end + usize::from(quoted[end..].starts_with('"'));
+                    v
+                }
+                None => {
+                    let v = &rest[..rest.find(' ').unwrap_or(rest.len())];
+                    self.pos += v.len();
+                    v
+                }
+            };
+            self.skip_spaces();
+            self.extra.push(ExtraKey { key: Cow::Borrowed(key), value: Cow::Borrowed(value) });
+        }
     }
 
     fn skip_spaces(&mut self) {
@@ -139,26 +216,21 @@ impl<'a> Cursor<'a> {
 
     /// An unquoted value: up to the next space.
     fn token(&mut self, key: &'static str) -> Result<&'a str, StatmsgError> {
-        self.token_dyn(key, key)
+        self.expect_key(key, key)?;
+        Ok(self.unquoted_value())
     }
 
-    fn token_dyn(&mut self, key: &str, expected: &'static str) -> Result<&'a str, StatmsgError> {
-        self.expect_key(key, expected)?;
+    fn unquoted_value(&mut self) -> &'a str {
         let rest = self.rest();
-        let value = &rest[..rest.find(' ').unwrap_or(rest.len())];
+        let value = &rest[..memchr::memchr(b' ', rest.as_bytes()).unwrap_or(rest.len())];
         self.pos += value.len();
         self.skip_spaces();
-        Ok(value)
+        value
     }
 
     fn number<T: std::str::FromStr>(&mut self, key: &'static str) -> Result<T, StatmsgError> {
         let value = self.token(key)?;
         value.parse().map_err(|_| StatmsgError::Invalid { key, value: value.to_owned() })
-    }
-
-    fn number_dyn<T: std::str::FromStr>(&mut self, key: &str) -> Result<T, StatmsgError> {
-        let value = self.token_dyn(key, "AIDk")?;
-        value.parse().map_err(|_| StatmsgError::Invalid { key: "AIDk", value: value.to_owned() })
     }
 
     fn hex(&mut self, key: &'static str) -> Result<u32, StatmsgError> {
@@ -167,32 +239,46 @@ impl<'a> Cursor<'a> {
         u32::from_str_radix(digits, 16).map_err(|_| StatmsgError::Invalid { key, value: value.to_owned() })
     }
 
-    fn quoted(&mut self, key: &'static str, next: &[&str]) -> Result<&'a str, StatmsgError> {
-        self.quoted_inner(key, key, next)
+    /// Whether `PREFIXk=` is at the cursor, without formatting the key.
+    fn at_indexed(&self, prefix: &str, k: u32) -> Option<usize> {
+        let rest = self.rest().strip_prefix(prefix)?;
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        (rest[..digits].parse::<u32>().ok() == Some(k) && rest.as_bytes().get(digits) == Some(&b'='))
+            .then_some(prefix.len() + digits + 1)
     }
 
-    fn quoted_dyn(&mut self, key: &str, next: &[&str]) -> Result<&'a str, StatmsgError> {
-        self.quoted_inner(key, "AVALk", next)
+    fn indexed_number(&mut self, prefix: &'static str, k: u32) -> Result<u32, StatmsgError> {
+        let len =
+            self.at_indexed(prefix, k).ok_or(StatmsgError::Expected { expected: "AIDk", at: self.pos })?;
+        self.pos += len;
+        let value = self.unquoted_value();
+        value.parse().map_err(|_| StatmsgError::Invalid { key: "AIDk", value: value.to_owned() })
     }
 
-    /// `KEY="value"` where the value ends at the first `"` followed by one of `next` keys, or at
-    /// the closing quote at the end of the message.
-    fn quoted_inner(
-        &mut self,
-        key: &str,
-        expected: &'static str,
-        next: &[&str],
-    ) -> Result<&'a str, StatmsgError> {
-        self.expect_key(key, expected)?;
+    fn indexed_quoted(&mut self, prefix: &'static str, k: u32) -> Result<&'a str, StatmsgError> {
+        self.skip_extras();
+        let len =
+            self.at_indexed(prefix, k).ok_or(StatmsgError::Expected { expected: "AVALk", at: self.pos })?;
+        self.pos += len;
+        // The next attribute id, or LE, or the end.
+        self.quoted_value(" AID", &[" LE="])
+    }
+
+    /// `KEY="value"`: the value ends at the first `"` followed by `next` (the key that normally
+    /// follows), else by one of `fallback`, else at the closing quote at the end of the message.
+    fn quoted(&mut self, key: &'static str, next: &str, fallback: &[&str]) -> Result<&'a str, StatmsgError> {
+        self.expect_key(key, key)?;
+        self.quoted_value(next, fallback)
+    }
+
+    fn quoted_value(&mut self, next: &str, fallback: &[&str]) -> Result<&'a str, StatmsgError> {
         if !self.rest().starts_with('"') {
             return Err(StatmsgError::Expected { expected: "an opening quote", at: self.pos });
         }
         self.pos += 1;
         let rest = self.rest();
-        let end = next
-            .iter()
-            .filter_map(|n| find_quote_before(rest, n))
-            .min()
+        let end = find_quote_before(rest, next)
+            .or_else(|| fallback.iter().filter_map(|n| find_quote_before(rest, n)).min())
             .or_else(|| rest.ends_with('"').then(|| rest.len() - 1))
             .ok_or(StatmsgError::Expected { expected: "a closing quote", at: self.pos })?;
         self.pos += end + 1;
@@ -201,22 +287,23 @@ impl<'a> Cursor<'a> {
     }
 
     /// `GMTDATE=Ddd Mmm DD HH:MM:SS.mmm YYYY`: five tokens, names possibly localized.
-    fn gmtdate(&mut self, record_time: DateTime<Utc>) -> Result<DateTime<Utc>, StatmsgError> {
+    fn gmtdate(&mut self, record_time: Option<DateTime<Utc>>) -> Result<DateTime<Utc>, StatmsgError> {
         self.expect_key("GMTDATE", "GMTDATE")?;
         let rest = self.rest();
-        let mut tokens = rest.splitn(6, ' ');
-        let parts: Vec<&str> = tokens.by_ref().take(5).collect();
         let invalid = || StatmsgError::Invalid { key: "GMTDATE", value: rest.chars().take(32).collect() };
-        let [_, month, day, time, year] = parts[..] else {
+        let mut tokens = rest.split(' ');
+        let (Some(_), Some(month), Some(day), Some(time), Some(year)) =
+            (tokens.next(), tokens.next(), tokens.next(), tokens.next(), tokens.next())
+        else {
             return Err(invalid());
         };
-        let consumed: usize = parts.iter().map(|p| p.len() + 1).sum::<usize>() - 1;
+        let consumed = year.as_ptr() as usize + year.len() - rest.as_ptr() as usize;
         let day: u32 = day.parse().map_err(|_| invalid())?;
         let year: i32 = year.parse().map_err(|_| invalid())?;
-        let time = NaiveTime::parse_from_str(time, "%H:%M:%S%.f").map_err(|_| invalid())?;
+        let time = parse_clock(time).ok_or_else(invalid)?;
         let date = match month_number(month) {
             Some(m) => NaiveDate::from_ymd_opt(year, m, day),
-            None => nearest_month(year, day, record_time),
+            None => record_time.and_then(|t| nearest_month(year, day, t)),
         }
         .ok_or_else(invalid)?;
         self.pos += consumed;
@@ -227,10 +314,12 @@ impl<'a> Cursor<'a> {
 
 /// Position of the `"` that immediately precedes `key` in `rest`.
 fn find_quote_before(rest: &str, key: &str) -> Option<usize> {
+    let finder = memchr::memmem::Finder::new(key.as_bytes());
+    let bytes = rest.as_bytes();
     let mut from = 0;
-    while let Some(i) = rest[from..].find(key) {
+    while let Some(i) = finder.find(&bytes[from..]) {
         let at = from + i;
-        if at > 0 && rest.as_bytes()[at - 1] == b'"' {
+        if at > 0 && bytes[at - 1] == b'"' {
             return Some(at - 1);
         }
         from = at + 1;
@@ -238,8 +327,44 @@ fn find_quote_before(rest: &str, key: &str) -> Option<usize> {
     None
 }
 
-/// Month abbreviations in the languages ConfigMgr servers run in (first three letters).
-fn month_number(name: &str) -> Option<u32> {
+/// In the text after an opening quote: the position of a `"` followed by ` KEY=`.
+fn next_key_after_quote(quoted: &str) -> Option<usize> {
+    let bytes = quoted.as_bytes();
+    memchr::memchr_iter(b'"', bytes).find(|&i| {
+        let after = &quoted[i + 1..];
+        after.strip_prefix(' ').is_some_and(|a| {
+            let len =
+                a.bytes().take_while(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_').count();
+            len > 0 && a.as_bytes().get(len) == Some(&b'=')
+        })
+    })
+}
+
+/// `HH:MM:SS.fff` (1 to 9 fractional digits, or none).
+pub(super) fn parse_clock(s: &str) -> Option<NaiveTime> {
+    let b = s.as_bytes();
+    if b.len() < 8 || b[2] != b':' || b[5] != b':' {
+        return None;
+    }
+    let two = |i: usize| -> Option<u32> {
+        let (x, y) = (b[i].wrapping_sub(b'0'), b[i + 1].wrapping_sub(b'0'));
+        (x < 10 && y < 10).then(|| u32::from(x) * 10 + u32::from(y))
+    };
+    let mut nanos = 0u32;
+    if b.len() > 8 {
+        let fraction = s[8..].strip_prefix('.')?;
+        if fraction.is_empty() || fraction.len() > 9 || !fraction.bytes().all(|d| d.is_ascii_digit()) {
+            return None;
+        }
+        for (k, d) in fraction.bytes().enumerate() {
+            nanos += u32::from(d - b'0') * 10u32.pow(8 - k as u32);
+        }
+    }
+    NaiveTime::from_hms_nano_opt(two(0)?, two(3)?, two(6)?, nanos)
+}
+
+/// Month abbreviations in the languages ConfigMgr servers run in, without allocating.
+pub(super) fn month_number(name: &str) -> Option<u32> {
     const NAMES: [&[&str]; 12] = [
         &["jan", "jän", "janv", "ene", "gen"],
         &["feb", "fév", "fev", "févr"],
@@ -254,8 +379,12 @@ fn month_number(name: &str) -> Option<u32> {
         &["nov"],
         &["dec", "dez", "déc", "dic"],
     ];
-    let lower = name.trim_end_matches('.').to_lowercase();
-    NAMES.iter().position(|names| names.contains(&lower.as_str())).map(|i| i as u32 + 1)
+    let name = name.trim_end_matches('.');
+    let same = |known: &str| {
+        known.len() == name.len()
+            && known.chars().zip(name.chars()).all(|(k, n)| n.to_lowercase().eq(std::iter::once(k)))
+    };
+    NAMES.iter().position(|names| names.iter().any(|k| same(k))).map(|i| i as u32 + 1)
 }
 
 /// For a month name we do not know: the month that puts the date nearest the record time
@@ -272,15 +401,26 @@ fn nearest_month(year: i32, day: u32, record_time: DateTime<Utc>) -> Option<Naiv
 mod tests {
     use super::*;
 
-    fn record_time() -> DateTime<Utc> {
+    fn at() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2024-08-02T20:54:26.500Z").unwrap().with_timezone(&Utc)
+    }
+
+    fn record_time() -> Option<DateTime<Utc>> {
+        Some(at())
+    }
+
+    fn full(msg: &str) -> StatusMessage<'_> {
+        match parse_statmsg(msg, record_time()) {
+            Ok(Some(Parsed::Full(m))) => m,
+            other => panic!("{other:?}"),
+        }
     }
 
     const FAILED: &str = r#"STATMSG: ID=6703 SEV=E LEV=M SOURCE="SMS Server" COMP="SMS_WSUS_SYNC_MANAGER" SYS=CM1.contoso.com SITE=CHQ PID=2836 TID=9640 GMTDATE=Fri Aug 02 20:54:26.571 2024 ISTR0="Microsoft.UpdateServices.Administration.AdminProxy.CreateUpdateServer" ISTR1="The request failed with HTTP status 503: Service Unavailable." ISTR2="" ISTR3="" ISTR4="" ISTR5="" ISTR6="" ISTR7="" ISTR8="" ISTR9="" NUMATTRS=0 LE=0X8013150a"#;
 
     #[test]
     fn a_failure_with_last_error() {
-        let m = parse_statmsg(FAILED, record_time()).unwrap().unwrap();
+        let m = full(FAILED);
         assert_eq!((m.id, &*m.sev, &*m.lev, &*m.site, m.pid, m.tid), (6703, "E", "M", "CHQ", 2836, 9640));
         assert_eq!(
             (&*m.source, &*m.comp, &*m.sys),
@@ -296,7 +436,7 @@ mod tests {
     #[test]
     fn unescaped_quotes_and_keys_inside_values() {
         let msg = r#"STATMSG: ID=6703 SEV=E LEV=M SOURCE="SMS Server" COMP="C" SYS=S SITE=P01 PID=1 TID=2 GMTDATE=Fri Aug 02 20:54:26.571 2024 ISTR0="say "hi" ISTR1=x" ISTR1="a\b=c, ~~ ü" ISTR2="" ISTR3="" ISTR4="" ISTR5="" ISTR6="" ISTR7="" ISTR8="" ISTR9="end"" NUMATTRS=2 AID0=409 AVAL0="P01" AID1=412 AVAL1="{x "y"}" LE=0X1"#;
-        let m = parse_statmsg(msg, record_time()).unwrap().unwrap();
+        let m = full(msg);
         assert_eq!(m.istr[0], r#"say "hi" ISTR1=x"#);
         assert_eq!(m.istr[1], r"a\b=c, ~~ ü");
         assert_eq!(m.istr[9], r#"end""#);
@@ -313,29 +453,57 @@ mod tests {
     #[test]
     fn missing_gmtdate_falls_back_to_record_time() {
         let msg = r#"STATMSG: ID=6701 SEV=I LEV=M SOURCE="SMS Server" COMP="C" SYS=S SITE=P01 PID=1 TID=2 ISTR0="" ISTR1="" ISTR2="" ISTR3="" ISTR4="" ISTR5="" ISTR6="" ISTR7="" ISTR8="" ISTR9="" NUMATTRS=0"#;
-        let m = parse_statmsg(msg, record_time()).unwrap().unwrap();
-        assert_eq!(m.gmtdate, record_time());
+        let m = full(msg);
+        assert_eq!(m.gmtdate, at());
+        assert!(parse_statmsg(msg, None).is_err(), "no time at all");
         assert_eq!(m.le, None);
     }
 
     #[test]
     fn localized_day_and_month_names() {
         let german = FAILED.replace("Fri Aug 02", "Fr Okt 04");
-        let m = parse_statmsg(&german, record_time()).unwrap().unwrap();
+        let m = full(&german);
         assert_eq!((m.gmtdate.month(), m.gmtdate.day()), (10, 4));
         let march = FAILED.replace("Fri Aug 02", "Mo Mär 04");
-        let m = parse_statmsg(&march, record_time()).unwrap().unwrap();
+        let m = full(&march);
         assert_eq!((m.gmtdate.month(), m.gmtdate.day()), (3, 4));
         // An unknown language: the month that puts GMTDATE next to the record time.
         let unknown = FAILED.replace("Fri Aug 02", "Xx Qqq 02");
-        let m = parse_statmsg(&unknown, record_time()).unwrap().unwrap();
+        let m = full(&unknown);
         assert_eq!((m.gmtdate.month(), m.gmtdate.day()), (8, 2));
     }
 
     #[test]
     fn not_a_status_message() {
         assert_eq!(parse_statmsg("Sync time: 0d00h03m53s", record_time()), Ok(None));
-        assert_eq!(parse_statmsg("STATMSG: (SOME_COMPONENT_STARTED).", record_time()), Ok(None));
+        assert_eq!(
+            parse_statmsg("STATMSG: (SOME_COMPONENT_STARTED).", record_time()),
+            Ok(Some(Parsed::Symbolic("SOME_COMPONENT_STARTED")))
+        );
+        assert_eq!(parse_statmsg("STATMSG: nothing", record_time()), Ok(None));
+    }
+
+    #[test]
+    fn unknown_keys_are_kept() {
+        let msg =
+            FAILED.replace(" GMTDATE=", " NEWKEY=abc GMTDATE=").replace(" LE=", " QUOTED=\"a \"b\" c\" LE=")
+                + " TRAILING=1";
+        let m = full(&msg);
+        let extra: Vec<(&str, &str)> = m.extra.iter().map(|e| (&*e.key, &*e.value)).collect();
+        assert_eq!(extra, vec![("NEWKEY", "abc"), ("QUOTED", "a \"b\" c"), ("TRAILING", "1")]);
+        assert_eq!(m.le, Some(0x8013_150a));
+        assert_eq!(m.gmtdate.day(), 2);
+    }
+
+    #[test]
+    fn clock_and_months() {
+        assert_eq!(parse_clock("20:54:26.571"), NaiveTime::from_hms_milli_opt(20, 54, 26, 571));
+        assert_eq!(parse_clock("20:54:26"), NaiveTime::from_hms_opt(20, 54, 26));
+        assert_eq!(parse_clock("20:54:26."), None);
+        assert_eq!(parse_clock("2:54:26.1"), None);
+        assert_eq!(month_number("MÄR"), Some(3));
+        assert_eq!(month_number("Dez."), Some(12));
+        assert_eq!(month_number("Xyz"), None);
     }
 
     #[test]

@@ -8,12 +8,13 @@ const LINES: &str = concat!(
     "\u{feff}Wakeup for scheduled regular sync  $$<SMS_WSUS_SYNC_MANAGER><01-16-2014 10:53:50.117+480><thread=3404 (0xD4C)>\r\n",
     "STATMSG: ID=6701 SEV=I LEV=M SOURCE=\"SMS Server\" COMP=\"SMS_WSUS_SYNC_MANAGER\" SYS=CS1SITE.CONTOSO.COM SITE=CS1 PID=432 TID=3404 GMTDATE=Thu Jan 16 18:53:52.608 2014 ISTR0=\"\" ISTR1=\"\" ISTR2=\"\" ISTR3=\"\" ISTR4=\"\" ISTR5=\"\" ISTR6=\"\" ISTR7=\"\" ISTR8=\"\" ISTR9=\"\" NUMATTRS=0 $$<SMS_WSUS_SYNC_MANAGER><01-16-2014 10:53:52.610+480><thread=3404 (0xD4C)>\r\n",
     "Sync failed: WSUS server not configured.~~ $$<SMS_WSUS_SYNC_MANAGER><01-16-2014 10:54:00.000+480><thread=3404 (0xD4C)>\r\n",
-    "a line without trailer\r\n",
     "<MAXIMUM LOG FILE SIZE REACHED - FILE RENAMED>\r\n",
+    "a line without trailer\r\n",
 );
 
 fn records() -> Vec<Value> {
-    parse_buffer(LINES.as_bytes()).map(|r| serde_json::to_value(&r).unwrap()).collect()
+    let (_, records) = parse_file_bytes(LINES.as_bytes());
+    records.iter().map(|(_, r)| serde_json::to_value(r).unwrap()).collect()
 }
 
 #[test]
@@ -32,7 +33,8 @@ fn json_contract_of_a_status_message() {
                 "comp": "SMS_WSUS_SYNC_MANAGER", "sys": "CS1SITE.CONTOSO.COM", "site": "CS1",
                 "pid": 432, "tid": 3404, "gmtdate": "2014-01-16T18:53:52.608Z",
                 "istr": ["", "", "", "", "", "", "", "", "", ""], "attrs": []
-            }
+            },
+            "event": {"type": "sync_status", "id": 6701, "name": "sync_started"}
         })
     );
 }
@@ -44,10 +46,11 @@ fn every_line_is_a_record() {
     assert_eq!(all[0]["text"], "Wakeup for scheduled regular sync");
     assert_eq!(all[0]["time"], "2014-01-16T18:53:50.117Z");
     assert_eq!(all[2]["text"], "Sync failed: WSUS server not configured.");
-    assert_eq!(all[3]["format"], "unframed");
-    assert_eq!(all[3]["text"], "a line without trailer");
-    assert_eq!(all[3]["time"], Value::Null);
-    assert_eq!(all[4]["format"], "rollover_marker");
+    assert_eq!(all[2]["event"]["type"], "sync_failed");
+    assert_eq!(all[3]["format"], "rollover_marker");
+    assert_eq!(all[4]["format"], "unframed");
+    assert_eq!(all[4]["text"], "a line without trailer");
+    assert_eq!(all[4]["time"], Value::Null);
 }
 
 #[test]
@@ -61,7 +64,7 @@ fn a_malformed_status_message_is_kept_with_its_error() {
 
 #[test]
 fn parsing_borrows_from_the_line() {
-    let line = LINES.lines().nth(1).unwrap();
+    let line = LINES.lines().nth(1).unwrap().trim_end();
     let r = parse_line(line);
     let m = r.statmsg.as_ref().unwrap();
     assert!(matches!(r.text, Cow::Borrowed(_)));

@@ -1,38 +1,70 @@
-//! Bytes to text: byte-order mark, line splitting, encoding fallback, `~` line-break codes.
+//! Bytes to text: byte-order marks, encodings, line splitting, `~` line-break codes.
+//!
+//! Encodings (detected per file from its first bytes): UTF-8 with or without BOM, with a
+//! per-line fallback to Windows-1252 for bytes that are not UTF-8; UTF-16LE with BOM, transcoded
+//! once per chunk.
 
 use std::borrow::Cow;
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+const UTF16LE_BOM: &[u8] = b"\xFF\xFE";
+
+/// A file's encoding, known from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    /// UTF-8 (BOM or not), Windows-1252 for lines that are not UTF-8.
+    #[default]
+    Utf8,
+    /// UTF-16 little endian (always with BOM on these servers).
+    Utf16Le,
+}
+
+impl Encoding {
+    /// The encoding and BOM length of a file that starts with `head`.
+    pub fn detect(head: &[u8]) -> (Encoding, usize) {
+        if head.starts_with(UTF8_BOM) {
+            (Encoding::Utf8, UTF8_BOM.len())
+        } else if head.starts_with(UTF16LE_BOM) {
+            (Encoding::Utf16Le, UTF16LE_BOM.len())
+        } else {
+            (Encoding::Utf8, 0)
+        }
+    }
+}
 
 /// The bytes after a UTF-8 byte-order mark, if the buffer starts with one.
 pub fn strip_bom(bytes: &[u8]) -> &[u8] {
     bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes)
 }
 
-/// Complete lines of a buffer with the offset of their first byte: `\n`-terminated, the `\r` of
-/// CRLF removed. A last line without `\n` is yielded too (use [`Lines::complete_only`] when the
-/// writer may still be appending to it).
-#[derive(Debug)]
+/// Lines of a buffer with the offset of their first byte: `\n`-terminated, the `\r` of CRLF
+/// removed. A last line without `\n` is yielded too, unless [`Lines::complete_only`] (the writer
+/// may still be appending to it); [`Lines::consumed`] tells where the unread tail starts.
+#[derive(Debug, Clone)]
 pub struct Lines<'a> {
-    rest: &'a [u8],
-    offset: usize,
+    bytes: &'a [u8],
+    pos: usize,
     complete_only: bool,
 }
 
 impl<'a> Lines<'a> {
     pub fn new(bytes: &'a [u8]) -> Self {
-        Lines { rest: bytes, offset: 0, complete_only: false }
+        Lines { bytes, pos: 0, complete_only: false }
     }
 
-    /// Yields only `\n`-terminated lines; [`Lines::consumed`] tells where the unfinished tail
-    /// starts.
     pub fn complete_only(bytes: &'a [u8]) -> Self {
-        Lines { rest: bytes, offset: 0, complete_only: true }
+        Lines { bytes, pos: 0, complete_only: true }
     }
 
     /// Bytes consumed so far (the offset just after the last yielded line's terminator).
     pub fn consumed(&self) -> usize {
-        self.offset
+        self.pos
+    }
+
+    /// The next line without consuming it.
+    pub fn peek(&self) -> Option<(usize, &'a [u8])> {
+        self.clone().next()
     }
 }
 
@@ -40,24 +72,26 @@ impl<'a> Iterator for Lines<'a> {
     /// (offset of the line's first byte, the line without terminator)
     type Item = (usize, &'a [u8]);
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        if self.rest.is_empty() {
+        let rest = &self.bytes[self.pos..];
+        if rest.is_empty() {
             return None;
         }
-        let start = self.offset;
-        let (line, advance) = match self.rest.iter().position(|&b| b == b'\n') {
-            Some(i) => (&self.rest[..i], i + 1),
+        let start = self.pos;
+        let (line, advance) = match memchr::memchr(b'\n', rest) {
+            Some(i) => (&rest[..i], i + 1),
             None if self.complete_only => return None,
-            None => (self.rest, self.rest.len()),
+            None => (rest, rest.len()),
         };
-        self.rest = &self.rest[advance..];
-        self.offset += advance;
+        self.pos += advance;
         Some((start, line.strip_suffix(b"\r").unwrap_or(line)))
     }
 }
 
 /// UTF-8 when the line is valid UTF-8 (borrowed), otherwise Windows-1252 (the code page of the
 /// servers' logs that are not UTF-8).
+#[inline]
 pub fn decode_line(line: &[u8]) -> Cow<'_, str> {
     match std::str::from_utf8(line) {
         Ok(s) => Cow::Borrowed(s),
@@ -76,11 +110,58 @@ fn windows_1252(b: u8) -> char {
     }
 }
 
+/// UTF-16LE bytes transcoded to UTF-8, complete lines only, with the original offset of every
+/// line start so that records keep their position in the file.
+#[derive(Debug)]
+pub struct Transcoded {
+    pub text: String,
+    /// (offset in `text`, offset in the original bytes) of each line start, ascending.
+    line_starts: Vec<(usize, u64)>,
+    /// Original bytes consumed (up to the end of the last complete line, or all when final).
+    pub consumed: usize,
+}
+
+impl Transcoded {
+    /// Transcodes `bytes` (which start on a code unit boundary at original offset `base`). With
+    /// `complete_only`, stops after the last `\n`.
+    pub fn utf16le(bytes: &[u8], base: u64, complete_only: bool) -> Transcoded {
+        let units = bytes.len() / 2;
+        let mut end_units = units;
+        if complete_only {
+            end_units = (0..units)
+                .rev()
+                .find(|&i| bytes[2 * i] == b'\n' && bytes[2 * i + 1] == 0)
+                .map_or(0, |i| i + 1);
+        }
+        let code_units = (0..end_units).map(|i| u16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]));
+        let mut text = String::with_capacity(end_units);
+        let mut line_starts = vec![(0, base)];
+        let mut unit_index = 0u64;
+        for c in char::decode_utf16(code_units) {
+            let c = c.unwrap_or(char::REPLACEMENT_CHARACTER);
+            unit_index += c.len_utf16() as u64;
+            text.push(c);
+            if c == '\n' {
+                line_starts.push((text.len(), base + 2 * unit_index));
+            }
+        }
+        Transcoded { text, line_starts, consumed: 2 * end_units }
+    }
+
+    /// The original offset of a line starting at `pos` in `text`.
+    pub fn original_offset(&self, pos: usize) -> u64 {
+        match self.line_starts.binary_search_by_key(&pos, |&(p, _)| p) {
+            Ok(i) => self.line_starts[i].1,
+            Err(i) => self.line_starts[i.saturating_sub(1)].1,
+        }
+    }
+}
+
 /// The message as people read it: trailing spaces and trailing `~`/`~~` codes removed, inner
 /// `~~` (CRLF) and `~` (LF) shown as `\n`. Borrows unless there is an inner code to replace.
 pub fn present_message(raw: &str) -> Cow<'_, str> {
-    let trimmed = raw.trim_end_matches([' ', '~']);
-    if !trimmed.contains('~') {
+    let trimmed = raw.trim_end_matches([' ', '~', '\r', '\n']);
+    if memchr::memchr(b'~', trimmed.as_bytes()).is_none() {
         return Cow::Borrowed(trimmed);
     }
     Cow::Owned(trimmed.replace("~~", "\n").replace('~', "\n"))
@@ -107,9 +188,23 @@ mod tests {
     }
 
     #[test]
-    fn bom_is_stripped_only_at_the_start() {
-        assert_eq!(strip_bom(b"\xEF\xBB\xBFabc"), b"abc");
+    fn boms_are_detected() {
+        assert_eq!(Encoding::detect(b"\xEF\xBB\xBFabc"), (Encoding::Utf8, 3));
+        assert_eq!(Encoding::detect(b"\xFF\xFEa\0"), (Encoding::Utf16Le, 2));
+        assert_eq!(Encoding::detect(b"abc"), (Encoding::Utf8, 0));
         assert_eq!(strip_bom(b"abc\xEF\xBB\xBF"), b"abc\xEF\xBB\xBF");
+    }
+
+    #[test]
+    fn utf16_is_transcoded_with_original_offsets() {
+        let text = "Grüße 𝄞\r\nzwei\r\ndr";
+        let bytes: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let t = Transcoded::utf16le(&bytes, 2, true);
+        assert_eq!(t.text, "Grüße 𝄞\r\nzwei\r\n");
+        assert_eq!(t.consumed, 2 * "Grüße 𝄞\r\nzwei\r\n".encode_utf16().count());
+        let second = t.text.find("zwei").unwrap();
+        assert_eq!(t.original_offset(second), 2 + 2 * "Grüße 𝄞\r\n".encode_utf16().count() as u64);
+        assert_eq!(Transcoded::utf16le(&bytes, 0, false).text, text);
     }
 
     #[test]
