@@ -10,3 +10,4 @@ pub mod consume;
 pub mod kafka;
 pub mod parse;
 pub mod shutdown;
+pub mod synth;

@@ -153,55 +153,94 @@ fn write_text(out: &mut impl Write, record: &statmsg_schema::Record<'_>) -> anyh
     Ok(())
 }
 
-/// Parses without printing records, both cores at work on large files.
+/// Parses without printing records. Reads each file in large blocks into a reused buffer (no
+/// page-faulting a file-sized allocation) and parses each block on every core, split at record
+/// boundaries so the result is exactly that of one pass.
 fn parse_stats(files: &[PathBuf]) -> anyhow::Result<()> {
+    const BLOCK: usize = 32 << 20;
     let started = std::time::Instant::now();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
     let mut total = Stats::default();
+    let mut buffer = vec![0u8; BLOCK];
     for path in files {
-        let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
-        let (kind, bom) = FileKind::detect(&bytes[..bytes.len().min(8192)]);
-        let body = &bytes[bom..];
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-        let (parts, _) = split_for_threads(kind, body, threads);
-        let results: Vec<Stats> = std::thread::scope(|scope| {
-            let handles: Vec<_> = parts
-                .iter()
-                .map(|&(start, end)| {
-                    scope.spawn(move || {
-                        let mut stats = Stats::default();
-                        parse::for_each_record(kind, &body[start..end], 0, |_, record| stats.add(&record));
-                        stats
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
-        });
-        for stats in results {
-            total.merge(stats);
+        let mut file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
+        let mut filled = read_full(&mut file, &mut buffer)?;
+        let (kind, bom) = FileKind::detect(&buffer[..filled.min(8192)]);
+        if kind.encoding == parse::Encoding::Utf16Le {
+            // Transcoded whole: UTF-16 logs are rare and small.
+            let mut bytes = buffer[..filled].to_vec();
+            std::io::Read::read_to_end(&mut file, &mut bytes)?;
+            total.bytes += bytes.len() as u64;
+            parse::for_each_record(kind, &bytes[bom..], bom as u64, |_, r| total.add(&r));
+            continue;
         }
-        total.bytes += bytes.len() as u64;
+        let mut start = bom;
+        loop {
+            let at_end = filled < buffer.len();
+            // Parse up to the last record boundary of the block; carry the rest over.
+            let end = if at_end {
+                filled
+            } else {
+                parse::last_record_boundary(kind.format, &buffer[start..filled]) + start
+            };
+            let end = if end == start && !at_end { filled } else { end };
+            total.merge(&parse_parallel(kind, &buffer[start..end], threads));
+            total.bytes += (end - start) as u64;
+            if at_end {
+                break;
+            }
+            buffer.copy_within(end..filled, 0);
+            let carried = filled - end;
+            if carried == buffer.len() {
+                buffer.resize(buffer.len() * 2, 0); // one record larger than a block
+            }
+            filled = carried + read_full(&mut file, &mut buffer[carried..])?;
+            start = 0;
+        }
+        total.bytes += bom as u64;
     }
     std::io::stdout().write_all(total.report(started.elapsed().as_secs_f64()).as_bytes())?;
     Ok(())
 }
 
-/// Splits `body` into up to `threads` ranges that start on record boundaries (UTF-16 files stay
-/// whole: their boundaries are in transcoded text).
-fn split_for_threads(kind: FileKind, body: &[u8], threads: usize) -> (Vec<(usize, usize)>, usize) {
-    const MIN_PART: usize = 4 << 20;
-    if kind.encoding == parse::Encoding::Utf16Le || body.len() < 2 * MIN_PART || threads < 2 {
-        return (vec![(0, body.len())], 1);
+/// Reads until `buf` is full or the file ends; returns the bytes read.
+fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match std::io::Read::read(file, &mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
     }
-    let mut parts = Vec::new();
+    Ok(n)
+}
+
+fn parse_parallel(kind: FileKind, bytes: &[u8], threads: usize) -> Stats {
+    let mut parts = Vec::with_capacity(threads);
     let mut start = 0;
     for k in 1..threads {
-        let cut = parse::record_boundary(kind.format, body, body.len() * k / threads).max(start);
-        parts.push((start, cut));
+        let cut = parse::record_boundary(kind.format, bytes, bytes.len() * k / threads).max(start);
+        parts.push(&bytes[start..cut]);
         start = cut;
     }
-    parts.push((start, body.len()));
-    let n = parts.len();
-    (parts, n)
+    parts.push(&bytes[start..]);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut stats = Stats::default();
+                    parse::for_each_record(kind, part, 0, |_, record| stats.add(&record));
+                    stats
+                })
+            })
+            .collect();
+        let mut total = Stats::default();
+        for h in handles {
+            total.merge(&h.join().unwrap_or_default());
+        }
+        total
+    })
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

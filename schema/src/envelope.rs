@@ -34,6 +34,10 @@ pub struct Envelope<'a> {
     /// Where the record was read; with `host` it identifies the record for deduplication.
     #[serde(borrow)]
     pub source: SourcePosition<'a>,
+    /// Set when the record was too large to send whole: the size of its full payload. The
+    /// record's text is then cut and its `statmsg_error` says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<u64>,
     #[serde(borrow)]
     pub record: Record<'a>,
 }

@@ -269,45 +269,92 @@ pub enum Event<'a> {
 
 impl Event<'_> {
     /// The event's type name, as in JSON.
+    /// Every type name, as in JSON; [`Event::type_index`] indexes it.
+    pub const TYPE_NAMES: [&'static str; 37] = [
+        "sync_wakeup",
+        "sync_request_file",
+        "sync_starting",
+        "sync_requested",
+        "sup_list_read",
+        "sup_count",
+        "sup_found",
+        "phase_started",
+        "phase_done",
+        "wsus_sync_starting",
+        "progress",
+        "waiting_for_wsus_results",
+        "content_version_set",
+        "update_synchronized",
+        "sync_succeeded",
+        "items_updated",
+        "synced_with_parent",
+        "sync_time",
+        "children_notified",
+        "notification_replicated",
+        "sync_failed",
+        "retry_scheduled",
+        "update_failed",
+        "sync_aborted",
+        "cleanup_done",
+        "expired_updates_deleting",
+        "expired_updates_deleted",
+        "orphaned_content_deleted",
+        "sync_status",
+        "symbolic_status",
+        "wsus_config_state",
+        "sync_now_requested",
+        "sync_notification_received",
+        "sync_file_dropped",
+        "wsus_manual_sync_started",
+        "wsus_event",
+        "wsus_sync_finished",
+    ];
+
+    /// The event's type name, as in JSON.
     pub fn type_name(&self) -> &'static str {
+        Self::TYPE_NAMES[self.type_index()]
+    }
+
+    /// Position of the type in [`Event::TYPE_NAMES`] (for counting without maps).
+    pub fn type_index(&self) -> usize {
         match self {
-            Event::SyncWakeup { .. } => "sync_wakeup",
-            Event::SyncRequestFile { .. } => "sync_request_file",
-            Event::SyncStarting => "sync_starting",
-            Event::SyncRequested { .. } => "sync_requested",
-            Event::SupListRead { .. } => "sup_list_read",
-            Event::SupCount { .. } => "sup_count",
-            Event::SupFound { .. } => "sup_found",
-            Event::PhaseStarted { .. } => "phase_started",
-            Event::PhaseDone { .. } => "phase_done",
-            Event::WsusSyncStarting { .. } => "wsus_sync_starting",
-            Event::Progress { .. } => "progress",
-            Event::WaitingForWsusResults { .. } => "waiting_for_wsus_results",
-            Event::ContentVersionSet { .. } => "content_version_set",
-            Event::UpdateSynchronized { .. } => "update_synchronized",
-            Event::SyncSucceeded { .. } => "sync_succeeded",
-            Event::ItemsUpdated { .. } => "items_updated",
-            Event::SyncedWithParent { .. } => "synced_with_parent",
-            Event::SyncTime { .. } => "sync_time",
-            Event::ChildrenNotified { .. } => "children_notified",
-            Event::NotificationReplicated { .. } => "notification_replicated",
-            Event::SyncFailed { .. } => "sync_failed",
-            Event::RetryScheduled { .. } => "retry_scheduled",
-            Event::UpdateFailed { .. } => "update_failed",
-            Event::SyncAborted => "sync_aborted",
-            Event::CleanupDone { .. } => "cleanup_done",
-            Event::ExpiredUpdatesDeleting => "expired_updates_deleting",
-            Event::ExpiredUpdatesDeleted { .. } => "expired_updates_deleted",
-            Event::OrphanedContentDeleted { .. } => "orphaned_content_deleted",
-            Event::SyncStatus { .. } => "sync_status",
-            Event::SymbolicStatus { .. } => "symbolic_status",
-            Event::WsusConfigState { .. } => "wsus_config_state",
-            Event::SyncNowRequested => "sync_now_requested",
-            Event::SyncNotificationReceived { .. } => "sync_notification_received",
-            Event::SyncFileDropped { .. } => "sync_file_dropped",
-            Event::WsusManualSyncStarted => "wsus_manual_sync_started",
-            Event::WsusEvent { .. } => "wsus_event",
-            Event::WsusSyncFinished => "wsus_sync_finished",
+            Event::SyncWakeup { .. } => 0,
+            Event::SyncRequestFile { .. } => 1,
+            Event::SyncStarting => 2,
+            Event::SyncRequested { .. } => 3,
+            Event::SupListRead { .. } => 4,
+            Event::SupCount { .. } => 5,
+            Event::SupFound { .. } => 6,
+            Event::PhaseStarted { .. } => 7,
+            Event::PhaseDone { .. } => 8,
+            Event::WsusSyncStarting { .. } => 9,
+            Event::Progress { .. } => 10,
+            Event::WaitingForWsusResults { .. } => 11,
+            Event::ContentVersionSet { .. } => 12,
+            Event::UpdateSynchronized { .. } => 13,
+            Event::SyncSucceeded { .. } => 14,
+            Event::ItemsUpdated { .. } => 15,
+            Event::SyncedWithParent { .. } => 16,
+            Event::SyncTime { .. } => 17,
+            Event::ChildrenNotified { .. } => 18,
+            Event::NotificationReplicated { .. } => 19,
+            Event::SyncFailed { .. } => 20,
+            Event::RetryScheduled { .. } => 21,
+            Event::UpdateFailed { .. } => 22,
+            Event::SyncAborted => 23,
+            Event::CleanupDone { .. } => 24,
+            Event::ExpiredUpdatesDeleting => 25,
+            Event::ExpiredUpdatesDeleted { .. } => 26,
+            Event::OrphanedContentDeleted { .. } => 27,
+            Event::SyncStatus { .. } => 28,
+            Event::SymbolicStatus { .. } => 29,
+            Event::WsusConfigState { .. } => 30,
+            Event::SyncNowRequested => 31,
+            Event::SyncNotificationReceived { .. } => 32,
+            Event::SyncFileDropped { .. } => 33,
+            Event::WsusManualSyncStarted => 34,
+            Event::WsusEvent { .. } => 35,
+            Event::WsusSyncFinished => 36,
         }
     }
 
@@ -379,5 +426,28 @@ impl Event<'_> {
             Event::WsusEvent { event_id, message } => Event::WsusEvent { event_id, message: o(message) },
             Event::WsusSyncFinished => Event::WsusSyncFinished,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_names_match_the_json_tag() {
+        let samples = [
+            Event::SyncStarting,
+            Event::SyncTime { seconds: 1 },
+            Event::WsusSyncFinished,
+            Event::SupCount { count: 2 },
+        ];
+        for e in samples {
+            let json = serde_json::to_value(&e).unwrap();
+            assert_eq!(json["type"], e.type_name());
+        }
+        let mut sorted = Event::TYPE_NAMES.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), Event::TYPE_NAMES.len());
     }
 }

@@ -92,6 +92,7 @@ mod tests {
             site: "CHQ".into(),
             host: "cm1".into(),
             source: SourcePosition { path: "WsyncMgr.log".into(), offset: 0 },
+            truncated: None,
             record: Record {
                 time: Some(gmtdate),
                 component: Some("SMS_WSUS_SYNC_MANAGER".into()),

@@ -63,6 +63,38 @@ pub struct Position {
     /// Format and encoding, detected once from the file's first bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<FileKind>,
+    /// Hash of the file's first bytes: a file truncated and rewritten, or replaced by one that
+    /// got the old identity back (NTFS keeps creation times across a quick rename-and-create),
+    /// no longer matches and is read from its beginning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<Fingerprint>,
+}
+
+/// FNV-1a of the first `len` bytes of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    pub len: u32,
+    pub hash: u64,
+}
+
+impl Fingerprint {
+    /// Bytes hashed at most.
+    pub const MAX_LEN: usize = 1024;
+
+    pub fn of(head: &[u8]) -> Fingerprint {
+        let head = &head[..head.len().min(Self::MAX_LEN)];
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in head {
+            hash ^= u64::from(*b);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        Fingerprint { len: head.len() as u32, hash }
+    }
+
+    /// Whether a file that now starts with `head` (read up to `MAX_LEN` bytes) is the same file.
+    pub fn matches(&self, head: &[u8]) -> bool {
+        head.len() >= self.len as usize && Fingerprint::of(&head[..self.len as usize]) == *self
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -134,7 +166,8 @@ mod tests {
     #[test]
     fn positions_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
-        let pos = Position { id: FileId { device: 1, index: 2 }, offset: 1234, kind: None };
+        let pos =
+            Position { id: FileId { device: 1, index: 2 }, offset: 1234, kind: None, fingerprint: None };
         let mut cp = Checkpoints::open(dir.path()).unwrap();
         assert_eq!(cp.get("a.log"), None);
         cp.save("a.log", pos).unwrap();

@@ -18,7 +18,7 @@ use std::time::Duration;
 use statmsg_schema::{Envelope, SourcePosition, SCHEMA_VERSION};
 use thiserror::Error;
 
-use self::checkpoint::{CheckpointError, Checkpoints, Position};
+use self::checkpoint::{CheckpointError, Checkpoints};
 use self::publish::Publisher;
 use crate::config::{CollectSettings, KafkaSettings, Settings, StartAt};
 use crate::shutdown::Shutdown;
@@ -89,6 +89,38 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), CollectError>
     Ok(())
 }
 
+/// Largest payload sent as is: below librdkafka's and the broker's default message size limit
+/// (1,000,000 bytes), so that one record can never block a file.
+pub const MAX_PAYLOAD_BYTES: usize = 900_000;
+
+/// Bytes of text kept of a record too large to send.
+const TRUNCATED_TEXT_BYTES: usize = 64 * 1024;
+
+/// The JSON payload of an envelope. A record whose payload would exceed [`MAX_PAYLOAD_BYTES`]
+/// is sent with its text cut and a `statmsg_error` saying so (the consumer dead-letters it), and
+/// the envelope's `truncated` holds the original payload size: never dropped, never blocking.
+fn encode_bounded(mut envelope: Envelope<'_>) -> Vec<u8> {
+    // Infallible: the envelope holds only strings, numbers and string-keyed structs.
+    let payload = serde_json::to_vec(&envelope).expect("an envelope always serializes");
+    if payload.len() <= MAX_PAYLOAD_BYTES {
+        return payload;
+    }
+    let text = &envelope.record.text;
+    let mut cut = text.len().min(TRUNCATED_TEXT_BYTES);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    envelope.record.text = Cow::Owned(text[..cut].to_owned());
+    envelope.record.statmsg = None;
+    envelope.record.event = None;
+    envelope.record.statmsg_error = Some(Cow::Owned(format!(
+        "record of {} bytes is too large for Kafka: text cut to {cut} bytes",
+        payload.len()
+    )));
+    envelope.truncated = Some(payload.len() as u64);
+    serde_json::to_vec(&envelope).expect("an envelope always serializes")
+}
+
 /// Files matching the configured globs, sorted, each once.
 fn discover(patterns: &[glob::Pattern]) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = patterns
@@ -101,6 +133,44 @@ fn discover(patterns: &[glob::Pattern]) -> Vec<PathBuf> {
     files.sort();
     files.dedup();
     files
+}
+
+#[cfg(test)]
+mod tests {
+    use statmsg_schema::{Format, Record};
+
+    use super::*;
+
+    #[test]
+    fn an_oversized_record_is_cut_and_marked_not_dropped() {
+        let text = "é".repeat(MAX_PAYLOAD_BYTES);
+        let record = Record {
+            time: None,
+            component: None,
+            thread: None,
+            text: Cow::Borrowed(&text),
+            format: Format::Unframed,
+            level: None,
+            statmsg: None,
+            statmsg_error: None,
+            event: None,
+        };
+        let envelope = Envelope {
+            schema: SCHEMA_VERSION,
+            hierarchy: "h".into(),
+            site: "S".into(),
+            host: "x".into(),
+            source: SourcePosition { path: "a".into(), offset: 0 },
+            truncated: None,
+            record,
+        };
+        let payload = encode_bounded(envelope);
+        assert!(payload.len() < MAX_PAYLOAD_BYTES);
+        let back: Envelope<'_> = serde_json::from_slice(&payload).unwrap();
+        assert!(back.truncated.unwrap() > 2 * MAX_PAYLOAD_BYTES as u64);
+        assert!(back.record.statmsg_error.unwrap().contains("too large for Kafka"));
+        assert_eq!(back.record.text.len(), TRUNCATED_TEXT_BYTES);
+    }
 }
 
 #[derive(Debug, Error)]
@@ -150,20 +220,17 @@ async fn poll_file(
             site,
             host: Cow::Borrowed(&config.collect.host),
             source: SourcePosition { path: Cow::Borrowed(&key), offset },
+            truncated: None,
             record,
         };
-        // Infallible: the envelope holds only strings, numbers and string-keyed structs.
-        let payload = serde_json::to_vec(&envelope).expect("an envelope always serializes");
-        messages.push((envelope.key(), payload));
+        messages.push((envelope.key(), encode_bounded(envelope)));
     });
     let count = messages.len();
     publisher
         .publish_all(messages.into_iter(), shutdown, SHUTDOWN_GRACE)
         .await
         .map_err(PollError::Publish)?;
-    checkpoints
-        .save(&key, Position { id: chunk.id, offset: end, kind: chunk.kind_known.then_some(chunk.kind) })
-        .map_err(PollError::Checkpoint)?;
+    checkpoints.save(&key, chunk.position(end)).map_err(PollError::Checkpoint)?;
     if count > 0 {
         tracing::debug!(path = %key, records = count, offset = end, "published");
     }

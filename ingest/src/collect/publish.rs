@@ -47,9 +47,18 @@ impl Publisher {
                     }
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                         record = back;
-                        match pending.pop_front() {
-                            Some(oldest) => acknowledged(oldest).await?,
-                            None => tokio::time::sleep(Duration::from_millis(10)).await,
+                        let wait = async {
+                            match pending.pop_front() {
+                                Some(oldest) => acknowledged(oldest).await,
+                                None => {
+                                    tokio::time::sleep(Duration::from_millis(10)).await;
+                                    Ok(())
+                                }
+                            }
+                        };
+                        tokio::select! {
+                            result = wait => result?,
+                            _ = shutdown.cancelled() => return Err(KafkaError::Canceled),
                         }
                     }
                     Err((e, _)) => return Err(e),

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use statmsg_schema::Record;
 
-use super::checkpoint::{FileId, Position};
+use super::checkpoint::{FileId, Fingerprint, Position};
 use crate::parse::{decode_line, parse_record, Encoding, FileKind, Frames, Transcoded};
 
 /// Bytes read to detect a file's kind.
@@ -25,6 +25,20 @@ pub struct Chunk {
     pub bytes: Vec<u8>,
     /// Why reading restarted at the beginning, when it did.
     pub restarted: Option<&'static str>,
+    /// The file's first bytes as they are now.
+    pub fingerprint: Fingerprint,
+}
+
+impl Chunk {
+    /// The position to save once everything up to `offset` is acknowledged.
+    pub fn position(&self, offset: u64) -> Position {
+        Position {
+            id: self.id,
+            offset,
+            kind: self.kind_known.then_some(self.kind),
+            fingerprint: Some(self.fingerprint),
+        }
+    }
 }
 
 impl Chunk {
@@ -75,18 +89,26 @@ pub fn read_new(
     let meta = file.metadata()?;
     let id = FileId::of(&meta);
     let len = meta.len();
+    if position.is_some_and(|p| p.id == id && p.offset == len) {
+        return Ok(None); // nothing new (the common case: no read at all)
+    }
+    let mut head = Vec::with_capacity(Fingerprint::MAX_LEN);
+    file.by_ref().take(Fingerprint::MAX_LEN as u64).read_to_end(&mut head)?;
     let (offset, restarted) = match position {
         Some(p) if p.id != id => (0, Some("the file was replaced")),
         Some(p) if p.offset > len => (0, Some("the file was truncated")),
+        Some(p) if p.fingerprint.is_some_and(|f| !f.matches(&head)) => (0, Some("the file was rewritten")),
         Some(p) => (p.offset, None),
         None => (default_offset(len), None),
     };
+    let fingerprint = Fingerprint::of(&head);
     let known_kind = position.filter(|_| restarted.is_none()).and_then(|p| p.kind);
     let (kind, bom, kind_known) = match known_kind {
         Some(kind) => (kind, 0, true),
         None => {
-            let mut head = Vec::new();
-            file.by_ref().take(DETECT_BYTES).read_to_end(&mut head)?;
+            if head.len() as u64 == Fingerprint::MAX_LEN as u64 {
+                file.by_ref().take(DETECT_BYTES - Fingerprint::MAX_LEN as u64).read_to_end(&mut head)?;
+            }
             let (kind, bom) = FileKind::detect(&head);
             (kind, bom, !head.is_empty())
         }
@@ -104,13 +126,14 @@ pub fn read_new(
             start: offset.min(len),
             bytes: Vec::new(),
             restarted,
+            fingerprint,
         }));
     }
     let want = usize::try_from(len.saturating_sub(offset)).unwrap_or(usize::MAX).min(max);
     file.seek(SeekFrom::Start(offset))?;
     let mut bytes = Vec::with_capacity(want);
     file.by_ref().take(want as u64).read_to_end(&mut bytes)?;
-    Ok(Some(Chunk { id, kind, kind_known, start: offset, bytes, restarted }))
+    Ok(Some(Chunk { id, kind, kind_known, start: offset, bytes, restarted, fingerprint }))
 }
 
 #[cfg(test)]
@@ -134,7 +157,7 @@ mod tests {
     }
 
     fn at(chunk: &Chunk, offset: u64) -> Position {
-        Position { id: chunk.id, offset, kind: Some(chunk.kind) }
+        chunk.position(offset)
     }
 
     #[test]
@@ -182,11 +205,24 @@ mod tests {
         assert_eq!((chunk.start, chunk.restarted), (0, Some("the file was truncated")));
         let other = Position {
             id: FileId { device: first.id.device, index: first.id.index + 999_999 },
-            offset: 4,
-            kind: None,
+            ..first.position(4)
         };
         let chunk = read(&path, Some(other));
         assert_eq!((chunk.start, chunk.restarted), (0, Some("the file was replaced")));
+    }
+
+    #[test]
+    fn a_file_truncated_and_regrown_past_the_position_is_read_from_its_beginning() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        std::fs::write(&path, format!("first generation {T}\n")).unwrap();
+        let first = read(&path, None);
+        let end = texts(&first, 1 << 20).1;
+        // Copy-then-truncate roll while the collector was away; the new file is already longer.
+        std::fs::write(&path, format!("second generation, longer {T}\nmore {T}\n")).unwrap();
+        let chunk = read(&path, Some(at(&first, end)));
+        assert_eq!((chunk.start, chunk.restarted), (0, Some("the file was rewritten")));
+        assert_eq!(texts(&chunk, 1 << 20).0[0].1, "second generation, longer");
     }
 
     #[test]

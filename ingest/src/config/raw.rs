@@ -21,6 +21,7 @@ pub struct RawConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawCollect {
+    #[serde(deserialize_with = "string_or_list")]
     pub paths: Vec<String>,
     pub state_dir: PathBuf,
     pub start_at: StartAt,
@@ -140,6 +141,22 @@ impl Default for RawInflux {
     }
 }
 
+/// A list, or (from the environment) one comma-separated string.
+fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => {
+            s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect()
+        }
+        OneOrMany::Many(v) => v,
+    })
+}
+
 impl RawConfig {
     /// The same configuration with passwords and tokens hidden, for printing.
     pub fn redacted(&self) -> RawConfig {
@@ -179,9 +196,9 @@ impl RawConfig {
         let environment = config::Environment::with_prefix("STATMSG")
             .prefix_separator("__")
             .separator("__")
-            .try_parsing(true)
-            .list_separator(",")
-            .with_list_parse_key("collect.paths")
+            // No type guessing: a password "007" stays "007". Numbers are parsed where the field
+            // is a number, and `collect.paths` accepts a comma-separated string.
+            .try_parsing(false)
             .source(env);
         let load_error = |source| ConfigError::Load {
             path: path.map_or_else(|| PathBuf::from("(environment)"), Path::to_path_buf),

@@ -61,6 +61,9 @@ fn environment_overrides_every_section() {
             ("STATMSG__CONSUME__BATCH_MAX_POINTS", "10"),
             ("STATMSG__INFLUXDB__API", "v2"),
             ("STATMSG__INFLUXDB__TOKEN", "secret"),
+            ("STATMSG__INFLUXDB__PASSWORD", "007"),
+            ("STATMSG__INFLUXDB__DATABASE", "1e3"),
+            ("STATMSG__KAFKA__GROUP_ID", "true"),
         ],
     )
     .unwrap();
@@ -71,6 +74,17 @@ fn environment_overrides_every_section() {
     assert_eq!(s.collect.start_at, StartAt::Beginning);
     assert_eq!(s.consume.batch_max_points, 10);
     assert!(matches!(s.influxdb.api, InfluxApi::V2 { ref token, .. } if token == "secret"));
+    // Values that look like numbers or booleans stay exactly as written.
+    assert_eq!(s.kafka.group_id, "true");
+    let raw = RawConfig::load_with_env(
+        None,
+        Some(HashMap::from([
+            ("STATMSG__INFLUXDB__PASSWORD".to_owned(), "007".to_owned()),
+            ("STATMSG__INFLUXDB__DATABASE".to_owned(), "1e3".to_owned()),
+        ])),
+    )
+    .unwrap();
+    assert_eq!((raw.influxdb.password.as_str(), raw.influxdb.database.as_str()), ("007", "1e3"));
 }
 
 #[test]

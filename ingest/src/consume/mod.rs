@@ -122,7 +122,10 @@ async fn next_batch(consumer: &StreamConsumer, config: &Config, shutdown: &Shutd
             }
             Some(Err(e)) => {
                 tracing::warn!("Kafka: {e}");
-                tokio::time::sleep(RETRY_MIN).await;
+                tokio::select! {
+                    _ = shutdown.cancelled() => return None,
+                    _ = tokio::time::sleep(RETRY_MIN) => {}
+                }
             }
         }
     }
@@ -166,7 +169,8 @@ async fn write_retrying(
             Err(WriteError::DatabaseMissing(detail)) => {
                 tracing::warn!("{detail}: creating it");
                 writer.ensure_database().await?;
-                continue;
+                // Created, yet a write may still miss it (a proxy, a replica): back off below.
+                WriteError::Unavailable(format!("database missing after creation: {detail}"))
             }
             Err(e @ WriteError::Unauthorized { .. }) => return Err(ConsumeError::Credentials(e)),
             Err(e) => e,

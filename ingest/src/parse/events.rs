@@ -33,6 +33,21 @@ pub fn classify<'a>(message: &'a str, statmsg: Option<&StatusMessage<'a>>) -> Op
     }
 }
 
+/// Substring search without building a searcher per call (these needles are short and the
+/// haystacks short lines): first byte by memchr, then a prefix compare.
+#[inline]
+fn find(hay: &str, needle: &str) -> Option<usize> {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    let first = *n.first()?;
+    memchr::memchr_iter(first, h).find(|&i| h[i..].starts_with(n))
+}
+
+#[inline]
+fn split_once<'a>(hay: &'a str, needle: &str) -> Option<(&'a str, &'a str)> {
+    let i = find(hay, needle)?;
+    Some((&hay[..i], &hay[i + needle.len()..]))
+}
+
 fn cow(s: &str) -> Cow<'_, str> {
     Cow::Borrowed(s)
 }
@@ -91,7 +106,7 @@ fn firing(m: &str) -> Option<Event<'_>> {
 /// `Failed to sync update <GUID>. Error: <message> Source: <source>`
 fn update_failed(m: &str) -> Option<Event<'_>> {
     let rest = m.strip_prefix("Failed to sync update ")?;
-    let (update_id, rest) = rest.split_once(". Error: ")?;
+    let (update_id, rest) = split_once(rest, ". Error: ")?;
     let (message, source) = match rest.rsplit_once(" Source: ") {
         Some((msg, src)) => (msg, Some(cow(src.trim()))),
         None => (rest, None),
@@ -117,8 +132,8 @@ fn s_phrases(m: &str) -> Option<Event<'_>> {
         return Some(Event::PhaseStarted { phase: Phase::WsusServer, server: Some(cow(server_name(rest))) });
     }
     if let Some(rest) = m.strip_prefix("Synchronizing update ") {
-        let (update_id, title) = rest.split_once(" - ")?;
-        let kb = title.find("KB").and_then(|i| {
+        let (update_id, title) = split_once(rest, " - ")?;
+        let kb = find(title, "KB").and_then(|i| {
             let digits: &str = &title[i + 2..];
             let len = digits.bytes().take_while(u8::is_ascii_digit).count();
             digits[..len].parse().ok()
@@ -155,8 +170,8 @@ fn s_phrases(m: &str) -> Option<Event<'_>> {
         return Some(Event::WaitingForWsusResults { seconds });
     }
     if let Some(rest) = m.strip_prefix("Set content version of update source ") {
-        let (source, rest) = rest.split_once(" for site ")?;
-        let (site, version) = rest.split_once(" to ")?;
+        let (source, rest) = split_once(rest, " for site ")?;
+        let (site, version) = split_once(rest, " to ")?;
         return Some(Event::ContentVersionSet {
             update_source: cow(source),
             site: cow(site),
@@ -167,11 +182,11 @@ fn s_phrases(m: &str) -> Option<Event<'_>> {
         return Some(Event::ChildrenNotified { sites: SiteList(cow(rest.trim())) });
     }
     if let Some(rest) = m.strip_prefix("Successfully synced site with parent ") {
-        let (parent, version) = rest.split_once(", version ")?;
+        let (parent, version) = split_once(rest, ", version ")?;
         return Some(Event::SyncedWithParent { parent: cow(parent), version: num(version)? });
     }
     if let Some(rest) = m.strip_prefix("SQL Replication type has not been set for ") {
-        let (file, rest) = rest.split_once(", replicating to (")?;
+        let (file, rest) = split_once(rest, ", replicating to (")?;
         let (sites, _) = rest.split_once(')')?;
         return Some(Event::NotificationReplicated { file: cow(file), sites: SiteList(cow(sites)) });
     }
@@ -226,18 +241,18 @@ fn progress(m: &str) -> Option<Event<'_>> {
     } else {
         return None;
     };
-    let (items, counts) = match rest.split_once(", processed ") {
+    let (items, counts) = match split_once(rest, ", processed ") {
         Some((items, counts)) => (items, Some(counts)),
         None => (rest, None),
     };
     let (mut processed, mut total, mut percent, mut eta_s) = (None, None, None, None);
     if let Some(counts) = counts {
-        let (p, rest) = counts.split_once(" out of ")?;
-        let (t, rest) = rest.split_once(" items")?;
+        let (p, rest) = split_once(counts, " out of ")?;
+        let (t, rest) = split_once(rest, " items")?;
         processed = num(p);
         total = num(t);
-        percent = rest.split_once('(').and_then(|(_, r)| r.split_once("%)")).and_then(|(p, _)| num(p));
-        eta_s = rest.split_once("ETA in ").and_then(|(_, t)| clock_seconds(t.trim()));
+        percent = rest.split_once('(').and_then(|(_, r)| split_once(r, "%)")).and_then(|(p, _)| num(p));
+        eta_s = split_once(rest, "ETA in ").and_then(|(_, t)| clock_seconds(t.trim()));
     }
     Some(Event::Progress { stage, items: cow(items.trim()), processed, total, percent, eta_s })
 }
@@ -267,7 +282,7 @@ fn read_sups(m: &str) -> Option<Event<'_>> {
 /// `RCV: UPDATE on Update_SyncStatus for SyncNotif_WSyncMgr [SELF][47788]`
 fn dbmon_received(m: &str) -> Option<Event<'_>> {
     let rest = m.strip_prefix("RCV: UPDATE on Update_SyncStatus for SyncNotif_WSyncMgr [")?;
-    let (request, rest) = rest.split_once("][")?;
+    let (request, rest) = split_once(rest, "][")?;
     Some(Event::SyncNotificationReceived {
         request: cow(request),
         notification_id: num(rest.trim_end_matches(']'))?,
@@ -298,14 +313,14 @@ fn done_or_deleted(m: &str) -> Option<Event<'_>> {
 /// `Updated 130 items in SMS database, new update source content version is 34`
 fn items_updated(m: &str) -> Option<Event<'_>> {
     let rest = m.strip_prefix("Updated ")?;
-    let (items, rest) = rest.split_once(" items in SMS database, new update source content version is ")?;
+    let (items, rest) = split_once(rest, " items in SMS database, new update source content version is ")?;
     Some(Event::ItemsUpdated { items: num(items)?, version: num(rest)? })
 }
 
 /// `Cleanup processed 12 total updates and declined 3`
 fn cleanup(m: &str) -> Option<Event<'_>> {
     let rest = m.strip_prefix("Cleanup processed ")?;
-    let (processed, declined) = rest.split_once(" total updates and declined ")?;
+    let (processed, declined) = split_once(rest, " total updates and declined ")?;
     Some(Event::CleanupDone { processed: num(processed)?, declined: num(declined)? })
 }
 
@@ -315,7 +330,7 @@ fn exec_or_wsus_event(m: &str) -> Option<Event<'_>> {
     }
     let rest = m.strip_prefix("EventId=")?;
     let (id, rest) = rest.split_once(',')?;
-    let message = rest.split_once("Message=").map_or("", |(_, msg)| msg);
+    let message = split_once(rest, "Message=").map_or("", |(_, msg)| msg);
     Some(Event::WsusEvent { event_id: num(id)?, message: cow(message.trim()) })
 }
 

@@ -157,6 +157,21 @@ pub fn record_boundary(format: Format, bytes: &[u8], near: usize) -> usize {
     bytes.len()
 }
 
+/// The start of the last record that begins after the last line break of `bytes`' ... i.e. the
+/// last position (scanning back from the end) where [`record_boundary`] would cut; `0` if none.
+pub fn last_record_boundary(format: Format, bytes: &[u8]) -> usize {
+    let mut end = bytes.len();
+    // Skip the (possibly incomplete) last line, then walk back line by line.
+    while let Some(nl) = memchr::memrchr(b'\n', &bytes[..end]) {
+        let candidate = nl + 1;
+        if candidate < bytes.len() && record_boundary(format, bytes, nl) == candidate {
+            return candidate;
+        }
+        end = nl;
+    }
+    0
+}
+
 /// A server record line ends with `>` (of `<thread=...>`), spaces aside.
 #[inline]
 fn has_trailer_shape(line: &[u8]) -> bool {

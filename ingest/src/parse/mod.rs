@@ -23,7 +23,7 @@ use std::borrow::Cow;
 
 use statmsg_schema::{Format, Record};
 
-pub use frame::{record_boundary, Frames};
+pub use frame::{last_record_boundary, record_boundary, Frames};
 pub use server::{parse_trailer, split_record, zone_bias, Trailer};
 pub use statmsg::{parse_statmsg, Parsed, StatmsgError};
 pub use text::{decode_line, present_message, strip_bom, Encoding, Lines, Transcoded};
@@ -73,18 +73,20 @@ pub fn detect_format(sample: &str) -> Format {
 /// Parses one framed raw record (without its final line terminator) of a file in `format`.
 pub fn parse_record(format: Format, raw: &str) -> Record<'_> {
     let raw = raw.trim_end_matches(['\r', '\n']);
-    let parsed = match format {
-        Format::Cmtrace => cmtrace::parse(raw),
-        Format::Wsus => wsus::parse(raw),
-        Format::Viewer => viewer::parse(raw),
-        _ => server_record(raw),
+    // The raw message: events borrow from it, `~` codes and all.
+    let (parsed, message) = match format {
+        Format::Cmtrace => (cmtrace::parse(raw), None),
+        Format::Wsus => (wsus::parse(raw), None),
+        Format::Viewer => (viewer::parse(raw), Some(raw.trim_end())),
+        _ => match split_record(raw) {
+            Some((message, trailer)) => (Some(server_record(message, trailer)), Some(message)),
+            None => (None, None),
+        },
     };
     let Some(mut record) = parsed else { return unframed(raw) };
-    let message = match (format, &record.text) {
-        // The raw message (events borrow from it, `~` codes and all).
-        (Format::Server, _) => split_record(raw).map_or(raw, |(m, _)| m),
-        (Format::Viewer, _) => raw.trim_end(),
-        (_, Cow::Borrowed(text)) => text,
+    let message = match (message, &record.text) {
+        (Some(message), _) => message,
+        (None, Cow::Borrowed(text)) => text,
         _ => "",
     };
     let message = message.trim_end_matches([' ', '~']);
@@ -121,9 +123,8 @@ fn strip_component(format: Format, message: &str) -> &str {
     }
 }
 
-fn server_record(raw: &str) -> Option<Record<'_>> {
-    let (message, trailer) = split_record(raw)?;
-    Some(Record {
+fn server_record<'a>(message: &'a str, trailer: Trailer<'a>) -> Record<'a> {
+    Record {
         time: Some(trailer.time),
         component: Some(Cow::Borrowed(trailer.component)),
         thread: Some(trailer.thread),
@@ -133,7 +134,7 @@ fn server_record(raw: &str) -> Option<Record<'_>> {
         statmsg: None,
         statmsg_error: None,
         event: None,
-    })
+    }
 }
 
 fn unframed(raw: &str) -> Record<'_> {
@@ -172,12 +173,21 @@ pub fn parse_file_bytes(bytes: &[u8]) -> (FileKind, Vec<(u64, Record<'static>)>)
 /// offset `base`), borrowed where the encoding allows.
 pub fn for_each_record(kind: FileKind, bytes: &[u8], base: u64, mut f: impl FnMut(u64, Record<'_>)) {
     match kind.encoding {
-        Encoding::Utf8 => {
-            for (offset, raw) in Frames::new(kind.format, bytes, false) {
-                let text = decode_line(raw);
-                f(base + offset as u64, parse_record(kind.format, &text));
+        Encoding::Utf8 => match std::str::from_utf8(bytes) {
+            // Valid as a whole (the usual case): validated once, records are slices of it.
+            Ok(text) => {
+                for (offset, raw) in Frames::new(kind.format, bytes, false) {
+                    let raw = &text[offset..offset + raw.len()];
+                    f(base + offset as u64, parse_record(kind.format, raw));
+                }
             }
-        }
+            Err(_) => {
+                for (offset, raw) in Frames::new(kind.format, bytes, false) {
+                    let text = decode_line(raw);
+                    f(base + offset as u64, parse_record(kind.format, &text));
+                }
+            }
+        },
         Encoding::Utf16Le => {
             let t = Transcoded::utf16le(bytes, base, false);
             for (offset, raw) in Frames::new(kind.format, t.text.as_bytes(), false) {

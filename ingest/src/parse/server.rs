@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use nom::branch::alt;
-use nom::bytes::complete::{tag, take_until, take_while_m_n};
+use nom::bytes::complete::{tag, take_till, take_until, take_while_m_n};
 use nom::character::complete::{char, digit1, hex_digit1, one_of, space0};
 use nom::combinator::{all_consuming, map_res, opt};
 use nom::sequence::delimited;
@@ -28,18 +28,32 @@ pub struct Trailer<'a> {
 
 /// Splits a line into its message (trailing spaces removed) and parsed trailer, or `None` when
 /// the line has no valid trailer.
+#[inline]
 pub fn split_record(line: &str) -> Option<(&str, Trailer<'_>)> {
-    let at = memchr::memmem::rfind(line.as_bytes(), b"$$<")?;
+    let at = last_marker(line.as_bytes())?;
     let trailer = parse_trailer(&line[at + 3..]).ok()?;
     Some((line[..at].trim_end_matches(' '), trailer))
+}
+
+/// Offset of the last `$$<`, scanning back from the end (the trailer is at the end).
+#[inline]
+pub(super) fn last_marker(b: &[u8]) -> Option<usize> {
+    let mut end = b.len();
+    loop {
+        let i = memchr::memrchr(b'<', &b[..end])?;
+        if i >= 2 && b[i - 1] == b'$' && b[i - 2] == b'$' {
+            return Some(i - 2);
+        }
+        end = i;
+    }
 }
 
 /// Parses the trailer after `$$<`: `COMPONENT><MM-DD-YYYY HH:MM:SS.mmm+BIAS><thread=N (0xN)>`.
 pub fn parse_trailer(input: &str) -> Result<Trailer<'_>, nom::Err<nom::error::Error<&str>>> {
     let (_, (component, _, (local, bias), _, thread)) = all_consuming((
-        take_until(">"),
+        take_till(|c| c == '>'),
         tag("><"),
-        alt(((local_time, bias), sms2_time)),
+        alt((fixed_local_time, (local_time, bias), sms2_time)),
         tag("><thread="),
         thread,
     ))
@@ -84,6 +98,40 @@ pub fn zone_bias(name: &str) -> i32 {
         "Tokyo Standard Time" => -540,
         _ => 0,
     }
+}
+
+/// The layout every current server writes, read without allocation or generic parsing:
+/// `MM-DD-YYYY HH:MM:SS.mmm` and a bias.
+fn fixed_local_time(i: &str) -> IResult<&str, (NaiveDateTime, i32)> {
+    let fail = || nom::Err::Error(nom::error::Error::new(i, nom::error::ErrorKind::Verify));
+    let b = i.as_bytes();
+    if b.len() < 25
+        || b[2] != b'-'
+        || b[5] != b'-'
+        || b[10] != b' '
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'.'
+    {
+        return Err(fail());
+    }
+    let d = |k: usize| -> Option<u32> {
+        let x = b[k].wrapping_sub(b'0');
+        (x < 10).then_some(u32::from(x))
+    };
+    let two = |k: usize| Some(d(k)? * 10 + d(k + 1)?);
+    let parsed = (|| {
+        let (month, day) = (two(0)?, two(3)?);
+        let year = two(6)? * 100 + two(8)?;
+        let (hour, minute, second) = (two(11)?, two(14)?, two(17)?);
+        let millis = d(20)? * 100 + d(21)? * 10 + d(22)?;
+        let date = NaiveDate::from_ymd_opt(year as i32, month, day)?;
+        let time = NaiveTime::from_hms_milli_opt(hour, minute, second, millis)?;
+        Some(date.and_time(time))
+    })();
+    let local = parsed.ok_or_else(fail)?;
+    let (rest, bias) = bias(&i[23..]).map_err(|_| fail())?;
+    Ok((rest, (local, bias)))
 }
 
 fn number<T: std::str::FromStr>(digits: usize) -> impl Fn(&str) -> IResult<&str, T> {

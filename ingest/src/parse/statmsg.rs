@@ -28,6 +28,8 @@ pub enum StatmsgError {
 
 /// What a `STATMSG:` message is.
 #[derive(Debug, Clone, PartialEq)]
+// Boxing the large variant would allocate once per status message on the hot path.
+#[allow(clippy::large_enum_variant)]
 pub enum Parsed<'a> {
     /// The full grammar.
     Full(StatusMessage<'a>),
@@ -163,12 +165,17 @@ impl<'a> Cursor<'a> {
 
     /// Whether an optional key comes next (after any unknown keys, which are kept).
     fn at_optional(&mut self, key: &str) -> bool {
+        if self.at_key(key) {
+            return true;
+        }
         self.skip_extras();
         self.at_key(key)
     }
 
     fn expect_key(&mut self, key: &str, expected: &'static str) -> Result<(), StatmsgError> {
-        self.skip_extras();
+        if !self.at_key(key) {
+            self.skip_extras();
+        }
         if !self.at_key(key) {
             return Err(StatmsgError::Expected { expected, at: self.pos });
         }
@@ -312,19 +319,11 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Position of the `"` that immediately precedes `key` in `rest`.
+/// Position of the `"` that immediately precedes `key` in `rest` (quotes are few: look at each).
+#[inline]
 fn find_quote_before(rest: &str, key: &str) -> Option<usize> {
-    let finder = memchr::memmem::Finder::new(key.as_bytes());
     let bytes = rest.as_bytes();
-    let mut from = 0;
-    while let Some(i) = finder.find(&bytes[from..]) {
-        let at = from + i;
-        if at > 0 && bytes[at - 1] == b'"' {
-            return Some(at - 1);
-        }
-        from = at + 1;
-    }
-    None
+    memchr::memchr_iter(b'"', bytes).find(|&i| bytes[i + 1..].starts_with(key.as_bytes()))
 }
 
 /// In the text after an opening quote: the position of a `"` followed by ` KEY=`.
@@ -352,7 +351,7 @@ pub(super) fn parse_clock(s: &str) -> Option<NaiveTime> {
     };
     let mut nanos = 0u32;
     if b.len() > 8 {
-        let fraction = s[8..].strip_prefix('.')?;
+        let fraction = s.get(8..)?.strip_prefix('.')?;
         if fraction.is_empty() || fraction.len() > 9 || !fraction.bytes().all(|d| d.is_ascii_digit()) {
             return None;
         }
@@ -379,6 +378,11 @@ pub(super) fn month_number(name: &str) -> Option<u32> {
         &["nov"],
         &["dec", "dez", "déc", "dic"],
     ];
+    const ENGLISH: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    if let Some(i) = ENGLISH.iter().position(|m| *m == name) {
+        return Some(i as u32 + 1);
+    }
     let name = name.trim_end_matches('.');
     let same = |known: &str| {
         known.len() == name.len()

@@ -1,54 +1,73 @@
 //! `statmsg parse --stats`: counts per format, record kind and event type.
 
-use std::collections::BTreeMap;
+use statmsg_schema::{Event, Format, Record};
 
-use statmsg_schema::Record;
+const FORMATS: [Format; 6] =
+    [Format::Server, Format::Unframed, Format::RolloverMarker, Format::Cmtrace, Format::Wsus, Format::Viewer];
+const KINDS: [&str; 4] = ["status_message", "malformed_status_message", "event", "other"];
 
-/// Counters over many records. Plain arrays and small maps keyed by `&'static str`: counting
-/// allocates nothing per record.
-#[derive(Debug, Default)]
+/// Counters over many records: plain arrays indexed by enum position, so counting costs a few
+/// increments per record and allocates nothing.
+#[derive(Debug, Clone)]
 pub struct Stats {
     pub records: u64,
     pub bytes: u64,
-    pub formats: BTreeMap<&'static str, u64>,
-    pub kinds: BTreeMap<&'static str, u64>,
-    pub events: BTreeMap<&'static str, u64>,
+    formats: [u64; FORMATS.len()],
+    kinds: [u64; KINDS.len()],
+    events: [u64; Event::TYPE_NAMES.len()],
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            records: 0,
+            bytes: 0,
+            formats: [0; FORMATS.len()],
+            kinds: [0; KINDS.len()],
+            events: [0; Event::TYPE_NAMES.len()],
+        }
+    }
 }
 
 impl Stats {
+    #[inline]
     pub fn add(&mut self, record: &Record<'_>) {
         self.records += 1;
-        *self.formats.entry(record.format.as_str()).or_default() += 1;
+        self.formats[FORMATS.iter().position(|f| *f == record.format).unwrap_or(1)] += 1;
         let kind = if record.statmsg.is_some() {
-            "status_message"
+            0
         } else if record.statmsg_error.is_some() {
-            "malformed_status_message"
+            1
         } else if record.event.is_some() {
-            "event"
+            2
         } else {
-            "other"
+            3
         };
-        *self.kinds.entry(kind).or_default() += 1;
+        self.kinds[kind] += 1;
         if let Some(event) = &record.event {
-            *self.events.entry(event.type_name()).or_default() += 1;
+            self.events[event.type_index()] += 1;
         }
     }
 
-    pub fn merge(&mut self, other: Stats) {
+    pub fn merge(&mut self, other: &Stats) {
         self.records += other.records;
         self.bytes += other.bytes;
-        for (map, theirs) in [
-            (&mut self.formats, other.formats),
-            (&mut self.kinds, other.kinds),
-            (&mut self.events, other.events),
-        ] {
-            for (k, v) in theirs {
-                *map.entry(k).or_default() += v;
-            }
-        }
+        self.formats.iter_mut().zip(other.formats).for_each(|(a, b)| *a += b);
+        self.kinds.iter_mut().zip(other.kinds).for_each(|(a, b)| *a += b);
+        self.events.iter_mut().zip(other.events).for_each(|(a, b)| *a += b);
     }
 
-    /// A human-readable report; `seconds` is the elapsed parse time.
+    /// Records of a kind: `status_message`, `malformed_status_message`, `event`, `other`.
+    pub fn kind(&self, name: &str) -> u64 {
+        KINDS.iter().position(|k| *k == name).map_or(0, |i| self.kinds[i])
+    }
+
+    /// Records with an event of this type.
+    pub fn event(&self, type_name: &str) -> u64 {
+        Event::TYPE_NAMES.iter().position(|k| *k == type_name).map_or(0, |i| self.events[i])
+    }
+
+    /// A human-readable report; `seconds` is the elapsed time.
     pub fn report(&self, seconds: f64) -> String {
         let mut out = String::new();
         let mb = self.bytes as f64 / 1e6;
@@ -60,9 +79,14 @@ impl Stats {
             mb / seconds.max(1e-9),
             self.records as f64 / seconds.max(1e-9)
         ));
-        for (title, map) in [("format", &self.formats), ("kind", &self.kinds), ("event", &self.events)] {
+        let sections: [(&str, Vec<(&str, u64)>); 3] = [
+            ("format", FORMATS.iter().map(|f| f.as_str()).zip(self.formats).collect()),
+            ("kind", KINDS.iter().copied().zip(self.kinds).collect()),
+            ("event", Event::TYPE_NAMES.iter().copied().zip(self.events).collect()),
+        ];
+        for (title, counts) in sections {
             out.push_str(&format!("{title}:\n"));
-            for (k, v) in map {
+            for (k, v) in counts.into_iter().filter(|(_, v)| *v > 0) {
                 out.push_str(&format!("  {k:<28} {v:>12}\n"));
             }
         }

@@ -106,5 +106,45 @@ mod roundtrip {
             prop_assert_eq!(m.istr.iter().map(|s| s.to_string()).collect::<Vec<_>>(), istr);
             prop_assert_eq!(m.le, le);
         }
+
+        /// Whole records: trailer time with any bias, thread, GMTDATE, attributes and LE.
+        #[test]
+        fn whole_records_round_trip(
+            secs in 0i64..4_000_000_000,
+            millis in 0u32..1000,
+            bias in -840i32..=720,
+            thread in any::<u32>(),
+            id in 0u16..=65535,
+            attrs in proptest::collection::vec((any::<u32>(), "[ -~é\"=]{0,16}"), 0..4),
+            le in proptest::option::of(any::<u32>()),
+            istr1 in "[ -~äöü\"\\=,~]{0,30}",
+        ) {
+            let utc = chrono::DateTime::from_timestamp(secs, millis * 1_000_000).unwrap();
+            let local = utc.naive_utc() - chrono::Duration::minutes(i64::from(bias));
+            let attrs: Vec<(u32, String)> = attrs.into_iter().filter(|(_, v)| !v.contains("\" AID") && !v.contains("\" LE=")).collect();
+            let mut msg = format!(
+                "STATMSG: ID={id} SEV=W LEV=M SOURCE=\"SMS Server\" COMP=\"C\" SYS=s SITE=P01 PID=1 TID=2 GMTDATE={} ISTR0=\"\" ISTR1=\"{istr1}\" ISTR2=\"\" ISTR3=\"\" ISTR4=\"\" ISTR5=\"\" ISTR6=\"\" ISTR7=\"\" ISTR8=\"\" ISTR9=\"\" NUMATTRS={}",
+                utc.format("%a %b %d %H:%M:%S%.3f %Y"),
+                attrs.len()
+            );
+            for (k, (aid, aval)) in attrs.iter().enumerate() {
+                msg.push_str(&format!(" AID{k}={aid} AVAL{k}=\"{aval}\""));
+            }
+            if let Some(le) = le {
+                msg.push_str(&format!(" LE=0X{le:X}"));
+            }
+            let line = format!("{msg} $$<COMP_X><{}{bias:+}><thread={thread} (0x{thread:X})>", local.format("%m-%d-%Y %H:%M:%S%.3f"));
+            prop_assume!(local.and_utc().timestamp() > 0 && local.format("%Y").to_string().len() == 4);
+            let r = parse_line(&line);
+            prop_assert_eq!(r.time, Some(utc));
+            prop_assert_eq!(r.thread, Some(thread));
+            let m = r.statmsg.expect("parsed");
+            prop_assert_eq!(m.id, id);
+            prop_assert_eq!(m.gmtdate, utc);
+            prop_assert_eq!(&*m.istr[1], istr1.as_str());
+            prop_assert_eq!(m.le, le);
+            let got: Vec<(u32, String)> = m.attrs.iter().map(|a| (a.id, a.value.to_string())).collect();
+            prop_assert_eq!(got, attrs);
+        }
     }
 }
