@@ -64,6 +64,7 @@ fn every_fixture_matches_its_golden_output() {
 #[test]
 fn the_seed_documents_sync_narrative_as_events() {
     let records = parse("seed-viewer.txt");
+    #[rustfmt::skip]
     let expected = [
         // top-level site, scheduled
         "sync_wakeup",
@@ -179,6 +180,7 @@ fn the_seed_documents_sync_narrative_as_events() {
 #[test]
 fn the_log_formats_narrative_as_events() {
     let records = parse("log-formats-wsyncmgr.log");
+    #[rustfmt::skip]
     let expected = [
         "sync_wakeup",
         "sync_wakeup",

@@ -268,7 +268,6 @@ pub enum Event<'a> {
 }
 
 impl Event<'_> {
-    /// The event's type name, as in JSON.
     /// Every type name, as in JSON; [`Event::type_index`] indexes it.
     pub const TYPE_NAMES: [&'static str; 37] = [
         "sync_wakeup",

@@ -49,7 +49,35 @@ pub(super) fn last_marker(b: &[u8]) -> Option<usize> {
 }
 
 /// Parses the trailer after `$$<`: `COMPONENT><MM-DD-YYYY HH:MM:SS.mmm+BIAS><thread=N (0xN)>`.
+/// The layout every current server writes is read by a straight-line fast path; anything else
+/// (one-digit months, SMS 2.0 dates, odd spacing) by the nom grammar below it.
+#[inline]
 pub fn parse_trailer(input: &str) -> Result<Trailer<'_>, nom::Err<nom::error::Error<&str>>> {
+    if let Some(trailer) = fast_trailer(input) {
+        return Ok(trailer);
+    }
+    parse_trailer_general(input)
+}
+
+#[inline]
+fn fast_trailer(input: &str) -> Option<Trailer<'_>> {
+    let b = input.as_bytes();
+    let close = memchr::memchr(b'>', b)?;
+    let rest = input.get(close..)?.strip_prefix("><")?;
+    let (rest, (local, bias)) = fixed_local_time(rest).ok()?;
+    let rest = rest.strip_prefix("><thread=")?.trim_end();
+    let rest = rest.strip_suffix('>')?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let thread: u32 = rest[..digits].parse().ok()?;
+    let tail = &rest[digits..];
+    if !(tail.is_empty() || tail.starts_with(" (0x") && tail.ends_with(')')) {
+        return None;
+    }
+    let time = (local + Duration::minutes(i64::from(bias))).and_utc();
+    Some(Trailer { component: &input[..close], time, bias_minutes: bias, thread })
+}
+
+fn parse_trailer_general(input: &str) -> Result<Trailer<'_>, nom::Err<nom::error::Error<&str>>> {
     let (_, (component, _, (local, bias), _, thread)) = all_consuming((
         take_till(|c| c == '>'),
         tag("><"),
