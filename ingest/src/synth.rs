@@ -37,12 +37,13 @@ const TITLES: [&str; 6] = [
     "2024-08 Security Update for Microsoft Office 2016 (KB5002605) 64-Bit Edition",
 ];
 
-/// Writes server-format records to `out` until it holds at least `bytes` bytes.
+/// Appends server-format records to `out`: at least `bytes` bytes.
 pub fn wsyncmgr_log(bytes: usize, seed: u64, out: &mut String) {
     let mut rng = Rng::new(seed);
+    let target = out.len() + bytes;
     let mut writer = Writer { out, time: start_time(), bias: 240, site: "CS1", n: 0 };
     let mut version = 100;
-    while writer.out.len() < bytes {
+    while writer.out.len() < target {
         version += 1;
         writer.sync_run(&mut rng, version);
     }
@@ -169,6 +170,15 @@ impl Writer<'_> {
 mod tests {
     use super::*;
     use crate::parse::{parse_file_bytes, stats::Stats};
+
+    #[test]
+    fn appends_at_least_the_bytes_asked_for() {
+        let mut text = String::from("x");
+        wsyncmgr_log(10_000, 1, &mut text);
+        let first = text.len();
+        wsyncmgr_log(10_000, 2, &mut text);
+        assert!(first > 10_000 && text.len() >= first + 10_000);
+    }
 
     #[test]
     fn every_generated_record_parses_with_an_event() {
