@@ -8,6 +8,7 @@ pub mod collect;
 pub mod config;
 pub mod consume;
 pub mod kafka;
+pub mod offline;
 pub mod parse;
 pub mod shutdown;
 pub mod synth;

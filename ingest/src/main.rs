@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use statmsg_ingest::config::{RawConfig, Settings, EXAMPLE};
 use statmsg_ingest::parse::{self, stats::Stats, FileKind};
-use statmsg_ingest::{collect, consume, shutdown};
+use statmsg_ingest::{collect, consume, offline, shutdown};
 
 /// statmsg: ConfigMgr software-update synchronization, from site-server logs to Kafka and InfluxDB.
 #[derive(Debug, Parser)]
@@ -135,7 +135,7 @@ fn parse_file(path: &Path, json: bool, out: &mut impl Write) -> anyhow::Result<(
         if result.is_err() {
             return;
         }
-        result = if json { write_json(out, &record) } else { write_text(out, &record) };
+        result = if json { write_json(out, record) } else { write_text(out, record) };
     });
     result
 }
@@ -153,94 +153,19 @@ fn write_text(out: &mut impl Write, record: &statmsg_schema::Record<'_>) -> anyh
     Ok(())
 }
 
-/// Parses without printing records. Reads each file in large blocks into a reused buffer (no
-/// page-faulting a file-sized allocation) and parses each block on every core, split at record
-/// boundaries so the result is exactly that of one pass.
+/// Parses without printing records, on every core (see `statmsg_ingest::offline`).
 fn parse_stats(files: &[PathBuf]) -> anyhow::Result<()> {
-    const BLOCK: usize = 32 << 20;
     let started = std::time::Instant::now();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
     let mut total = Stats::default();
-    let mut buffer = vec![0u8; BLOCK];
     for path in files {
-        let mut file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
-        let mut filled = read_full(&mut file, &mut buffer)?;
-        let (kind, bom) = FileKind::detect(&buffer[..filled.min(8192)]);
-        if kind.encoding == parse::Encoding::Utf16Le {
-            // Transcoded whole: UTF-16 logs are rare and small.
-            let mut bytes = buffer[..filled].to_vec();
-            std::io::Read::read_to_end(&mut file, &mut bytes)?;
-            total.bytes += bytes.len() as u64;
-            parse::for_each_record(kind, &bytes[bom..], bom as u64, |_, r| total.add(&r));
-            continue;
-        }
-        let mut start = bom;
-        loop {
-            let at_end = filled < buffer.len();
-            // Parse up to the last record boundary of the block; carry the rest over.
-            let end = if at_end {
-                filled
-            } else {
-                parse::last_record_boundary(kind.format, &buffer[start..filled]) + start
-            };
-            let end = if end == start && !at_end { filled } else { end };
-            total.merge(&parse_parallel(kind, &buffer[start..end], threads));
-            total.bytes += (end - start) as u64;
-            if at_end {
-                break;
-            }
-            buffer.copy_within(end..filled, 0);
-            let carried = filled - end;
-            if carried == buffer.len() {
-                buffer.resize(buffer.len() * 2, 0); // one record larger than a block
-            }
-            filled = carried + read_full(&mut file, &mut buffer[carried..])?;
-            start = 0;
-        }
-        total.bytes += bom as u64;
+        let (_, parts) = offline::parse_file(path, threads, Stats::default, |s, _, r| s.add(r))
+            .with_context(|| format!("{}", path.display()))?;
+        parts.iter().for_each(|s| total.merge(s));
+        total.bytes += std::fs::metadata(path)?.len();
     }
     std::io::stdout().write_all(total.report(started.elapsed().as_secs_f64()).as_bytes())?;
     Ok(())
-}
-
-/// Reads until `buf` is full or the file ends; returns the bytes read.
-fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match std::io::Read::read(file, &mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
-}
-
-fn parse_parallel(kind: FileKind, bytes: &[u8], threads: usize) -> Stats {
-    let mut parts = Vec::with_capacity(threads);
-    let mut start = 0;
-    for k in 1..threads {
-        let cut = parse::record_boundary(kind.format, bytes, bytes.len() * k / threads).max(start);
-        parts.push(&bytes[start..cut]);
-        start = cut;
-    }
-    parts.push(&bytes[start..]);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = parts
-            .into_iter()
-            .map(|part| {
-                scope.spawn(move || {
-                    let mut stats = Stats::default();
-                    parse::for_each_record(kind, part, 0, |_, record| stats.add(&record));
-                    stats
-                })
-            })
-            .collect();
-        let mut total = Stats::default();
-        for h in handles {
-            total.merge(&h.join().unwrap_or_default());
-        }
-        total
-    })
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

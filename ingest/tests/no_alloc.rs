@@ -46,7 +46,7 @@ fn parsing_server_records_allocates_nothing_per_record() {
     let (kind, bom) = FileKind::detect(&bytes[..8192]);
     let mut stats = Stats::default();
     let before = allocations();
-    for_each_record(kind, &bytes[bom..], bom as u64, |_, record| stats.add(&record));
+    for_each_record(kind, &bytes[bom..], bom as u64, |_, record| stats.add(record));
     let during = allocations() - before;
     assert!(stats.records > 8_000, "{}", stats.records);
     assert!(stats.kind("status_message") > 800);

@@ -80,7 +80,7 @@ proptest! {
         let bytes = text.as_bytes();
         let kind = FileKind::detect(bytes).0;
         let mut whole = Vec::new();
-        for_each_record(kind, bytes, 0, |o, r| whole.push((o, r.into_owned())));
+        for_each_record(kind, bytes, 0, |o, r| whole.push((o, r.clone().into_owned())));
 
         let mut cuts: Vec<usize> = cuts.into_iter().map(|c| usize::from(c) % (bytes.len() + 1)).collect();
         cuts.push(bytes.len());

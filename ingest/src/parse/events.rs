@@ -115,6 +115,7 @@ fn update_failed(m: &str) -> Option<Event<'_>> {
 }
 
 fn s_phrases(m: &str) -> Option<Event<'_>> {
+    // The most frequent line of a sync first.
     match m {
         "Starting Sync" => return Some(Event::SyncStarting),
         "Synchronizing replica WSUS servers" => {

@@ -1,8 +1,9 @@
 //! Framing: cutting text into raw records, each with the offset of its first byte.
 //!
-//! - Server format: one record per line. A line without trailer belongs to the next line that
-//!   has one (a message with a raw line break), except the rollover marker and empty lines; after
-//!   [`MAX_JOINED_LINES`] such lines, or at the end of the input, they stand alone.
+//! - Server format: one record per line. A line that does not end in `>` (so has no trailer)
+//!   belongs to the next line that has a trailer (a message with a raw line break); empty lines
+//!   and the rollover marker stop the search; after [`MAX_JOINED_LINES`] such lines, or at the
+//!   end of the input, they stand alone.
 //! - CMTrace: from `<![LOG[` to the end of the line holding `]LOG]!><`.
 //! - WSUS: a dated line and the continuation lines (stack traces) already after it.
 //! - Viewer: one record per line.
@@ -50,7 +51,9 @@ impl<'a> Frames<'a> {
             if line.is_empty() {
                 continue; // a blank line carries nothing (stats count it)
             }
-            if has_trailer_shape(line) || is_marker(line) {
+            // A line ending in `>` stands alone: a record (the usual case, checked without
+            // searching the line), the rollover marker, or an odd line kept as it is.
+            if line.trim_ascii_end().ends_with(b">") {
                 return Some((start, line));
             }
             // An unframed line: look for the record it belongs to.
@@ -176,7 +179,7 @@ pub fn last_record_boundary(format: Format, bytes: &[u8]) -> usize {
 #[inline]
 fn has_trailer_shape(line: &[u8]) -> bool {
     let trimmed = line.trim_ascii_end();
-    trimmed.ends_with(b">") && memchr::memmem::rfind(trimmed, b"$$<").is_some()
+    trimmed.ends_with(b">") && super::server::last_marker(trimmed).is_some()
 }
 
 fn is_marker(line: &[u8]) -> bool {

@@ -73,25 +73,25 @@ pub fn detect_format(sample: &str) -> Format {
 /// Parses one framed raw record (without its final line terminator) of a file in `format`.
 pub fn parse_record(format: Format, raw: &str) -> Record<'_> {
     let raw = raw.trim_end_matches(['\r', '\n']);
-    // The raw message: events borrow from it, `~` codes and all.
-    let (parsed, message) = match format {
-        Format::Cmtrace => (cmtrace::parse(raw), None),
-        Format::Wsus => (wsus::parse(raw), None),
-        Format::Viewer => (viewer::parse(raw), Some(raw.trim_end())),
-        _ => match split_record(raw) {
-            Some((message, trailer)) => (Some(server_record(message, trailer)), Some(message)),
-            None => (None, None),
+    match format {
+        // The hot path builds its record once, in place (records are large: no moves).
+        Format::Server | Format::Unframed | Format::RolloverMarker => match split_record(raw) {
+            Some((message, trailer)) => server_record(message, trailer),
+            None => unframed(raw),
         },
-    };
-    let Some(mut record) = parsed else { return unframed(raw) };
-    let message = match (message, &record.text) {
-        (Some(message), _) => message,
-        (None, Cow::Borrowed(text)) => text,
-        _ => "",
-    };
-    let message = message.trim_end_matches([' ', '~']);
-    if record.statmsg.is_none() && record.statmsg_error.is_none() && message.starts_with("STATMSG: ") {
-        match statmsg::parse_statmsg(strip_component(format, message), record.time) {
+        Format::Cmtrace => other_record(format, cmtrace::parse(raw), None, raw),
+        Format::Wsus => other_record(format, wsus::parse(raw), None, raw),
+        Format::Viewer => other_record(format, viewer::parse(raw), Some(raw.trim_end()), raw),
+    }
+}
+
+/// Fills in the status message (or its error) and the event of `message` (raw: `~` codes
+/// kept), writing into the record rather than moving large values around.
+#[inline]
+fn understand<'a>(record: &mut Record<'a>, format: Format, component: &str, message: &'a str) {
+    let message = strip_component(format, message.trim_end_matches([' ', '~']));
+    if message.starts_with("STATMSG: ") {
+        match statmsg::parse_statmsg(message, record.time) {
             Ok(Some(Parsed::Full(m))) => record.statmsg = Some(m),
             Ok(Some(Parsed::Symbolic(name))) => {
                 record.event = Some(statmsg_schema::Event::SymbolicStatus { name: Cow::Borrowed(name) })
@@ -102,10 +102,29 @@ pub fn parse_record(format: Format, raw: &str) -> Record<'_> {
     }
     if record.event.is_none() {
         record.event = match format {
-            Format::Wsus => events::classify_wsus(record.component.as_deref().unwrap_or(""), message),
-            _ => events::classify(strip_component(format, message), record.statmsg.as_ref()),
+            Format::Wsus => events::classify_wsus(component, message),
+            _ => events::classify(message, record.statmsg.as_ref()),
         };
     }
+}
+
+fn other_record<'a>(
+    format: Format,
+    parsed: Option<Record<'a>>,
+    message: Option<&'a str>,
+    raw: &'a str,
+) -> Record<'a> {
+    let Some(mut record) = parsed else { return unframed(raw) };
+    let message = match (message, &record.text) {
+        (Some(message), _) => message,
+        (None, Cow::Borrowed(text)) => text,
+        _ => "",
+    };
+    let component = match &record.component {
+        Some(Cow::Borrowed(c)) => *c,
+        _ => "",
+    };
+    understand(&mut record, format, component, message);
     record
 }
 
@@ -123,8 +142,9 @@ fn strip_component(format: Format, message: &str) -> &str {
     }
 }
 
+#[inline]
 fn server_record<'a>(message: &'a str, trailer: Trailer<'a>) -> Record<'a> {
-    Record {
+    let mut record = Record {
         time: Some(trailer.time),
         component: Some(Cow::Borrowed(trailer.component)),
         thread: Some(trailer.thread),
@@ -134,7 +154,9 @@ fn server_record<'a>(message: &'a str, trailer: Trailer<'a>) -> Record<'a> {
         statmsg: None,
         statmsg_error: None,
         event: None,
-    }
+    };
+    understand(&mut record, Format::Server, trailer.component, message);
+    record
 }
 
 fn unframed(raw: &str) -> Record<'_> {
@@ -164,6 +186,7 @@ pub fn parse_file_bytes(bytes: &[u8]) -> (FileKind, Vec<(u64, Record<'static>)>)
     let (kind, bom) = FileKind::detect(&bytes[..bytes.len().min(8192)]);
     let mut out = Vec::new();
     for_each_record(kind, &bytes[bom..], bom as u64, |offset, record| {
+        let record = record.clone();
         out.push((offset, record.into_owned()))
     });
     (kind, out)
@@ -171,20 +194,21 @@ pub fn parse_file_bytes(bytes: &[u8]) -> (FileKind, Vec<(u64, Record<'static>)>)
 
 /// Calls `f` with every record of `bytes` (a file's content after its BOM, starting at file
 /// offset `base`), borrowed where the encoding allows.
-pub fn for_each_record(kind: FileKind, bytes: &[u8], base: u64, mut f: impl FnMut(u64, Record<'_>)) {
+/// Records are passed by reference: they are large, and most callers only look at them.
+pub fn for_each_record(kind: FileKind, bytes: &[u8], base: u64, mut f: impl FnMut(u64, &Record<'_>)) {
     match kind.encoding {
         Encoding::Utf8 => match std::str::from_utf8(bytes) {
             // Valid as a whole (the usual case): validated once, records are slices of it.
             Ok(text) => {
                 for (offset, raw) in Frames::new(kind.format, bytes, false) {
                     let raw = &text[offset..offset + raw.len()];
-                    f(base + offset as u64, parse_record(kind.format, raw));
+                    f(base + offset as u64, &parse_record(kind.format, raw));
                 }
             }
             Err(_) => {
                 for (offset, raw) in Frames::new(kind.format, bytes, false) {
                     let text = decode_line(raw);
-                    f(base + offset as u64, parse_record(kind.format, &text));
+                    f(base + offset as u64, &parse_record(kind.format, &text));
                 }
             }
         },
@@ -192,7 +216,7 @@ pub fn for_each_record(kind: FileKind, bytes: &[u8], base: u64, mut f: impl FnMu
             let t = Transcoded::utf16le(bytes, base, false);
             for (offset, raw) in Frames::new(kind.format, t.text.as_bytes(), false) {
                 let text = decode_line(raw);
-                f(t.original_offset(offset), parse_record(kind.format, &text));
+                f(t.original_offset(offset), &parse_record(kind.format, &text));
             }
         }
     }

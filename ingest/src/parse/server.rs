@@ -64,7 +64,7 @@ fn fast_trailer(input: &str) -> Option<Trailer<'_>> {
     let b = input.as_bytes();
     let close = memchr::memchr(b'>', b)?;
     let rest = input.get(close..)?.strip_prefix("><")?;
-    let (rest, (local, bias)) = fixed_local_time(rest).ok()?;
+    let (rest, time, bias) = fixed_utc(rest)?;
     let rest = rest.strip_prefix("><thread=")?.trim_end();
     let rest = rest.strip_suffix('>')?;
     let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
@@ -73,8 +73,69 @@ fn fast_trailer(input: &str) -> Option<Trailer<'_>> {
     if !(tail.is_empty() || tail.starts_with(" (0x") && tail.ends_with(')')) {
         return None;
     }
-    let time = (local + Duration::minutes(i64::from(bias))).and_utc();
     Some(Trailer { component: &input[..close], time, bias_minutes: bias, thread })
+}
+
+/// `MM-DD-YYYY HH:MM:SS.mmm±BIAS` straight to UTC: digits read in place, the calendar date
+/// looked up once per day of log (consecutive records share it), the bias applied as seconds.
+#[inline]
+fn fixed_utc(i: &str) -> Option<(&str, DateTime<Utc>, i32)> {
+    let b = i.as_bytes();
+    if b.len() < 25
+        || b[2] != b'-'
+        || b[5] != b'-'
+        || b[10] != b' '
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'.'
+    {
+        return None;
+    }
+    let d = |k: usize| -> Option<u32> {
+        let x = b[k].wrapping_sub(b'0');
+        (x < 10).then_some(u32::from(x))
+    };
+    let two = |k: usize| Some(d(k)? * 10 + d(k + 1)?);
+    let (month, day, year) = (two(0)?, two(3)?, two(6)? * 100 + two(8)?);
+    let (hour, minute, second) = (two(11)?, two(14)?, two(17)?);
+    let millis = d(20)? * 100 + d(21)? * 10 + d(22)?;
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let negative = match b[23] {
+        b'+' => false,
+        b'-' => true,
+        _ => return None,
+    };
+    let digits = b[24..].iter().take_while(|c| c.is_ascii_digit()).count();
+    if digits == 0 || digits > 4 {
+        return None;
+    }
+    let magnitude: i32 = i[24..24 + digits].parse().ok()?;
+    let bias = if negative { -magnitude } else { magnitude };
+    let date = cached_date(year, month, day)?;
+    let secs = i64::from(hour * 3600 + minute * 60 + second.min(59)) + i64::from(bias) * 60;
+    let (shift, secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400) as u32);
+    let date = if shift == 0 { date } else { date.checked_add_signed(Duration::days(shift))? };
+    let time = NaiveTime::from_num_seconds_from_midnight_opt(secs, millis * 1_000_000)?;
+    Some((&i[24 + digits..], date.and_time(time).and_utc(), bias))
+}
+
+/// `NaiveDate::from_ymd_opt`, remembered for the last date seen on this thread.
+fn cached_date(year: u32, month: u32, day: u32) -> Option<NaiveDate> {
+    thread_local! {
+        static LAST: std::cell::Cell<(u32, Option<NaiveDate>)> = const { std::cell::Cell::new((0, None)) };
+    }
+    let key = year << 9 | month << 5 | day;
+    LAST.with(|last| {
+        let (k, date) = last.get();
+        if k == key && date.is_some() {
+            return date;
+        }
+        let date = NaiveDate::from_ymd_opt(year as i32, month, day);
+        last.set((key, date));
+        date
+    })
 }
 
 fn parse_trailer_general(input: &str) -> Result<Trailer<'_>, nom::Err<nom::error::Error<&str>>> {
@@ -255,6 +316,18 @@ mod tests {
         let after = parse_trailer("X><11-03-2024 01:00:01.000+300><thread=1 (0x1)>").unwrap();
         assert!(after.time > before.time);
         assert_eq!((after.time - before.time).num_seconds(), 2);
+    }
+
+    #[test]
+    fn the_bias_can_move_the_record_to_another_day_and_year() {
+        let t = |s: &str| parse_trailer(&format!("X><{s}><thread=1 (0x1)>")).unwrap().time;
+        assert_eq!(t("12-31-2024 22:30:00.250+240"), utc("2025-01-01T02:30:00.250Z"));
+        assert_eq!(t("01-01-2025 01:00:00.000-330"), utc("2024-12-31T19:30:00Z"));
+        assert_eq!(t("02-29-2024 23:59:59.999+1"), utc("2024-03-01T00:00:59.999Z"));
+        assert!(parse_trailer("X><02-30-2024 10:00:00.000+0><thread=1 (0x1)>").is_err());
+        // The date cache must not leak one day into the next record.
+        assert_eq!(t("03-01-2024 10:00:00.000+0"), utc("2024-03-01T10:00:00Z"));
+        assert_eq!(t("03-02-2024 10:00:00.000+0"), utc("2024-03-02T10:00:00Z"));
     }
 
     #[test]

@@ -158,9 +158,10 @@ impl<'a> Cursor<'a> {
         &self.text[self.pos..]
     }
 
+    #[inline]
     fn at_key(&self, key: &str) -> bool {
         let rest = self.rest().as_bytes();
-        rest.starts_with(key.as_bytes()) && rest.get(key.len()) == Some(&b'=')
+        has_prefix(rest, key.as_bytes()) && rest.get(key.len()) == Some(&b'=')
     }
 
     /// Whether an optional key comes next (after any unknown keys, which are kept).
@@ -323,7 +324,14 @@ impl<'a> Cursor<'a> {
 #[inline]
 fn find_quote_before(rest: &str, key: &str) -> Option<usize> {
     let bytes = rest.as_bytes();
-    memchr::memchr_iter(b'"', bytes).find(|&i| bytes[i + 1..].starts_with(key.as_bytes()))
+    memchr::memchr_iter(b'"', bytes).find(|&i| has_prefix(&bytes[i + 1..], key.as_bytes()))
+}
+
+/// `starts_with` for the short keys of this grammar, compared inline (a `memcmp` call costs
+/// more than the comparison).
+#[inline]
+fn has_prefix(hay: &[u8], prefix: &[u8]) -> bool {
+    hay.len() >= prefix.len() && hay.iter().zip(prefix).all(|(a, b)| a == b)
 }
 
 /// In the text after an opening quote: the position of a `"` followed by ` KEY=`.
