@@ -43,8 +43,12 @@ pub fn parse_file<A: Send>(
     let threads = if len < PARALLEL_MIN { 1 } else { threads.max(1) };
     let mut cuts = vec![bom as u64];
     for k in 1..threads {
-        let cut = boundary_near(&mut file, kind, len * k as u64 / threads as u64)?;
-        cuts.push(cut.max(*cuts.last().unwrap_or(&0)));
+        // No boundary near a cut (a run of lines without trailer): the ranges merge.
+        if let Some(cut) = boundary_near(&mut file, kind, len * k as u64 / threads as u64)? {
+            if cut > *cuts.last().unwrap_or(&0) {
+                cuts.push(cut);
+            }
+        }
     }
     cuts.push(len);
     let results = std::thread::scope(|scope| {
@@ -67,14 +71,14 @@ pub fn parse_file<A: Send>(
     Ok((kind, results))
 }
 
-/// The first record boundary at or after `near`.
-fn boundary_near(file: &mut File, kind: FileKind, near: u64) -> std::io::Result<u64> {
+/// The first record boundary at or after `near`, if one is within reach.
+fn boundary_near(file: &mut File, kind: FileKind, near: u64) -> std::io::Result<Option<u64>> {
     let from = near.saturating_sub(CUT_WINDOW);
     file.seek(SeekFrom::Start(from))?;
     let mut window = Vec::with_capacity(2 * CUT_WINDOW as usize);
     file.by_ref().take(2 * CUT_WINDOW).read_to_end(&mut window)?;
     let at = parse::record_boundary(kind.format, &window, (near - from) as usize);
-    Ok(from + at as u64)
+    Ok(at.map(|at| from + at as u64))
 }
 
 /// Parses `[start, end)` of the file in blocks, records in order with their file offsets.
@@ -125,6 +129,18 @@ fn read_full(file: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_without_record_boundaries_is_not_cut_inside_a_line() {
+        let text: String =
+            (0..200_000).map(|i| format!("unframed line number {i} without any trailer\n")).collect();
+        assert!(text.len() as u64 > PARALLEL_MIN);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plain.log");
+        std::fs::write(&path, &text).unwrap();
+        let (_, parts) = parse_file(&path, 2, || 0usize, |n: &mut usize, _, _| *n += 1).unwrap();
+        assert_eq!(parts.iter().sum::<usize>(), 200_000);
+    }
 
     #[test]
     fn ranges_and_blocks_give_exactly_the_records_of_one_pass() {

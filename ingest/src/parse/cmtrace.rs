@@ -23,7 +23,11 @@ pub fn parse(raw: &str) -> Option<Record<'_>> {
     let date = parse_date(attr("date")?)?;
     let local = date.and_time(parse_clock(clock)?);
     // Without a bias the time zone is unknown: the local time is kept as if it were UTC.
-    let time = (local + Duration::minutes(i64::from(bias.unwrap_or(0)))).and_utc();
+    let bias = bias.unwrap_or(0);
+    if bias.abs() > super::server::MAX_BIAS_MINUTES {
+        return None;
+    }
+    let time = local.checked_add_signed(Duration::minutes(i64::from(bias)))?.and_utc();
     let level = match attr("type") {
         Some("0") => Some(Level::Verbose),
         Some("1") => Some(Level::Info),
@@ -35,7 +39,8 @@ pub fn parse(raw: &str) -> Option<Record<'_>> {
         time: Some(time),
         component: attr("component").map(Cow::Borrowed),
         thread: attr("thread").and_then(|t| t.parse().ok()),
-        text: super::text::present_message(message),
+        // `~` means a line break only in the server format; CMTrace writes real line breaks.
+        text: Cow::Borrowed(message),
         format: Format::Cmtrace,
         level,
         statmsg: None,

@@ -79,12 +79,9 @@ fn found(m: &str) -> Option<Event<'_>> {
     }
     if let Some(rest) = m.strip_prefix("Found parent sync notification file ") {
         let file = rest.trim().trim_end_matches('.').trim_end();
-        let file = if file.len() >= 4 && file[file.len() - 4..].eq_ignore_ascii_case(".SYN") {
-            file
-        } else {
-            file.trim_end_matches('.')
-        };
-        let parent = file.get(..file.len().saturating_sub(4)).filter(|p| !p.is_empty());
+        let is_syn = file.len() >= 4 && file.as_bytes()[file.len() - 4..].eq_ignore_ascii_case(b".SYN");
+        let file = if is_syn { file } else { file.trim_end_matches('.') };
+        let parent = if is_syn { file.get(..file.len() - 4).filter(|p| !p.is_empty()) } else { None };
         return Some(Event::SyncRequestFile {
             trigger: Trigger::Parent,
             file: Some(cow(file)),

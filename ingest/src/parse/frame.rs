@@ -1,9 +1,9 @@
 //! Framing: cutting text into raw records, each with the offset of its first byte.
 //!
-//! - Server format: one record per line. A line that does not end in `>` (so has no trailer)
-//!   belongs to the next line that has a trailer (a message with a raw line break); empty lines
-//!   and the rollover marker stop the search; after [`MAX_JOINED_LINES`] such lines, or at the
-//!   end of the input, they stand alone.
+//! - Server format: one record per line. A line without trailer belongs to the next line that
+//!   has one (a message with a raw line break); blank lines and the rollover marker stop the
+//!   search; after [`MAX_JOINED_LINES`] such lines, or at the end of the input, they stand
+//!   alone.
 //! - CMTrace: from `<![LOG[` to the end of the line holding `]LOG]!><`.
 //! - WSUS: a dated line and the continuation lines (stack traces) already after it.
 //! - Viewer: one record per line.
@@ -45,15 +45,23 @@ impl<'a> Frames<'a> {
         raw.strip_suffix(b"\r").unwrap_or(raw)
     }
 
+    /// The next line that is not blank (blank lines carry nothing).
+    fn next_non_blank(&mut self) -> Option<(usize, &'a [u8])> {
+        loop {
+            let (start, line) = self.lines.next()?;
+            if !line.trim_ascii().is_empty() {
+                return Some((start, line));
+            }
+        }
+    }
+
     fn server(&mut self) -> Option<(usize, &'a [u8])> {
         loop {
             let (start, line) = self.lines.next()?;
-            if line.is_empty() {
-                continue; // a blank line carries nothing (stats count it)
+            if line.trim_ascii().is_empty() {
+                continue; // a blank line carries nothing
             }
-            // A line ending in `>` stands alone: a record (the usual case, checked without
-            // searching the line), the rollover marker, or an odd line kept as it is.
-            if line.trim_ascii_end().ends_with(b">") {
+            if has_trailer_shape(line) || is_marker(line) {
                 return Some((start, line));
             }
             // An unframed line: look for the record it belongs to.
@@ -64,7 +72,7 @@ impl<'a> Frames<'a> {
                         self.lines = ahead;
                         return Some((start, self.span(start)));
                     }
-                    Some((_, next)) if next.is_empty() || is_marker(next) => break,
+                    Some((_, next)) if next.trim_ascii().is_empty() || is_marker(next) => break,
                     Some(_) => continue,
                     None if self.complete_only => {
                         // The record may still be written: wait for it.
@@ -80,7 +88,7 @@ impl<'a> Frames<'a> {
     }
 
     fn cmtrace(&mut self) -> Option<(usize, &'a [u8])> {
-        let (start, line) = self.lines.next()?;
+        let (start, line) = self.next_non_blank()?;
         if !line.starts_with(super::cmtrace::START.as_bytes()) {
             return Some((start, line));
         }
@@ -90,6 +98,10 @@ impl<'a> Frames<'a> {
         }
         let mut ahead = self.lines.clone();
         while let Some((_, next)) = ahead.next() {
+            if next.starts_with(super::cmtrace::START.as_bytes()) {
+                // The next record begins: this one was cut short and stands alone.
+                return Some((start, line));
+            }
             if memchr::memmem::find(next, end_marker).is_some() {
                 self.lines = ahead;
                 return Some((start, self.span(start)));
@@ -104,13 +116,13 @@ impl<'a> Frames<'a> {
     }
 
     fn wsus(&mut self) -> Option<(usize, &'a [u8])> {
-        let (start, line) = self.lines.next()?;
+        let (start, line) = self.next_non_blank()?;
         if !super::wsus::looks_like(&String::from_utf8_lossy(&line[..line.len().min(32)])) {
             return Some((start, line));
         }
         while let Some((_, next)) = self.lines.peek() {
             let dated = super::wsus::looks_like(&String::from_utf8_lossy(&next[..next.len().min(32)]));
-            if dated || next.is_empty() {
+            if dated || next.trim_ascii().is_empty() {
                 break;
             }
             self.lines.next();
@@ -127,52 +139,54 @@ impl<'a> Iterator for Frames<'a> {
             Format::Cmtrace => self.cmtrace(),
             Format::Wsus => self.wsus(),
             Format::Server | Format::Unframed | Format::RolloverMarker => self.server(),
-            Format::Viewer => loop {
-                let (start, line) = self.lines.next()?;
-                if !line.is_empty() {
-                    return Some((start, line));
-                }
-            },
+            Format::Viewer => self.next_non_blank(),
         }
     }
 }
 
-/// A position near `near` where a record starts, so that `bytes` can be parsed in two halves
-/// (in parallel) exactly as in one piece; `bytes.len()` when there is none after `near`.
-pub fn record_boundary(format: Format, bytes: &[u8], near: usize) -> usize {
+/// The first position at or after `near` where a record starts, so that `bytes` can be parsed
+/// in pieces (in parallel, or block by block) exactly as in one; `None` when there is none.
+pub fn record_boundary(format: Format, bytes: &[u8], near: usize) -> Option<usize> {
     let mut pos = near.min(bytes.len());
     while let Some(i) = memchr::memchr(b'\n', &bytes[pos..]) {
         let line_start = pos + i + 1;
-        let previous = bytes[..pos + i].rsplit(|&b| b == b'\n').next().unwrap_or_default();
-        let next = &bytes[line_start..];
-        let next = &next[..memchr::memchr(b'\n', next).unwrap_or(next.len())];
-        let starts_record = match format {
-            Format::Cmtrace => next.starts_with(super::cmtrace::START.as_bytes()),
-            Format::Wsus => super::wsus::looks_like(&String::from_utf8_lossy(&next[..next.len().min(32)])),
-            Format::Viewer => true,
-            _ => has_trailer_shape(previous.strip_suffix(b"\r").unwrap_or(previous)),
-        };
-        if starts_record {
-            return line_start;
+        if line_start < bytes.len() && starts_record(format, bytes, line_start) {
+            return Some(line_start);
         }
         pos = line_start;
     }
-    bytes.len()
+    None
 }
 
-/// The start of the last record that begins after the last line break of `bytes`' ... i.e. the
-/// last position (scanning back from the end) where [`record_boundary`] would cut; `0` if none.
+/// The last position where a record starts (after the last complete line), scanning back line
+/// by line; `0` if none.
 pub fn last_record_boundary(format: Format, bytes: &[u8]) -> usize {
     let mut end = bytes.len();
-    // Skip the (possibly incomplete) last line, then walk back line by line.
     while let Some(nl) = memchr::memrchr(b'\n', &bytes[..end]) {
-        let candidate = nl + 1;
-        if candidate < bytes.len() && record_boundary(format, bytes, nl) == candidate {
-            return candidate;
+        if nl + 1 < bytes.len() && starts_record(format, bytes, nl + 1) {
+            return nl + 1;
         }
         end = nl;
     }
     0
+}
+
+/// Whether a record surely starts at `line_start` (just after a `\n`), whatever came before:
+/// the framing rules above never join across it.
+fn starts_record(format: Format, bytes: &[u8], line_start: usize) -> bool {
+    let next = &bytes[line_start..];
+    let next = &next[..memchr::memchr(b'\n', next).unwrap_or(next.len())];
+    match format {
+        Format::Cmtrace => next.starts_with(super::cmtrace::START.as_bytes()),
+        Format::Wsus => super::wsus::looks_like(&String::from_utf8_lossy(&next[..next.len().min(32)])),
+        Format::Viewer => true,
+        _ => {
+            let before = &bytes[..line_start - 1];
+            let previous = &before[memchr::memrchr(b'\n', before).map_or(0, |i| i + 1)..];
+            let previous = previous.strip_suffix(b"\r").unwrap_or(previous);
+            has_trailer_shape(previous) || previous.trim_ascii().is_empty() || is_marker(previous)
+        }
+    }
 }
 
 /// A server record line ends with `>` (of `<thread=...>`), spaces aside.
@@ -240,6 +254,28 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert_eq!(out[1].1, rec);
         assert_eq!(consumed, 2 * (rec.len() + 2));
+    }
+
+    #[test]
+    fn an_unterminated_cmtrace_record_does_not_swallow_the_next() {
+        let rec = "<![LOG[ok]LOG]!><time=\"01:02:03.004+0\" date=\"1-1-2024\" component=\"C\" context=\"\" type=\"1\" thread=\"1\" file=\"\">";
+        let text = format!("<![LOG[cut short\r\n{rec}\r\n");
+        let (out, _) = frames(Format::Cmtrace, &text, false);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].1, rec);
+    }
+
+    #[test]
+    fn boundaries_are_record_starts_or_none() {
+        let text = format!("a {T}\r\npart one\r\npart two {T}\r\nb {T}\r\n");
+        let b = text.as_bytes();
+        let first = record_boundary(Format::Server, b, 1).unwrap();
+        assert_eq!(&text[first..first + 8], "part one");
+        let second = record_boundary(Format::Server, b, first + 1).unwrap();
+        assert!(text[second..].starts_with("b "), "never between 'part one' and its trailer line");
+        assert_eq!(record_boundary(Format::Server, b, second + 1), None);
+        assert_eq!(last_record_boundary(Format::Server, b), second);
+        assert_eq!(record_boundary(Format::Server, "no trailers\nat all\n".as_bytes(), 0), None);
     }
 
     #[test]

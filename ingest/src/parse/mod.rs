@@ -51,23 +51,25 @@ impl FileKind {
     }
 }
 
-/// The format of a text: decided by its first non-empty lines.
+/// The format of a text: the one most of its first non-empty lines are written in (a message
+/// that merely mentions another format's marker does not decide).
 pub fn detect_format(sample: &str) -> Format {
+    let mut votes = [0u32; 4]; // server, cmtrace, wsus, viewer
     for line in sample.lines().map(str::trim).filter(|l| !l.is_empty()).take(20) {
-        if line.contains(cmtrace::START) {
-            return Format::Cmtrace;
-        }
-        if line.contains("$$<") {
-            return Format::Server;
-        }
-        if wsus::looks_like(line) {
-            return Format::Wsus;
-        }
-        if viewer::looks_like(line) {
-            return Format::Viewer;
+        if split_record(line).is_some() {
+            votes[0] += 1;
+        } else if line.starts_with(cmtrace::START) {
+            votes[1] += 1;
+        } else if wsus::parse(line).is_some() {
+            votes[2] += 1;
+        } else if viewer::looks_like(line) {
+            votes[3] += 1;
         }
     }
-    Format::Server
+    let formats = [Format::Server, Format::Cmtrace, Format::Wsus, Format::Viewer];
+    // Ties go to the earlier format: the server format is the common case.
+    let best = (0..4).fold(0, |best, i| if votes[i] > votes[best] { i } else { best });
+    formats[best]
 }
 
 /// Parses one framed raw record (without its final line terminator) of a file in `format`.
@@ -89,7 +91,8 @@ pub fn parse_record(format: Format, raw: &str) -> Record<'_> {
 /// kept), writing into the record rather than moving large values around.
 #[inline]
 fn understand<'a>(record: &mut Record<'a>, format: Format, component: &str, message: &'a str) {
-    let message = strip_component(format, message.trim_end_matches([' ', '~']));
+    let message = strip_component(format, message.trim_end_matches([' ', '~']))
+        .trim_start_matches(|c: char| c.is_ascii_whitespace() || c == '\0');
     if message.starts_with("STATMSG: ") {
         match statmsg::parse_statmsg(message, record.time) {
             Ok(Some(Parsed::Full(m))) => record.statmsg = Some(m),

@@ -15,6 +15,9 @@ use nom::combinator::{all_consuming, map_res, opt};
 use nom::sequence::delimited;
 use nom::{IResult, Parser};
 
+/// Largest plausible bias: time zones span UTC-12 to UTC+14.
+pub(super) const MAX_BIAS_MINUTES: i32 = 24 * 60;
+
 /// What the trailer of a server-format record says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Trailer<'a> {
@@ -102,6 +105,8 @@ fn fixed_utc(i: &str) -> Option<(&str, DateTime<Utc>, i32)> {
     if hour > 23 || minute > 59 || second > 60 {
         return None;
     }
+    // A leap second (`:60`) is chrono's second 59 with a nanosecond count past 1e9.
+    let (second, leap_nanos) = if second == 60 { (59, 1_000_000_000) } else { (second, 0) };
     let negative = match b[23] {
         b'+' => false,
         b'-' => true,
@@ -113,11 +118,14 @@ fn fixed_utc(i: &str) -> Option<(&str, DateTime<Utc>, i32)> {
     }
     let magnitude: i32 = i[24..24 + digits].parse().ok()?;
     let bias = if negative { -magnitude } else { magnitude };
+    if magnitude > MAX_BIAS_MINUTES {
+        return None;
+    }
     let date = cached_date(year, month, day)?;
-    let secs = i64::from(hour * 3600 + minute * 60 + second.min(59)) + i64::from(bias) * 60;
+    let secs = i64::from(hour * 3600 + minute * 60 + second) + i64::from(bias) * 60;
     let (shift, secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400) as u32);
     let date = if shift == 0 { date } else { date.checked_add_signed(Duration::days(shift))? };
-    let time = NaiveTime::from_num_seconds_from_midnight_opt(secs, millis * 1_000_000)?;
+    let time = NaiveTime::from_num_seconds_from_midnight_opt(secs, millis * 1_000_000 + leap_nanos)?;
     Some((&i[24 + digits..], date.and_time(time).and_utc(), bias))
 }
 
@@ -126,7 +134,8 @@ fn cached_date(year: u32, month: u32, day: u32) -> Option<NaiveDate> {
     thread_local! {
         static LAST: std::cell::Cell<(u32, Option<NaiveDate>)> = const { std::cell::Cell::new((0, None)) };
     }
-    let key = year << 9 | month << 5 | day;
+    // Distinct for every (year, month, day) the caller can pass (two-digit fields, four-digit year).
+    let key = year * 10_000 + month * 100 + day;
     LAST.with(|last| {
         let (k, date) = last.get();
         if k == key && date.is_some() {
@@ -147,7 +156,11 @@ fn parse_trailer_general(input: &str) -> Result<Trailer<'_>, nom::Err<nom::error
         thread,
     ))
     .parse(input.trim_end())?;
-    let time = (local + Duration::minutes(i64::from(bias))).and_utc();
+    let time = local
+        .checked_add_signed(Duration::minutes(i64::from(bias)))
+        .filter(|_| bias.abs() <= MAX_BIAS_MINUTES)
+        .ok_or(nom::Err::Error(nom::error::Error::new(input, nom::error::ErrorKind::Verify)))?
+        .and_utc();
     Ok(Trailer { component, time, bias_minutes: bias, thread })
 }
 
@@ -155,13 +168,14 @@ fn parse_trailer_general(input: &str) -> Result<Trailer<'_>, nom::Err<nom::error
 fn sms2_time(i: &str) -> IResult<&str, (NaiveDateTime, i32)> {
     let (rest, text) = take_until(">").parse(i)?;
     let fail = || nom::Err::Error(nom::error::Error::new(i, nom::error::ErrorKind::Verify));
-    let mut parts = text.splitn(6, ' ');
+    // Runs of spaces happen (a space-padded day: `Sep  3`).
+    let mut parts = text.split_ascii_whitespace();
     let (Some(_day), Some(month), Some(day), Some(time), Some(year)) =
         (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(fail());
     };
-    let zone = parts.next().unwrap_or("");
+    let zone = text[year.as_ptr() as usize - text.as_ptr() as usize + year.len()..].trim();
     let month = super::statmsg::month_number(month).ok_or_else(fail)?;
     let date =
         NaiveDate::from_ymd_opt(year.parse().map_err(|_| fail())?, month, day.parse().map_err(|_| fail())?)
@@ -349,6 +363,22 @@ mod tests {
         .unwrap();
         assert_eq!(t.time, utc("1999-09-03T17:23:46.229Z"));
         assert_eq!((t.component, t.thread, t.bias_minutes), ("SMS_HIERARCHY_MANAGER", 250, 300));
+    }
+
+    #[test]
+    fn no_panic_and_no_nonsense_at_the_edges() {
+        assert!(parse_trailer("X><Fri Dec 31 23:00:00.000 262142 Pacific Standard Time><thread=1 (0x1)>")
+            .is_err());
+        assert!(parse_trailer("X><12-31-2024 10:00:00.000+2000000000><thread=1 (0x1)>").is_err());
+        let padded =
+            parse_trailer("X><Fri Sep  3 12:23:46.229 1999 Central Daylight Time><thread=250 (0xFA)>")
+                .unwrap();
+        assert_eq!(padded.time, utc("1999-09-03T17:23:46.229Z"));
+        let leap = parse_trailer("X><12-31-2016 23:59:60.500+0><thread=1 (0x1)>").unwrap();
+        assert!(leap.time > utc("2016-12-31T23:59:59.900Z") && leap.time < utc("2017-01-01T00:00:00Z"));
+        // After a valid date, an invalid one is not read as the cached one.
+        assert!(parse_trailer("X><01-01-2024 10:00:00.000+0><thread=1 (0x1)>").is_ok());
+        assert!(parse_trailer("X><01-33-2024 10:00:00.000+0><thread=1 (0x1)>").is_err());
     }
 
     #[test]

@@ -72,10 +72,12 @@ pub fn parse_statmsg(
     let mut istr: [Cow<'_, str>; 10] = Default::default();
     for (k, slot) in istr.iter_mut().enumerate() {
         if !c.at_optional(ISTR_KEYS[k]) {
-            break;
+            continue; // missing: stays empty; a later ISTR may follow
         }
         let next = if k < 9 { ISTR_NEXT[k] } else { " NUMATTRS=" };
-        *slot = Cow::Borrowed(c.quoted(ISTR_KEYS[k], next, &[" NUMATTRS=", " LE="])?);
+        // When the next ISTR is missing, any later one (or what follows the ISTRs) ends it.
+        let later = if k < 8 { &ISTR_NEXT[k + 1..] } else { &[][..] };
+        *slot = Cow::Borrowed(c.quoted(ISTR_KEYS[k], next, later)?);
     }
 
     let mut attrs = Vec::new();
@@ -84,7 +86,7 @@ pub fn parse_statmsg(
         for k in 0..count {
             c.skip_extras();
             let id = c.indexed_number("AID", k)?;
-            let value = c.indexed_quoted("AVAL", k)?;
+            let value = c.indexed_quoted("AVAL", k, k + 1 == count)?;
             attrs.push(Attribute { id, value: Cow::Borrowed(value) });
         }
     }
@@ -263,13 +265,17 @@ impl<'a> Cursor<'a> {
         value.parse().map_err(|_| StatmsgError::Invalid { key: "AIDk", value: value.to_owned() })
     }
 
-    fn indexed_quoted(&mut self, prefix: &'static str, k: u32) -> Result<&'a str, StatmsgError> {
+    fn indexed_quoted(&mut self, prefix: &'static str, k: u32, last: bool) -> Result<&'a str, StatmsgError> {
         self.skip_extras();
         let len =
             self.at_indexed(prefix, k).ok_or(StatmsgError::Expected { expected: "AVALk", at: self.pos })?;
         self.pos += len;
-        // The next attribute id, or LE, or the end.
-        self.quoted_value(" AID", &[" LE="])
+        // The next attribute's id key, exactly; after the last one, LE or the end.
+        if last {
+            return self.quoted_value(" LE=", &[]);
+        }
+        let next = format!(" AID{}=", k + 1);
+        self.quoted_value(&next, &[" LE="])
     }
 
     /// `KEY="value"`: the value ends at the first `"` followed by `next` (the key that normally
@@ -286,7 +292,13 @@ impl<'a> Cursor<'a> {
         self.pos += 1;
         let rest = self.rest();
         let end = find_quote_before(rest, next)
-            .or_else(|| fallback.iter().filter_map(|n| find_quote_before(rest, n)).min())
+            .or_else(|| {
+                fallback
+                    .iter()
+                    .chain(&[" NUMATTRS=", " LE="])
+                    .filter_map(|n| find_quote_before(rest, n))
+                    .min()
+            })
             .or_else(|| rest.ends_with('"').then(|| rest.len() - 1))
             .ok_or(StatmsgError::Expected { expected: "a closing quote", at: self.pos })?;
         self.pos += end + 1;
@@ -299,7 +311,8 @@ impl<'a> Cursor<'a> {
         self.expect_key("GMTDATE", "GMTDATE")?;
         let rest = self.rest();
         let invalid = || StatmsgError::Invalid { key: "GMTDATE", value: rest.chars().take(32).collect() };
-        let mut tokens = rest.split(' ');
+        // Runs of spaces happen (a space-padded day: `Jan  6`).
+        let mut tokens = rest.split_ascii_whitespace();
         let (Some(_), Some(month), Some(day), Some(time), Some(year)) =
             (tokens.next(), tokens.next(), tokens.next(), tokens.next(), tokens.next())
         else {
@@ -367,7 +380,10 @@ pub(super) fn parse_clock(s: &str) -> Option<NaiveTime> {
             nanos += u32::from(d - b'0') * 10u32.pow(8 - k as u32);
         }
     }
-    NaiveTime::from_hms_nano_opt(two(0)?, two(3)?, two(6)?, nanos)
+    match two(6)? {
+        60 => NaiveTime::from_hms_nano_opt(two(0)?, two(3)?, 59, 1_000_000_000 + nanos),
+        second => NaiveTime::from_hms_nano_opt(two(0)?, two(3)?, second, nanos),
+    }
 }
 
 /// Month abbreviations in the languages ConfigMgr servers run in, without allocating.
@@ -505,6 +521,25 @@ mod tests {
         assert_eq!(extra, vec![("NEWKEY", "abc"), ("QUOTED", "a \"b\" c"), ("TRAILING", "1")]);
         assert_eq!(m.le, Some(0x8013_150a));
         assert_eq!(m.gmtdate.day(), 2);
+    }
+
+    #[test]
+    fn cut_rules_for_missing_istrs_attribute_values_and_padded_days() {
+        let msg =
+            FAILED.replace(" ISTR1=\"The request failed with HTTP status 503: Service Unavailable.\"", "");
+        let m = full(&msg);
+        assert_eq!(m.istr[0], "Microsoft.UpdateServices.Administration.AdminProxy.CreateUpdateServer");
+        let msg = FAILED.replace(
+            "NUMATTRS=0",
+            "NUMATTRS=2 AID0=402 AVAL0=\"Coll \"Pilot\" AIDE group\" AID1=409 AVAL1=\"x \" AIDE\"",
+        );
+        let m = full(&msg);
+        assert_eq!(m.attrs[0].value, "Coll \"Pilot\" AIDE group");
+        assert_eq!(m.attrs[1].value, "x \" AIDE");
+        let padded = FAILED.replace("Fri Aug 02 20:54", "Fri Aug  2 20:54");
+        assert_eq!(full(&padded).gmtdate, full(FAILED).gmtdate);
+        let leap = FAILED.replace("20:54:26.571", "23:59:60.500");
+        assert_eq!(full(&leap).gmtdate.to_rfc3339(), "2024-08-02T23:59:60.500+00:00");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use super::*;
+use statmsg_schema::Format;
 
 const LINES: &str = concat!(
     "\u{feff}Wakeup for scheduled regular sync  $$<SMS_WSUS_SYNC_MANAGER><01-16-2014 10:53:50.117+480><thread=3404 (0xD4C)>\r\n",
@@ -146,5 +147,52 @@ mod roundtrip {
             let got: Vec<(u32, String)> = m.attrs.iter().map(|a| (a.id, a.value.to_string())).collect();
             prop_assert_eq!(got, attrs);
         }
+    }
+}
+
+/// Found by review: each was wrong or panicked before.
+mod review_cases {
+    use super::*;
+
+    const T: &str = "$$<SMS_WSUS_SYNC_MANAGER><08-02-2024 16:00:00.000+240><thread=1 (0x1)>";
+
+    #[test]
+    fn non_ascii_file_names_do_not_panic() {
+        let line = format!("Found parent sync notification file x€ab. {T}");
+        assert_eq!(parse_line(&line).event.unwrap().type_name(), "sync_request_file");
+    }
+
+    #[test]
+    fn a_line_ending_in_a_tag_still_joins_its_record() {
+        let text = format!("Result XML: <Result>\r\n<Item Name=\"x\"/>\r\n</Result> {T}\r\n");
+        let (_, records) = parse_file_bytes(text.as_bytes());
+        assert_eq!(records.len(), 1);
+        assert!(records[0].1.text.starts_with("Result XML: <Result>\r\n<Item"));
+    }
+
+    #[test]
+    fn a_whitespace_only_line_is_blank() {
+        let statmsg = "STATMSG: ID=6702 SEV=I LEV=M SOURCE=\"SMS Server\" COMP=\"SMS_WSUS_SYNC_MANAGER\" SYS=S SITE=CS1 PID=1 TID=2 GMTDATE=Fri Aug 02 20:00:00.000 2024 ISTR0=\"\" ISTR1=\"\" ISTR2=\"\" ISTR3=\"\" ISTR4=\"\" ISTR5=\"\" ISTR6=\"\" ISTR7=\"\" ISTR8=\"\" ISTR9=\"\" NUMATTRS=0";
+        let text = format!("   \r\n{statmsg} {T}\r\n");
+        let (_, records) = parse_file_bytes(text.as_bytes());
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].1.statmsg.as_ref().map(|m| m.id), Some(6702));
+    }
+
+    #[test]
+    fn detection_follows_most_lines_not_the_first() {
+        let text = format!(
+            "Copied <![LOG[ into a message {T}\r\nStarting Sync {T}\r\nSync time: 0d00h03m53s {T}\r\n"
+        );
+        assert_eq!(FileKind::detect(text.as_bytes()).0.format, Format::Server);
+        let text = format!("Done FOO_BAR {T}\r\nStarting Sync {T}\r\n");
+        assert_eq!(FileKind::detect(text.as_bytes()).0.format, Format::Server);
+    }
+
+    #[test]
+    fn cmtrace_keeps_tildes() {
+        let line = "<![LOG[Running C:\\PROGRA~1\\MICROS~1\\setup.exe~]LOG]!><time=\"01:02:03.004+0\" date=\"1-1-2024\" component=\"C\" context=\"\" type=\"1\" thread=\"1\" file=\"\">";
+        let r = parse_record(Format::Cmtrace, line);
+        assert_eq!(r.text, "Running C:\\PROGRA~1\\MICROS~1\\setup.exe~");
     }
 }
