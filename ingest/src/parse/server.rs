@@ -151,7 +151,7 @@ fn parse_trailer_general(input: &str) -> Result<Trailer<'_>, nom::Err<nom::error
     let (_, (component, _, (local, bias), _, thread)) = all_consuming((
         take_till(|c| c == '>'),
         tag("><"),
-        alt((fixed_local_time, (local_time, bias), sms2_time)),
+        alt(((local_time, bias), sms2_time)),
         tag("><thread="),
         thread,
     ))
@@ -201,40 +201,6 @@ pub fn zone_bias(name: &str) -> i32 {
         "Tokyo Standard Time" => -540,
         _ => 0,
     }
-}
-
-/// The layout every current server writes, read without allocation or generic parsing:
-/// `MM-DD-YYYY HH:MM:SS.mmm` and a bias.
-fn fixed_local_time(i: &str) -> IResult<&str, (NaiveDateTime, i32)> {
-    let fail = || nom::Err::Error(nom::error::Error::new(i, nom::error::ErrorKind::Verify));
-    let b = i.as_bytes();
-    if b.len() < 25
-        || b[2] != b'-'
-        || b[5] != b'-'
-        || b[10] != b' '
-        || b[13] != b':'
-        || b[16] != b':'
-        || b[19] != b'.'
-    {
-        return Err(fail());
-    }
-    let d = |k: usize| -> Option<u32> {
-        let x = b[k].wrapping_sub(b'0');
-        (x < 10).then_some(u32::from(x))
-    };
-    let two = |k: usize| Some(d(k)? * 10 + d(k + 1)?);
-    let parsed = (|| {
-        let (month, day) = (two(0)?, two(3)?);
-        let year = two(6)? * 100 + two(8)?;
-        let (hour, minute, second) = (two(11)?, two(14)?, two(17)?);
-        let millis = d(20)? * 100 + d(21)? * 10 + d(22)?;
-        let date = NaiveDate::from_ymd_opt(year as i32, month, day)?;
-        let time = NaiveTime::from_hms_milli_opt(hour, minute, second, millis)?;
-        Some(date.and_time(time))
-    })();
-    let local = parsed.ok_or_else(fail)?;
-    let (rest, bias) = bias(&i[23..]).map_err(|_| fail())?;
-    Ok((rest, (local, bias)))
 }
 
 fn number<T: std::str::FromStr>(digits: usize) -> impl Fn(&str) -> IResult<&str, T> {
