@@ -221,7 +221,8 @@ async fn poll_file(
             host: Cow::Borrowed(&config.collect.host),
             source: SourcePosition { path: Cow::Borrowed(&key), offset },
             truncated: None,
-            record,
+            // Cheap: the record's strings borrow from the chunk.
+            record: record.clone(),
         };
         messages.push((envelope.key(), encode_bounded(envelope)));
     });

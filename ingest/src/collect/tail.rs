@@ -8,7 +8,7 @@ use std::path::Path;
 use statmsg_schema::Record;
 
 use super::checkpoint::{FileId, Fingerprint, Position};
-use crate::parse::{decode_line, parse_record, Encoding, FileKind, Frames, Transcoded};
+use crate::parse::{self, Encoding, FileKind};
 
 /// Bytes read to detect a file's kind.
 const DETECT_BYTES: u64 = 8192;
@@ -45,35 +45,25 @@ impl Chunk {
     /// Calls `f` for every complete record with its file offset and returns the offset just past
     /// the last one. A chunk that filled `max_read_bytes` without a complete record is yielded
     /// whole, so an endless line cannot stall the file.
-    pub fn for_each_record(&self, max_read_bytes: usize, mut f: impl FnMut(u64, Record<'_>)) -> u64 {
-        let format = self.kind.format;
-        match self.kind.encoding {
-            Encoding::Utf8 => {
-                let mut frames = Frames::new(format, &self.bytes, true);
-                let mut any = false;
-                for (offset, raw) in frames.by_ref() {
-                    any = true;
-                    f(self.start + offset as u64, parse_record(format, &decode_line(raw)));
-                }
-                if !any && self.bytes.len() >= max_read_bytes {
-                    f(self.start, parse_record(format, &decode_line(&self.bytes)));
-                    return self.start + self.bytes.len() as u64;
-                }
-                self.start + frames.consumed() as u64
-            }
-            Encoding::Utf16Le => {
-                let t = Transcoded::utf16le(&self.bytes, self.start, true);
-                if t.consumed == 0 && self.bytes.len() >= max_read_bytes {
-                    let all = Transcoded::utf16le(&self.bytes, self.start, false);
-                    f(self.start, parse_record(format, &all.text));
-                    return self.start + (self.bytes.len() as u64 & !1);
-                }
-                for (offset, raw) in Frames::new(format, t.text.as_bytes(), false) {
-                    f(t.original_offset(offset), parse_record(format, &decode_line(raw)));
-                }
-                self.start + t.consumed as u64
-            }
+    pub fn for_each_record(&self, max_read_bytes: usize, mut f: impl FnMut(u64, &Record<'_>)) -> u64 {
+        let mut any = false;
+        let consumed =
+            parse::for_each_complete_record(self.kind, &self.bytes, self.start, |offset, record| {
+                any = true;
+                f(offset, record);
+            });
+        if any || self.bytes.len() < max_read_bytes {
+            return self.start + consumed as u64;
         }
+        // A full read without one complete record: yield it whole (whole code units).
+        let whole = match self.kind.encoding {
+            Encoding::Utf8 => self.bytes.len(),
+            Encoding::Utf16Le => self.bytes.len() & !1,
+        };
+        parse::for_each_record(self.kind, &self.bytes[..whole], self.start, |_, record| {
+            f(self.start, record)
+        });
+        self.start + whole as u64
     }
 }
 
@@ -152,7 +142,7 @@ mod tests {
 
     fn texts(chunk: &Chunk, max: usize) -> (Vec<(u64, String)>, u64) {
         let mut out = Vec::new();
-        let end = chunk.for_each_record(max, |o, r| out.push((o, r.text.into_owned())));
+        let end = chunk.for_each_record(max, |o, r| out.push((o, r.text.to_string())));
         (out, end)
     }
 

@@ -197,30 +197,56 @@ pub fn parse_file_bytes(bytes: &[u8]) -> (FileKind, Vec<(u64, Record<'static>)>)
 
 /// Calls `f` with every record of `bytes` (a file's content after its BOM, starting at file
 /// offset `base`), borrowed where the encoding allows.
-/// Records are passed by reference: they are large, and most callers only look at them.
-pub fn for_each_record(kind: FileKind, bytes: &[u8], base: u64, mut f: impl FnMut(u64, &Record<'_>)) {
+/// Calls `f` with every record of `bytes` (a file's content after its BOM, starting at file
+/// offset `base`), borrowed where the encoding allows. Records are passed by reference: they are
+/// large, and most callers only look at them.
+pub fn for_each_record(kind: FileKind, bytes: &[u8], base: u64, f: impl FnMut(u64, &Record<'_>)) {
+    walk_records(kind, bytes, base, false, f);
+}
+
+/// Like [`for_each_record`] for a file that may still be written: only records known to be
+/// complete; returns the bytes they take (where the unread rest starts).
+pub fn for_each_complete_record(
+    kind: FileKind,
+    bytes: &[u8],
+    base: u64,
+    f: impl FnMut(u64, &Record<'_>),
+) -> usize {
+    walk_records(kind, bytes, base, true, f)
+}
+
+fn walk_records(
+    kind: FileKind,
+    bytes: &[u8],
+    base: u64,
+    complete_only: bool,
+    mut f: impl FnMut(u64, &Record<'_>),
+) -> usize {
     match kind.encoding {
-        Encoding::Utf8 => match std::str::from_utf8(bytes) {
+        Encoding::Utf8 => {
             // Valid as a whole (the usual case): validated once, records are slices of it.
-            Ok(text) => {
-                for (offset, raw) in Frames::new(kind.format, bytes, false) {
-                    let raw = &text[offset..offset + raw.len()];
-                    f(base + offset as u64, &parse_record(kind.format, raw));
-                }
+            let text = std::str::from_utf8(bytes).ok();
+            let mut frames = Frames::new(kind.format, bytes, complete_only);
+            for (offset, raw) in frames.by_ref() {
+                let raw = match text {
+                    Some(text) => Cow::Borrowed(&text[offset..offset + raw.len()]),
+                    None => decode_line(raw),
+                };
+                f(base + offset as u64, &parse_record(kind.format, &raw));
             }
-            Err(_) => {
-                for (offset, raw) in Frames::new(kind.format, bytes, false) {
-                    let text = decode_line(raw);
-                    f(base + offset as u64, &parse_record(kind.format, &text));
-                }
+            if complete_only {
+                frames.consumed()
+            } else {
+                bytes.len()
             }
-        },
+        }
         Encoding::Utf16Le => {
-            let t = Transcoded::utf16le(bytes, base, false);
-            for (offset, raw) in Frames::new(kind.format, t.text.as_bytes(), false) {
-                let text = decode_line(raw);
-                f(t.original_offset(offset), &parse_record(kind.format, &text));
+            let t = Transcoded::utf16le(bytes, base, complete_only);
+            // The transcoded text already ends at a complete line.
+            for (offset, raw) in Frames::new(kind.format, t.text.as_bytes(), complete_only) {
+                f(t.original_offset(offset), &parse_record(kind.format, &decode_line(raw)));
             }
+            t.consumed
         }
     }
 }
