@@ -24,12 +24,21 @@ pub struct Frames<'a> {
     bytes: &'a [u8],
     lines: Lines<'a>,
     complete_only: bool,
+    /// Where the `$$<` of the last yielded server record is, from the record's start: framing
+    /// has found it already, so parsing need not search again.
+    marker: Option<usize>,
 }
 
 impl<'a> Frames<'a> {
     pub fn new(format: Format, bytes: &'a [u8], complete_only: bool) -> Self {
         let lines = if complete_only { Lines::complete_only(bytes) } else { Lines::new(bytes) };
-        Frames { format, bytes, lines, complete_only }
+        Frames { format, bytes, lines, complete_only, marker: None }
+    }
+
+    /// The offset of the trailer marker `$$<` in the last record yielded (server format), if
+    /// it has one: what [`super::parse_record_at`] takes.
+    pub fn marker(&self) -> Option<usize> {
+        self.marker
     }
 
     /// Bytes consumed by the records yielded so far.
@@ -56,24 +65,33 @@ impl<'a> Frames<'a> {
     }
 
     fn server(&mut self) -> Option<(usize, &'a [u8])> {
+        self.marker = None;
         loop {
             let (start, line) = self.lines.next()?;
             if line.trim_ascii().is_empty() {
                 continue; // a blank line carries nothing
             }
-            if has_trailer_shape(line) || is_marker(line) {
+            if let Some(at) = trailer_marker(line) {
+                self.marker = Some(at);
+                return Some((start, line));
+            }
+            if is_marker(line) {
                 return Some((start, line));
             }
             // An unframed line: look for the record it belongs to.
             let mut ahead = self.lines.clone();
             for _ in 0..MAX_JOINED_LINES {
                 match ahead.next() {
-                    Some((_, next)) if has_trailer_shape(next) => {
-                        self.lines = ahead;
-                        return Some((start, self.span(start)));
+                    Some((next_start, next)) => {
+                        if let Some(at) = trailer_marker(next) {
+                            self.lines = ahead;
+                            self.marker = Some(next_start - start + at);
+                            return Some((start, self.span(start)));
+                        }
+                        if next.trim_ascii().is_empty() || is_marker(next) {
+                            break;
+                        }
                     }
-                    Some((_, next)) if next.trim_ascii().is_empty() || is_marker(next) => break,
-                    Some(_) => continue,
                     None if self.complete_only => {
                         // The record may still be written: wait for it.
                         self.lines = Lines::complete_only(&self.bytes[..start]);
@@ -192,8 +210,17 @@ fn starts_record(format: Format, bytes: &[u8], line_start: usize) -> bool {
 /// A server record line ends with `>` (of `<thread=...>`), spaces aside.
 #[inline]
 fn has_trailer_shape(line: &[u8]) -> bool {
+    trailer_marker(line).is_some()
+}
+
+/// Where the trailer marker `$$<` of a server record line is, if the line has the shape of one.
+#[inline]
+fn trailer_marker(line: &[u8]) -> Option<usize> {
     let trimmed = line.trim_ascii_end();
-    trimmed.ends_with(b">") && super::server::last_marker(trimmed).is_some()
+    if !trimmed.ends_with(b">") {
+        return None;
+    }
+    super::server::last_marker(trimmed)
 }
 
 fn is_marker(line: &[u8]) -> bool {
@@ -219,6 +246,19 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert_eq!(out[0], (0, format!("first part\r\nsecond {T}")));
         assert!(out[1].1.starts_with("alone"));
+    }
+
+    #[test]
+    fn framing_tells_where_the_trailer_marker_is() {
+        let text = format!(
+            "first part\r\nsecond {T}\r\nalone {T}\r\n<MAXIMUM LOG FILE SIZE REACHED - FILE RENAMED>\n"
+        );
+        let mut f = Frames::new(Format::Server, text.as_bytes(), false);
+        let mut seen = Vec::new();
+        while let Some((_, raw)) = f.next() {
+            seen.push(f.marker().map(|at| raw[at..].starts_with(b"$$<C>")));
+        }
+        assert_eq!(seen, vec![Some(true), Some(true), None]);
     }
 
     #[test]

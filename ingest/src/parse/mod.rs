@@ -74,13 +74,21 @@ pub fn detect_format(sample: &str) -> Format {
 
 /// Parses one framed raw record (without its final line terminator) of a file in `format`.
 pub fn parse_record(format: Format, raw: &str) -> Record<'_> {
+    parse_record_at(format, raw, None)
+}
+
+/// [`parse_record`] given where the server trailer's `$$<` is when framing already found it
+/// ([`Frames::marker`]); `None` searches for it.
+pub fn parse_record_at(format: Format, raw: &str, marker: Option<usize>) -> Record<'_> {
     let raw = raw.trim_end_matches(['\r', '\n']);
     match format {
         // The hot path builds its record once, in place (records are large: no moves).
-        Format::Server | Format::Unframed | Format::RolloverMarker => match split_record(raw) {
-            Some((message, trailer)) => server_record(message, trailer),
-            None => unframed(raw),
-        },
+        Format::Server | Format::Unframed | Format::RolloverMarker => {
+            match marker.map_or_else(|| split_record(raw), |at| server::split_record_at(raw, at)) {
+                Some((message, trailer)) => server_record(message, trailer),
+                None => unframed(raw),
+            }
+        }
         Format::Cmtrace => other_record(format, cmtrace::parse(raw), None, raw),
         Format::Wsus => other_record(format, wsus::parse(raw), None, raw),
         Format::Viewer => other_record(format, viewer::parse(raw), Some(raw.trim_end()), raw),
@@ -227,12 +235,14 @@ fn walk_records(
             // Valid as a whole (the usual case): validated once, records are slices of it.
             let text = std::str::from_utf8(bytes).ok();
             let mut frames = Frames::new(kind.format, bytes, complete_only);
-            for (offset, raw) in frames.by_ref() {
+            while let Some((offset, raw)) = frames.next() {
                 let raw = match text {
                     Some(text) => Cow::Borrowed(&text[offset..offset + raw.len()]),
                     None => decode_line(raw),
                 };
-                f(base + offset as u64, &parse_record(kind.format, &raw));
+                // The marker's offset holds only for the bytes framing saw (not re-decoded).
+                let marker = if matches!(raw, Cow::Borrowed(_)) { frames.marker() } else { None };
+                f(base + offset as u64, &parse_record_at(kind.format, &raw, marker));
             }
             if complete_only {
                 frames.consumed()
@@ -243,8 +253,11 @@ fn walk_records(
         Encoding::Utf16Le => {
             let t = Transcoded::utf16le(bytes, base, complete_only);
             // The transcoded text already ends at a complete line.
-            for (offset, raw) in Frames::new(kind.format, t.text.as_bytes(), complete_only) {
-                f(t.original_offset(offset), &parse_record(kind.format, &decode_line(raw)));
+            let mut frames = Frames::new(kind.format, t.text.as_bytes(), complete_only);
+            while let Some((offset, raw)) = frames.next() {
+                let raw = decode_line(raw);
+                let marker = if matches!(raw, Cow::Borrowed(_)) { frames.marker() } else { None };
+                f(t.original_offset(offset), &parse_record_at(kind.format, &raw, marker));
             }
             t.consumed
         }

@@ -33,9 +33,15 @@ pub struct Trailer<'a> {
 /// the line has no valid trailer.
 #[inline]
 pub fn split_record(line: &str) -> Option<(&str, Trailer<'_>)> {
-    let at = last_marker(line.as_bytes())?;
-    let trailer = parse_trailer(&line[at + 3..]).ok()?;
-    Some((line[..at].trim_end_matches(' '), trailer))
+    split_record_at(line, last_marker(line.as_bytes())?)
+}
+
+/// [`split_record`] when the caller already knows where the last `$$<` is (framing found it).
+#[inline]
+pub fn split_record_at(line: &str, at: usize) -> Option<(&str, Trailer<'_>)> {
+    let (message, trailer) = (line.get(..at)?, line.get(at..)?.strip_prefix("$$<")?);
+    let trailer = parse_trailer(trailer).ok()?;
+    Some((message.trim_end_matches(' '), trailer))
 }
 
 /// Offset of the last `$$<`, scanning back from the end (the trailer is at the end).
