@@ -4,6 +4,7 @@
 //! [`parse`] is pure (no tokio, no rdkafka); the other stages are thin async shells around pure
 //! cores, each with a validated `Config` and a `run(config, shutdown)`.
 
+pub mod analyze;
 pub mod collect;
 pub mod config;
 pub mod consume;
@@ -11,4 +12,6 @@ pub mod kafka;
 pub mod offline;
 pub mod parse;
 pub mod shutdown;
+pub mod simulate;
 pub mod synth;
+pub mod track;

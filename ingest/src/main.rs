@@ -5,9 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use statmsg_ingest::config::{RawConfig, Settings, EXAMPLE};
 use statmsg_ingest::parse::{self, stats::Stats, FileKind};
+use statmsg_ingest::simulate::{SimConfig, Simulation};
 use statmsg_ingest::{collect, consume, offline, shutdown};
 
 /// statmsg: ConfigMgr software-update synchronization, from site-server logs to Kafka and InfluxDB.
@@ -31,6 +33,56 @@ enum Command {
         /// Log files (WsyncMgr.log, WsyncMgr.lo_, ...).
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Reconstruct every sync run from log folders and files, offline, and print each site's
+    /// health and the active alerts (no servers needed).
+    Analyze {
+        /// The clock: show the hierarchy as it was then, ignoring later records (RFC 3339 or
+        /// `YYYY-MM-DD HH:MM:SS`, UTC). Default: the newest record read.
+        #[arg(long, value_parser = parse_time)]
+        now: Option<DateTime<Utc>>,
+        /// JSON lines (`type`: `site`, `sync_run`, `alert`) instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Hierarchy name for every input (default: the folder above each site's folder).
+        #[arg(long)]
+        hierarchy: Option<String>,
+        /// Log folders (searched recursively; one folder per site server) and files.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Write realistic WsyncMgr.log files of a simulated hierarchy, with faults and a truth file.
+    Simulate {
+        /// Output folder: `<out>/<hierarchy>/<SITE>/WsyncMgr*.log` and `<out>/<hierarchy>/truth.json`.
+        #[arg(long, short)]
+        out: PathBuf,
+        #[arg(long, default_value = "contoso")]
+        hierarchy: String,
+        /// Sites: a central site, primaries and secondaries (1: a stand-alone primary).
+        #[arg(long, default_value_t = 4)]
+        sites: usize,
+        #[arg(long, default_value_t = 10)]
+        days: u32,
+        /// First day (UTC).
+        #[arg(long, default_value = "2024-03-01T00:00:00Z", value_parser = parse_time)]
+        start: DateTime<Utc>,
+        /// The top site's sync schedule, in hours.
+        #[arg(long, default_value_t = 24)]
+        interval_hours: u32,
+        /// Roll `WsyncMgr.log` to `WsyncMgr.lo_` at this size (ConfigMgr's default: 250 KB).
+        #[arg(long, default_value_t = 250_000)]
+        roll_bytes: usize,
+        /// Keep only the last rolled file (`.lo_`), as ConfigMgr does without log history.
+        #[arg(long)]
+        no_history: bool,
+        /// No injected faults.
+        #[arg(long)]
+        no_faults: bool,
+        /// Mean updates synchronized per top-level run.
+        #[arg(long, default_value_t = 40)]
+        updates: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     /// Tail the configured log files and publish their records to Kafka.
     Collect {
@@ -77,6 +129,46 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Parse { stats: true, files, .. } => parse_stats(&files),
         Command::Parse { json, files, .. } => parse_files(&files, json),
+        Command::Analyze { now, json, hierarchy, paths } => analyze(now, json, hierarchy, paths),
+        Command::Simulate {
+            out,
+            hierarchy,
+            sites,
+            days,
+            start,
+            interval_hours,
+            roll_bytes,
+            no_history,
+            no_faults,
+            updates,
+            seed,
+        } => {
+            let config = SimConfig {
+                hierarchy,
+                sites,
+                days,
+                seed,
+                start,
+                interval: chrono::Duration::hours(i64::from(interval_hours.max(1))),
+                roll_bytes: roll_bytes.max(1024),
+                keep_history: !no_history,
+                faults: !no_faults,
+                updates,
+                ..SimConfig::default()
+            };
+            let sim = Simulation::generate(config);
+            let (files, bytes) = sim.write(&out).with_context(|| format!("{}", out.display()))?;
+            eprintln!(
+                "statmsg simulate: {} sites, {} runs, {} faults; {} files, {:.1} MB under {}",
+                sim.sites.len(),
+                sim.runs.len(),
+                sim.faults.len(),
+                files.len(),
+                bytes as f64 / 1e6,
+                out.join(&sim.config.hierarchy).display()
+            );
+            Ok(())
+        }
         Command::Collect { config } => {
             let settings = Settings::load(&config)?;
             runtime()?.block_on(async {
@@ -110,6 +202,78 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Config { .. } => anyhow::bail!("say --example, or --config FILE to check a file"),
+    }
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").map(|t| t.and_utc()))
+        .map_err(|_| format!("{s:?}: expected RFC 3339 (2024-03-10T12:00:00Z) or YYYY-MM-DD HH:MM:SS (UTC)"))
+}
+
+fn analyze(
+    now: Option<DateTime<Utc>>,
+    json: bool,
+    hierarchy: Option<String>,
+    paths: Vec<PathBuf>,
+) -> anyhow::Result<()> {
+    let config = statmsg_ingest::analyze::Config {
+        paths,
+        now,
+        hierarchy,
+        tracker: statmsg_ingest::track::TrackerConfig::default(),
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()).min(8),
+    };
+    let progress = statmsg_ingest::analyze::Progress::default();
+    let report = std::thread::scope(|scope| {
+        let worker = scope.spawn(|| statmsg_ingest::analyze::run(&config, &progress));
+        progress_bar(&progress, &worker);
+        worker.join().map_err(|_| anyhow::anyhow!("the analysis panicked"))
+    })??;
+    let stdout = std::io::stdout();
+    let colour = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let mut out = BufWriter::new(stdout.lock());
+    if json {
+        statmsg_ingest::analyze::write_json(&report, &mut out)?;
+    } else {
+        statmsg_ingest::analyze::write_table(&report, colour, &mut out)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// A progress bar on stderr while `worker` runs, for inputs over 50 MB on a terminal.
+fn progress_bar<T>(
+    progress: &statmsg_ingest::analyze::Progress,
+    worker: &std::thread::ScopedJoinHandle<'_, T>,
+) {
+    use std::sync::atomic::Ordering;
+    let mut stderr = std::io::stderr();
+    if !stderr.is_terminal() {
+        return;
+    }
+    let mut shown = false;
+    while !worker.is_finished() {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let (done, total) = (progress.done.load(Ordering::Relaxed), progress.total.load(Ordering::Relaxed));
+        if total < 50_000_000 {
+            continue;
+        }
+        let filled = (done * 30 / total.max(1)) as usize;
+        let _ = write!(
+            stderr,
+            "\ranalyzing [{}{}] {:>3}% {:.0}/{:.0} MB",
+            "#".repeat(filled.min(30)),
+            " ".repeat(30 - filled.min(30)),
+            done * 100 / total.max(1),
+            done as f64 / 1e6,
+            total as f64 / 1e6
+        );
+        shown = true;
+    }
+    if shown {
+        let _ = write!(stderr, "\r{:60}\r", "");
     }
 }
 

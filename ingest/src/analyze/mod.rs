@@ -1,0 +1,273 @@
+//! `statmsg analyze`: the tracker over log folders and files, offline, no servers.
+//!
+//! Layout: every folder holding logs is one site server; its name is the site code unless the
+//! logs say otherwise (status messages' `SITE`, `... on site CS1`), and the folder above it
+//! names the hierarchy (`--hierarchy` overrides). All `*.log` and `*.lo_` files count (rolled
+//! and history files too, any encoding); a site's records are merged in time order across its
+//! files. Sites are analysed in parallel, then the hierarchy is put together.
+//!
+//! The clock (`now`) is the newest record read, or `--now`; records after `now` are ignored,
+//! so `--now` shows the hierarchy as it was at that moment.
+
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use statmsg_schema::{Event, Record};
+
+use crate::offline;
+use crate::track::{Alert, Position, SiteView, SyncRun, Tracker, TrackerConfig};
+
+pub use report::{write_json, write_table};
+
+/// What to analyse.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub paths: Vec<PathBuf>,
+    pub now: Option<DateTime<Utc>>,
+    /// Hierarchy name for every input (else the folder above each site folder).
+    pub hierarchy: Option<String>,
+    pub tracker: TrackerConfig,
+    pub threads: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyzeError {
+    #[error("{0}: {1}")]
+    Io(PathBuf, std::io::Error),
+    #[error("no log files (*.log, *.lo_) under {0}")]
+    NoLogs(String),
+}
+
+/// The result: runs, site health and alerts at `now`.
+#[derive(Debug)]
+pub struct Report {
+    pub now: DateTime<Utc>,
+    pub runs: Vec<SyncRun>,
+    pub sites: Vec<SiteView>,
+    pub alerts: Vec<Alert>,
+    pub files: usize,
+    pub bytes: u64,
+    pub records: u64,
+    pub tracker: Tracker,
+}
+
+/// One site server's folder and its log files.
+#[derive(Debug)]
+struct SiteFiles {
+    hierarchy: String,
+    folder_site: String,
+    files: Vec<PathBuf>,
+}
+
+/// Progress, for a progress bar: bytes read so far out of the total.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub done: AtomicU64,
+    pub total: AtomicU64,
+}
+
+pub fn run(config: &Config, progress: &Progress) -> Result<Report, AnalyzeError> {
+    let groups = discover(config)?;
+    let files: usize = groups.iter().map(|g| g.files.len()).sum();
+    let mut bytes = 0;
+    for g in &groups {
+        for f in &g.files {
+            bytes += std::fs::metadata(f).map_err(|e| AnalyzeError::Io(f.clone(), e))?.len();
+        }
+    }
+    progress.total.store(bytes, Ordering::Relaxed);
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Partial>> = Mutex::new(Vec::new());
+    let failure: Mutex<Option<AnalyzeError>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..config.threads.clamp(1, groups.len().max(1)) {
+            scope.spawn(|| {
+                let mut tracker = Tracker::new(config.tracker.clone());
+                let (mut records, mut newest) = (0, None);
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(group) = groups.get(i) else { break };
+                    match analyze_site(group, config, &mut tracker, progress) {
+                        Ok((n, last)) => {
+                            records += n;
+                            newest = newest.max(last);
+                        }
+                        Err(e) => {
+                            if let Ok(mut f) = failure.lock() {
+                                f.get_or_insert(e);
+                            }
+                            break;
+                        }
+                    }
+                }
+                if let Ok(mut r) = results.lock() {
+                    r.push((tracker, records, newest));
+                }
+            });
+        }
+    });
+    if let Some(e) = failure.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    let mut tracker = Tracker::new(config.tracker.clone());
+    let (mut records, mut newest) = (0, None);
+    for (part, n, last) in results.into_inner().unwrap_or_default() {
+        tracker.absorb(part);
+        records += n;
+        newest = newest.max(last);
+    }
+    let now = config.now.or(newest).unwrap_or_else(Utc::now);
+    let mut runs = tracker.take_runs();
+    runs.sort_by(|a, b| (&a.hierarchy, &a.site, a.start).cmp(&(&b.hierarchy, &b.site, b.start)));
+    let sites = tracker.views(now);
+    let alerts = tracker.alerts(now);
+    Ok(Report { now, runs, sites, alerts, files, bytes, records, tracker })
+}
+
+/// What one worker thread produced: its tracker, records read and newest record time.
+type Partial = (Tracker, u64, Option<DateTime<Utc>>);
+
+/// A record kept for the merge: owned, with where it came from.
+struct Kept {
+    time: DateTime<Utc>,
+    file: usize,
+    offset: u64,
+    record: Record<'static>,
+}
+
+/// Reads one site's files, merges their records by time and feeds them to the tracker.
+/// Returns the records read and the newest record time.
+fn analyze_site(
+    group: &SiteFiles,
+    config: &Config,
+    tracker: &mut Tracker,
+    progress: &Progress,
+) -> Result<(u64, Option<DateTime<Utc>>), AnalyzeError> {
+    let mut kept: Vec<Kept> = Vec::new();
+    let mut records = 0u64;
+    let mut site_code: Option<String> = None;
+    let mut newest: Option<DateTime<Utc>> = None;
+    for (file, path) in group.files.iter().enumerate() {
+        let (_, parts) = offline::parse_file(path, 1, Vec::new, |acc: &mut Vec<Kept>, offset, record| {
+            acc.extend(keep(record).map(|record| Kept {
+                time: record.time.unwrap_or_default(),
+                file,
+                offset,
+                record,
+            }));
+        })
+        .map_err(|e| AnalyzeError::Io(path.clone(), e))?;
+        let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        progress.done.fetch_add(len, Ordering::Relaxed);
+        for part in parts {
+            for k in part {
+                records += 1;
+                if site_code.is_none() {
+                    site_code = site_of(&k.record);
+                }
+                kept.push(k);
+            }
+        }
+    }
+    // Files in any order (history, .lo_, .log): the time decides, then file and offset.
+    kept.sort_by_key(|k| (k.time, k.file, k.offset));
+    if let Some(now) = config.now {
+        kept.retain(|k| k.time <= now);
+    }
+    newest = newest.max(kept.last().map(|k| k.time));
+    let site = site_code.unwrap_or_else(|| group.folder_site.clone());
+    for k in &kept {
+        tracker.observe(
+            &group.hierarchy,
+            &site,
+            &k.record,
+            Some(Position { source: k.file as u64, offset: k.offset }),
+        );
+    }
+    Ok((records, newest))
+}
+
+/// The records the tracker reads, owned, without their text (the tracker reads the event);
+/// `Synchronizing update` lines without their title.
+fn keep(record: &Record<'_>) -> Option<Record<'static>> {
+    record.time?;
+    let sync_status = record.statmsg.as_ref().is_some_and(|m| m.comp == "SMS_WSUS_SYNC_MANAGER");
+    if record.event.is_none() && !sync_status {
+        return None;
+    }
+    let mut kept = Record { text: "".into(), ..record.clone() };
+    if let Some(Event::UpdateSynchronized { .. }) = kept.event {
+        kept.event = Some(Event::UpdateSynchronized { update_id: "".into(), title: "".into(), kb: None });
+    }
+    Some(kept.into_owned())
+}
+
+/// The site code a record states.
+fn site_of(record: &Record<'_>) -> Option<String> {
+    if let Some(m) =
+        record.statmsg.as_ref().filter(|m| m.comp == "SMS_WSUS_SYNC_MANAGER" && !m.site.is_empty())
+    {
+        return Some(m.site.to_string());
+    }
+    match &record.event {
+        Some(Event::SyncSucceeded { site }) if !site.is_empty() => Some(site.to_string()),
+        _ => None,
+    }
+}
+
+fn is_log(path: &Path) -> bool {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    name.ends_with(".log") || name.ends_with(".lo_")
+}
+
+/// Finds the log files under the inputs, grouped by folder.
+fn discover(config: &Config) -> Result<Vec<SiteFiles>, AnalyzeError> {
+    let mut files = Vec::new();
+    for path in &config.paths {
+        walk(path, &mut files, true)?;
+    }
+    if files.is_empty() {
+        let inputs: Vec<String> = config.paths.iter().map(|p| p.display().to_string()).collect();
+        return Err(AnalyzeError::NoLogs(inputs.join(", ")));
+    }
+    files.sort();
+    files.dedup();
+    let mut groups: Vec<SiteFiles> = Vec::new();
+    for file in files {
+        let folder = file.parent().map(Path::to_path_buf).unwrap_or_default();
+        let absolute = std::fs::canonicalize(&folder).unwrap_or_else(|_| folder.clone());
+        let name = |p: Option<&Path>| p.and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned());
+        let folder_site = name(Some(&absolute)).unwrap_or_else(|| "site".into());
+        let hierarchy =
+            config.hierarchy.clone().or_else(|| name(absolute.parent())).unwrap_or_else(|| "default".into());
+        match groups.last_mut() {
+            Some(g) if g.files.last().and_then(|f| f.parent()) == Some(folder.as_path()) => {
+                g.files.push(file)
+            }
+            _ => groups.push(SiteFiles { hierarchy, folder_site, files: vec![file] }),
+        }
+    }
+    Ok(groups)
+}
+
+fn walk(path: &Path, out: &mut Vec<PathBuf>, named: bool) -> Result<(), AnalyzeError> {
+    let meta = std::fs::metadata(path).map_err(|e| AnalyzeError::Io(path.to_owned(), e))?;
+    if meta.is_dir() {
+        let entries = std::fs::read_dir(path).map_err(|e| AnalyzeError::Io(path.to_owned(), e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| AnalyzeError::Io(path.to_owned(), e))?;
+            walk(&entry.path(), out, false)?;
+        }
+    } else if named || is_log(path) {
+        // A file named on the command line counts whatever its name.
+        out.push(path.to_owned());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

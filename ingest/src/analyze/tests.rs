@@ -1,0 +1,88 @@
+use super::*;
+
+const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/contoso");
+
+fn config(paths: Vec<PathBuf>, now: Option<DateTime<Utc>>) -> Config {
+    Config { paths, now, hierarchy: None, tracker: TrackerConfig::default(), threads: 2 }
+}
+
+#[test]
+fn the_reference_sample_gives_its_hierarchy_and_runs() {
+    let report = run(&config(vec![SAMPLES.into()], None), &Progress::default()).unwrap();
+    let sites: Vec<(&str, &str, Option<&str>)> =
+        report.sites.iter().map(|s| (s.hierarchy.as_str(), s.site.as_str(), s.parent.as_deref())).collect();
+    assert_eq!(
+        sites,
+        vec![("contoso", "CS1", None), ("contoso", "PS1", Some("CS1")), ("contoso", "PS2", Some("CS1"))]
+    );
+    let cs1 = &report.sites[0];
+    assert_eq!(
+        (cs1.children.clone(), cs1.status.as_str(), cs1.content_version),
+        (vec!["PS1".into(), "PS2".into()], "succeeded", Some(35))
+    );
+    assert_eq!(report.runs.iter().filter(|r| r.site == "CS1").count(), 2);
+    assert_eq!(report.files, 5, "WsyncMgr.log of each site, SMSProv.log and smsdbmon.log");
+    // As of the newest record (CS1's second day), the children have not synced 35 yet.
+    assert_eq!(report.now, report.sites.iter().filter_map(|s| s.last_record).max().unwrap());
+}
+
+#[test]
+fn now_ignores_later_records() {
+    let at = DateTime::parse_from_rfc3339("2014-01-16T19:00:00Z").unwrap().with_timezone(&Utc);
+    let report = run(&config(vec![SAMPLES.into()], Some(at)), &Progress::default()).unwrap();
+    assert_eq!(report.now, at);
+    assert!(report.runs.iter().all(|r| r.start <= at), "{:?}", report.runs);
+    let cs1 = report.runs.iter().filter(|r| r.site == "CS1").count();
+    assert_eq!(cs1, 1, "the second day's run is after --now");
+}
+
+#[test]
+fn json_lines_have_the_documented_shape() {
+    let report = run(&config(vec![SAMPLES.into()], None), &Progress::default()).unwrap();
+    let mut out = Vec::new();
+    write_json(&report, &mut out).unwrap();
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let of = |t: &str| lines.iter().filter(|l| l["type"] == t).collect::<Vec<_>>();
+    assert_eq!(of("site").len(), 3);
+    let run = of("sync_run")[0];
+    for key in ["site", "start", "end", "outcome", "trigger", "duration_s", "content_version"] {
+        assert!(!run[key].is_null(), "sync_run.{key} in {run}");
+    }
+    assert_eq!(run["trigger"], "manual");
+    for alert in of("alert") {
+        for key in ["kind", "site", "since", "detail"] {
+            assert!(!alert[key].is_null(), "alert.{key} in {alert}");
+        }
+    }
+    assert_eq!(of("alert").len(), 1, "PS2's last run failed");
+    assert_eq!(lines.len(), of("site").len() + of("sync_run").len() + of("alert").len());
+}
+
+#[test]
+fn the_table_names_every_site_and_alert() {
+    let report = run(&config(vec![SAMPLES.into()], None), &Progress::default()).unwrap();
+    let mut out = Vec::new();
+    write_table(&report, false, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    for needle in
+        ["hierarchy contoso", "CS1", "  PS1", "  PS2", "1 active alert", "[0x80131500]", "6 sync runs"]
+    {
+        assert!(text.contains(needle), "{needle:?} in\n{text}");
+    }
+    assert!(!text.contains('\x1b'), "no colour when asked for none");
+}
+
+#[test]
+fn inputs_without_logs_are_an_error_and_odd_names_count_when_named() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "hello").unwrap();
+    let err = run(&config(vec![dir.path().into()], None), &Progress::default()).unwrap_err();
+    assert!(err.to_string().contains("no log files"), "{err}");
+    let odd = dir.path().join("WsyncMgr.copy");
+    std::fs::copy(format!("{SAMPLES}/CS1/WsyncMgr.log"), &odd).unwrap();
+    let report = run(&config(vec![odd], None), &Progress::default()).unwrap();
+    assert_eq!(report.sites[0].site, "CS1", "the site code comes from the records");
+    let missing = run(&config(vec![dir.path().join("nope")], None), &Progress::default()).unwrap_err();
+    assert!(missing.to_string().contains("nope"), "{missing}");
+}

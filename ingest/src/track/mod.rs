@@ -1,0 +1,299 @@
+//! The sync tracker: records of every site in, sync runs, site health, hierarchy lag and alerts
+//! out. Pure (no I/O, no clock): the caller passes `now`, so that `statmsg analyze` can replay
+//! history and tests can fix time.
+//!
+//! Each site has its own state machine ([`SiteState`]); records of one site must come in the
+//! order they were written, records of different sites may interleave in any order. The
+//! hierarchy (parent and children) is learnt from the records themselves, within each
+//! hierarchy name the collectors were given.
+
+mod alert;
+mod run;
+mod site;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use statmsg_schema::Record;
+
+pub use alert::{child_lag_alert, human, lag, site_alerts, Alert, AlertKind, Lag};
+pub use run::{Failure, Outcome, PhaseSpan, RunProgress, RunTrigger, SyncRun};
+pub use site::{median, Position, SiteState, DURATION_HISTORY};
+
+/// Thresholds of the alerts; defaults in [`TrackerConfig::default`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackerConfig {
+    /// `stalled` after at least this long (default 2 h) ...
+    pub stall_after: Duration,
+    /// ... and more than this many times the site's median duration (default 3).
+    pub stall_factor: f64,
+    /// `slow`: a successful run longer than this many times the median (default 3) ...
+    pub slow_factor: f64,
+    /// ... and longer than this (default 10 min: a 40 s run is not slow because the median is 10 s).
+    pub slow_min: Duration,
+    /// Runs needed before the median means anything (default 5).
+    pub min_runs_for_median: usize,
+    /// `missing_success` after this long without a success (default 26 h).
+    pub expected_interval: Duration,
+    /// Per `hierarchy` or `hierarchy/site` (the more specific wins).
+    pub expected_interval_overrides: BTreeMap<String, Duration>,
+    /// `child_lag` after a child has been behind its parent this long (default 2 h).
+    pub child_lag_grace: Duration,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        TrackerConfig {
+            stall_after: Duration::hours(2),
+            stall_factor: 3.0,
+            slow_factor: 3.0,
+            slow_min: Duration::minutes(10),
+            min_runs_for_median: 5,
+            expected_interval: Duration::hours(26),
+            expected_interval_overrides: BTreeMap::new(),
+            child_lag_grace: Duration::hours(2),
+        }
+    }
+}
+
+impl TrackerConfig {
+    pub fn expected_interval_for(&self, hierarchy: &str, site: &str) -> Duration {
+        let overrides = &self.expected_interval_overrides;
+        overrides
+            .get(&format!("{hierarchy}/{site}"))
+            .or_else(|| overrides.get(hierarchy))
+            .copied()
+            .unwrap_or(self.expected_interval)
+    }
+}
+
+/// (hierarchy, site)
+pub type SiteKey = (String, String);
+
+/// All sites' state machines.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    config: TrackerConfig,
+    sites: BTreeMap<SiteKey, SiteState>,
+    /// Runs over for good, not yet taken.
+    ended: Vec<SyncRun>,
+    /// Sites whose current run changed since the last [`Tracker::take_runs`].
+    changed: BTreeSet<SiteKey>,
+}
+
+/// One site's health at a moment: what `statmsg analyze` prints and `site_sync_state` holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SiteView {
+    pub hierarchy: String,
+    pub site: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<String>,
+    /// Outcome of the latest run (`running` while one runs), `unknown` before any.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success_age_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_duration_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub median_duration_s: Option<f64>,
+    /// Seconds the current run has been running (0 when none runs).
+    pub running_s: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_version: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_version: Option<u64>,
+    /// Versions behind the parent (0 when level or without parent).
+    pub version_lag: u64,
+    /// Seconds behind the parent (since it reached the first version this site lacks).
+    pub lag_s: f64,
+    pub alerts: Vec<AlertKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_record: Option<DateTime<Utc>>,
+}
+
+/// When a child reached a version of its parent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Propagation {
+    pub hierarchy: String,
+    pub parent: String,
+    pub child: String,
+    pub version: u64,
+    pub parent_reached: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child_reached: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_s: Option<f64>,
+}
+
+impl Tracker {
+    pub fn new(config: TrackerConfig) -> Self {
+        Tracker { config, ..Tracker::default() }
+    }
+
+    pub fn config(&self) -> &TrackerConfig {
+        &self.config
+    }
+
+    /// Applies one record of `site` in `hierarchy`. `position` identifies the record in its
+    /// source so that a redelivered record changes nothing.
+    pub fn observe(&mut self, hierarchy: &str, site: &str, record: &Record<'_>, position: Option<Position>) {
+        let key = (hierarchy.to_owned(), site.to_owned());
+        let state = match self.sites.get_mut(&key) {
+            Some(state) => state,
+            None => self.sites.entry(key.clone()).or_insert_with(|| SiteState::new(hierarchy, site)),
+        };
+        let observed = state.observe(record, position);
+        if let Some(run) = observed.ended {
+            self.ended.push(run);
+        }
+        if observed.changed {
+            self.changed.insert(key);
+        }
+    }
+
+    /// Runs that changed since the last call: those over for good, then the current run of
+    /// every site whose run changed (it may change again: writers overwrite by start time).
+    pub fn take_runs(&mut self) -> Vec<SyncRun> {
+        let mut runs = std::mem::take(&mut self.ended);
+        for key in std::mem::take(&mut self.changed) {
+            if let Some(run) = self.sites.get(&key).and_then(|s| s.run.clone()) {
+                runs.push(run);
+            }
+        }
+        runs
+    }
+
+    pub fn sites(&self) -> impl Iterator<Item = &SiteState> {
+        self.sites.values()
+    }
+
+    pub fn site(&self, hierarchy: &str, site: &str) -> Option<&SiteState> {
+        self.sites.get(&(hierarchy.to_owned(), site.to_owned()))
+    }
+
+    /// Takes over the sites and runs of another tracker (sites analysed apart).
+    pub fn absorb(&mut self, other: Tracker) {
+        self.sites.extend(other.sites);
+        self.ended.extend(other.ended);
+        self.changed.extend(other.changed);
+    }
+
+    /// Puts back a site's persisted state (after a restart or a rebalance).
+    pub fn restore(&mut self, state: SiteState) {
+        self.sites.insert((state.hierarchy.clone(), state.site.clone()), state);
+    }
+
+    /// Forgets a site (its partition went to another consumer).
+    pub fn remove(&mut self, hierarchy: &str, site: &str) -> Option<SiteState> {
+        self.sites.remove(&(hierarchy.to_owned(), site.to_owned()))
+    }
+
+    /// The parent of a site: learnt from the site itself, or from a parent naming it a child.
+    pub fn parent_of(&self, state: &SiteState) -> Option<&SiteState> {
+        let name = state.parent.clone().or_else(|| {
+            self.sites
+                .values()
+                .find(|p| p.hierarchy == state.hierarchy && p.children.contains(&state.site))
+                .map(|p| p.site.clone())
+        })?;
+        self.site(&state.hierarchy, &name)
+    }
+
+    /// Every alert at `now`, by hierarchy, site and kind.
+    pub fn alerts(&self, now: DateTime<Utc>) -> Vec<Alert> {
+        let mut out = Vec::new();
+        for state in self.sites.values() {
+            out.extend(site_alerts(state, &self.config, now));
+            if let Some(parent) = self.parent_of(state) {
+                let lag = lag(state, parent, now);
+                out.extend(child_lag_alert(state, &lag, &self.config, now));
+            }
+        }
+        out.sort_by(|a, b| (&a.hierarchy, &a.site, a.kind).cmp(&(&b.hierarchy, &b.site, b.kind)));
+        out
+    }
+
+    /// Every site's health at `now`.
+    pub fn views(&self, now: DateTime<Utc>) -> Vec<SiteView> {
+        let alerts = self.alerts(now);
+        self.sites.values().map(|s| self.view(s, now, &alerts)).collect()
+    }
+
+    fn view(&self, state: &SiteState, now: DateTime<Utc>, alerts: &[Alert]) -> SiteView {
+        let parent = self.parent_of(state);
+        let lag = parent.map(|p| lag(state, p, now));
+        let run = state.run.as_ref();
+        let status = run.map_or("unknown", |r| r.outcome.as_str()).to_owned();
+        let last_duration = state
+            .last_finished
+            .as_ref()
+            .and_then(|(r, _)| r.duration_s)
+            .or_else(|| run.and_then(|r| r.duration_s));
+        let versions_behind = lag.as_ref().map_or(0, |l| match (l.parent_version, l.version) {
+            (Some(p), Some(c)) => p.saturating_sub(c),
+            (Some(_), None) => 1,
+            _ => 0,
+        });
+        let mut children: Vec<String> = state.children.iter().cloned().collect();
+        for other in self.sites.values() {
+            if other.hierarchy == state.hierarchy
+                && other.parent.as_deref() == Some(&state.site)
+                && !children.contains(&other.site)
+            {
+                children.push(other.site.clone());
+            }
+        }
+        children.sort();
+        SiteView {
+            hierarchy: state.hierarchy.clone(),
+            site: state.site.clone(),
+            parent: parent.map(|p| p.site.clone()).or_else(|| state.parent.clone()),
+            children,
+            status,
+            last_success: state.last_success,
+            last_success_age_s: state.last_success.map(|t| (now - t).num_seconds().max(0) as f64),
+            last_duration_s: last_duration,
+            median_duration_s: state.median_duration(),
+            running_s: run.filter(|r| r.outcome == Outcome::Running).map_or(0.0, |r| r.running_seconds(now)),
+            content_version: state.version_at(now).or(state.content_version),
+            parent_version: lag.as_ref().and_then(|l| l.parent_version),
+            version_lag: versions_behind,
+            lag_s: lag.as_ref().map_or(0.0, |l| l.seconds(now)),
+            alerts: alerts
+                .iter()
+                .filter(|a| a.hierarchy == state.hierarchy && a.site == state.site)
+                .map(|a| a.kind)
+                .collect(),
+            last_record: state.last_seen,
+        }
+    }
+
+    /// For each version a parent reached, when each of its children reached it.
+    pub fn propagation(&self) -> Vec<Propagation> {
+        let mut out = Vec::new();
+        for child in self.sites.values() {
+            let Some(parent) = self.parent_of(child) else { continue };
+            for &(version, parent_reached) in &parent.versions {
+                let child_reached = child.reached_at(version);
+                out.push(Propagation {
+                    hierarchy: child.hierarchy.clone(),
+                    parent: parent.site.clone(),
+                    child: child.site.clone(),
+                    version,
+                    parent_reached,
+                    child_reached,
+                    delay_s: child_reached.map(|t| (t - parent_reached).num_milliseconds() as f64 / 1000.0),
+                });
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;
