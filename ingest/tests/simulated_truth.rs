@@ -135,6 +135,26 @@ fn a_daylight_saving_change_inside_runs() {
     check(config);
 }
 
+/// `samples/fabrikam` is exactly what `statmsg simulate --out samples --hierarchy fabrikam
+/// --sites 7 --days 15` writes, and its truth holds.
+#[test]
+fn the_committed_sample_is_reproducible() {
+    let config = SimConfig { hierarchy: "fabrikam".into(), sites: 7, days: 15, ..SimConfig::default() };
+    let dir = tempfile::tempdir().unwrap();
+    let (files, _) = Simulation::generate(config.clone()).write(dir.path()).unwrap();
+    let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples");
+    for file in files.iter().chain([&dir.path().join("fabrikam/truth.json")]) {
+        let relative = file.strip_prefix(dir.path()).unwrap();
+        let committed = std::fs::read(samples.join(relative)).unwrap();
+        assert!(
+            committed == std::fs::read(file).unwrap(),
+            "{} differs: regenerate the sample",
+            relative.display()
+        );
+    }
+    check(config);
+}
+
 #[test]
 fn without_faults_nothing_alerts() {
     let dir = tempfile::tempdir().unwrap();

@@ -46,6 +46,8 @@ pub enum AnalyzeError {
 #[derive(Debug)]
 pub struct Report {
     pub now: DateTime<Utc>,
+    /// `now` came from `--now` (else it is the newest record).
+    pub now_given: bool,
     pub runs: Vec<SyncRun>,
     pub sites: Vec<SiteView>,
     pub alerts: Vec<Alert>,
@@ -125,7 +127,7 @@ pub fn run(config: &Config, progress: &Progress) -> Result<Report, AnalyzeError>
     runs.sort_by(|a, b| (&a.hierarchy, &a.site, a.start).cmp(&(&b.hierarchy, &b.site, b.start)));
     let sites = tracker.views(now);
     let alerts = tracker.alerts(now);
-    Ok(Report { now, runs, sites, alerts, files, bytes, records, tracker })
+    Ok(Report { now, now_given: config.now.is_some(), runs, sites, alerts, files, bytes, records, tracker })
 }
 
 /// What one worker thread produced: its tracker, records read and newest record time.

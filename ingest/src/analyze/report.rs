@@ -50,11 +50,12 @@ pub fn write_table(report: &Report, colour: bool, out: &mut impl Write) -> std::
     let paint = |code: &str, text: String| if colour { format!("{code}{text}{RESET}") } else { text };
     writeln!(
         out,
-        "statmsg analyze: {} files, {:.1} MB, {} records; as of {} (the newest record; --now to change)",
+        "statmsg analyze: {} files, {:.1} MB, {} records; as of {} ({})",
         report.files,
         report.bytes as f64 / 1e6,
         report.records,
-        report.now.format("%Y-%m-%d %H:%M:%S UTC")
+        report.now.format("%Y-%m-%d %H:%M:%S UTC"),
+        if report.now_given { "--now; later records ignored" } else { "the newest record; --now to change" }
     )?;
     let mut hierarchies: Vec<&str> = report.sites.iter().map(|s| s.hierarchy.as_str()).collect();
     hierarchies.dedup();

@@ -83,8 +83,8 @@ pub fn site_alerts(site: &SiteState, config: &TrackerConfig, now: DateTime<Utc>)
         if running > threshold {
             let phase = match run.current_phase() {
                 Some(p) => format!(
-                    "; in phase {:?}{} since {}",
-                    p.phase,
+                    "; in phase {}{} since {}",
+                    phase_name(p.phase),
                     p.server.as_deref().map(|s| format!(" on {s}")).unwrap_or_default(),
                     ts(p.start)
                 ),
@@ -186,6 +186,14 @@ fn stall_threshold(config: &TrackerConfig, median: Option<f64>) -> f64 {
 
 fn secs(s: f64) -> Duration {
     Duration::milliseconds((s * 1000.0) as i64)
+}
+
+fn phase_name(phase: statmsg_schema::event::Phase) -> &'static str {
+    match phase {
+        statmsg_schema::event::Phase::WsusServer => "WSUS server sync",
+        statmsg_schema::event::Phase::SiteDatabase => "site database sync",
+        statmsg_schema::event::Phase::Replicas => "replica sync",
+    }
 }
 
 fn stage_name(stage: statmsg_schema::event::ProgressStage) -> &'static str {
