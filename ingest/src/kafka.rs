@@ -63,3 +63,30 @@ pub async fn ensure_topics(settings: &KafkaSettings, topics: &[&str]) {
         Err(e) => tracing::warn!("cannot check Kafka topics: {e}"),
     }
 }
+
+/// Creates `topic` compacted (one value kept per key) where it does not exist yet; tolerated
+/// like [`ensure_topics`] when the broker refuses.
+pub async fn ensure_compacted_topic(settings: &KafkaSettings, topic: &str) {
+    let admin: AdminClient<DefaultClientContext> = match client_config(settings, &[]).create() {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!("cannot create Kafka admin client to check topics: {e}");
+            return;
+        }
+    };
+    let new = NewTopic::new(topic, settings.partitions, TopicReplication::Fixed(-1))
+        .set("cleanup.policy", "compact");
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    match admin.create_topics([&new], &options).await {
+        Ok(results) => {
+            for result in results {
+                match result {
+                    Ok(topic) => tracing::info!(topic, "created compacted Kafka topic"),
+                    Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                    Err((topic, code)) => tracing::warn!(topic, "cannot create Kafka topic: {code}"),
+                }
+            }
+        }
+        Err(e) => tracing::warn!("cannot check Kafka topics: {e}"),
+    }
+}

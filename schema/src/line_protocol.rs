@@ -86,6 +86,23 @@ impl<'b> PointBuilder<'b> {
         self
     }
 
+    /// Adds a float field (non-finite values are left out: line protocol cannot carry them).
+    pub fn field_float(mut self, key: &str, value: f64) -> Self {
+        if value.is_finite() {
+            self.field_key(key);
+            // `{:?}` keeps a decimal point (`3.0`), so InfluxDB types the field as float.
+            let _ = write!(self.out, "{value:?}");
+        }
+        self
+    }
+
+    /// Adds a boolean field.
+    pub fn field_bool(mut self, key: &str, value: bool) -> Self {
+        self.field_key(key);
+        self.out.push_str(if value { "true" } else { "false" });
+        self
+    }
+
     /// Ends the point with its timestamp in nanoseconds and a newline.
     pub fn finish(self, timestamp_ns: i64) -> Result<(), LineProtocolError> {
         if self.fields == 0 {
@@ -140,6 +157,14 @@ mod tests {
     fn escapes_tags_and_string_fields() {
         let line = point(&[("a", "p q,r=s"), ("empty", "")], &[("f", "a\"b\\c"), ("g", "x=1 y")]);
         assert_eq!(line.unwrap(), "m,a=p\\ q\\,r\\=s f=\"a\\\"b\\\\c\",g=\"x=1 y\" 42\n");
+    }
+
+    #[test]
+    fn floats_keep_their_point_and_non_finite_ones_are_left_out() {
+        let mut out = String::new();
+        let p = PointBuilder::new(&mut out, "m").field_float("a", 3.0).field_float("b", f64::NAN);
+        p.field_float("c", 0.25).field_bool("d", true).finish(1).unwrap();
+        assert_eq!(out, "m a=3.0,c=0.25,d=true 1\n");
     }
 
     #[test]

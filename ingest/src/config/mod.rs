@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-pub use raw::{RawConfig, StartAt};
+pub use raw::{RawConfig, RawTrack, StartAt};
 
 /// The commented example printed by `statmsg config --example`.
 pub const EXAMPLE: &str = include_str!("example.toml");
@@ -41,6 +41,7 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     pub consume: ConsumeSettings,
     pub influxdb: InfluxSettings,
+    pub track: crate::track::TrackerConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +60,8 @@ pub struct KafkaSettings {
     pub brokers: String,
     pub topic: String,
     pub dead_letter_topic: String,
+    /// Compacted topic holding each site's tracker state (key hierarchy/site).
+    pub state_topic: String,
     pub group_id: String,
     pub partitions: i32,
     /// librdkafka properties, names normalized (`_` read as `.`).
@@ -69,6 +72,8 @@ pub struct KafkaSettings {
 pub struct ConsumeSettings {
     pub batch_max_points: usize,
     pub batch_linger: Duration,
+    /// How often `site_sync_state` points are written for every site.
+    pub heartbeat: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -114,9 +119,20 @@ impl Settings {
         }
         check_topic("kafka.topic", &raw.kafka.topic)?;
         check_topic("kafka.dead_letter_topic", &raw.kafka.dead_letter_topic)?;
+        check_topic("kafka.state_topic", &raw.kafka.state_topic)?;
         if raw.kafka.topic == raw.kafka.dead_letter_topic {
             return Err(invalid("kafka.dead_letter_topic", "must differ from kafka.topic"));
         }
+        if raw.kafka.state_topic == raw.kafka.topic || raw.kafka.state_topic == raw.kafka.dead_letter_topic {
+            return Err(invalid(
+                "kafka.state_topic",
+                "must differ from kafka.topic and kafka.dead_letter_topic",
+            ));
+        }
+        if raw.consume.heartbeat_s == 0 {
+            return Err(invalid("consume.heartbeat_s", "must be at least 1"));
+        }
+        let track = track_config(&raw.track)?;
         if raw.kafka.group_id.trim().is_empty() {
             return Err(invalid("kafka.group_id", "must not be empty"));
         }
@@ -170,6 +186,7 @@ impl Settings {
                 brokers: raw.kafka.brokers,
                 topic: raw.kafka.topic,
                 dead_letter_topic: raw.kafka.dead_letter_topic,
+                state_topic: raw.kafka.state_topic,
                 group_id: raw.kafka.group_id,
                 partitions: raw.kafka.partitions,
                 properties,
@@ -177,10 +194,57 @@ impl Settings {
             consume: ConsumeSettings {
                 batch_max_points: raw.consume.batch_max_points,
                 batch_linger: Duration::from_millis(raw.consume.batch_linger_ms),
+                heartbeat: Duration::from_secs(raw.consume.heartbeat_s),
             },
             influxdb: InfluxSettings { url, api, timeout: Duration::from_secs(i.timeout_s) },
+            track,
         })
     }
+}
+
+/// The tracker's thresholds from `[track]`.
+pub fn track_config(raw: &RawTrack) -> Result<crate::track::TrackerConfig, ConfigError> {
+    let hours = |key: &'static str, h: f64| {
+        if h.is_finite() && h > 0.0 && h < 24.0 * 3650.0 {
+            Ok(chrono::Duration::seconds((h * 3600.0) as i64))
+        } else {
+            Err(invalid(key, format!("{h} must be a positive number of hours")))
+        }
+    };
+    let factor = |key: &'static str, f: f64| {
+        if f.is_finite() && f >= 1.0 {
+            Ok(f)
+        } else {
+            Err(invalid(key, format!("{f} must be at least 1")))
+        }
+    };
+    let minutes = |key: &'static str, m: u64| {
+        if m == 0 || m > 60 * 24 * 3650 {
+            Err(invalid(key, "must be between 1 and 5256000 minutes"))
+        } else {
+            Ok(chrono::Duration::minutes(m as i64))
+        }
+    };
+    let mut overrides = BTreeMap::new();
+    for (scope, h) in &raw.expected_interval_hours_for {
+        if scope.is_empty() || scope.matches('/').count() > 1 {
+            return Err(invalid(
+                "track.expected_interval_hours_for",
+                format!("{scope:?} must be \"hierarchy\" or \"hierarchy/site\""),
+            ));
+        }
+        overrides.insert(scope.clone(), hours("track.expected_interval_hours_for", *h)?);
+    }
+    Ok(crate::track::TrackerConfig {
+        stall_after: minutes("track.stall_after_minutes", raw.stall_after_minutes)?,
+        stall_factor: factor("track.stall_factor", raw.stall_factor)?,
+        slow_factor: factor("track.slow_factor", raw.slow_factor)?,
+        slow_min: minutes("track.slow_min_minutes", raw.slow_min_minutes)?,
+        min_runs_for_median: raw.min_runs_for_median.max(1),
+        expected_interval: hours("track.expected_interval_hours", raw.expected_interval_hours)?,
+        expected_interval_overrides: overrides,
+        child_lag_grace: minutes("track.child_lag_grace_minutes", raw.child_lag_grace_minutes)?,
+    })
 }
 
 /// Values that become InfluxDB tags must be representable there (see

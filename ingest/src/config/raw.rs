@@ -16,6 +16,7 @@ pub struct RawConfig {
     pub kafka: RawKafka,
     pub consume: RawConsume,
     pub influxdb: RawInflux,
+    pub track: RawTrack,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +46,7 @@ pub struct RawKafka {
     pub brokers: String,
     pub topic: String,
     pub dead_letter_topic: String,
+    pub state_topic: String,
     pub group_id: String,
     pub partitions: i32,
     pub properties: BTreeMap<String, String>,
@@ -55,6 +57,37 @@ pub struct RawKafka {
 pub struct RawConsume {
     pub batch_max_points: usize,
     pub batch_linger_ms: u64,
+    pub heartbeat_s: u64,
+}
+
+/// Alert thresholds of the sync tracker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawTrack {
+    pub stall_after_minutes: u64,
+    pub stall_factor: f64,
+    pub slow_factor: f64,
+    pub slow_min_minutes: u64,
+    pub min_runs_for_median: usize,
+    pub expected_interval_hours: f64,
+    /// Per `hierarchy` or `hierarchy/site`, in hours.
+    pub expected_interval_hours_for: BTreeMap<String, f64>,
+    pub child_lag_grace_minutes: u64,
+}
+
+impl Default for RawTrack {
+    fn default() -> Self {
+        RawTrack {
+            stall_after_minutes: 120,
+            stall_factor: 3.0,
+            slow_factor: 3.0,
+            slow_min_minutes: 10,
+            min_runs_for_median: 5,
+            expected_interval_hours: 26.0,
+            expected_interval_hours_for: BTreeMap::new(),
+            child_lag_grace_minutes: 120,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +120,7 @@ impl Default for RawConfig {
             kafka: RawKafka::default(),
             consume: RawConsume::default(),
             influxdb: RawInflux::default(),
+            track: RawTrack::default(),
         }
     }
 }
@@ -111,6 +145,7 @@ impl Default for RawKafka {
             brokers: "127.0.0.1:9092".into(),
             topic: "statmsg.records".into(),
             dead_letter_topic: "statmsg.dead-letter".into(),
+            state_topic: "statmsg.tracker-state".into(),
             group_id: "statmsg-consume".into(),
             partitions: 6,
             properties: BTreeMap::new(),
@@ -120,7 +155,7 @@ impl Default for RawKafka {
 
 impl Default for RawConsume {
     fn default() -> Self {
-        RawConsume { batch_max_points: 5000, batch_linger_ms: 500 }
+        RawConsume { batch_max_points: 5000, batch_linger_ms: 500, heartbeat_s: 60 }
     }
 }
 

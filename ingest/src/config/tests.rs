@@ -26,6 +26,7 @@ fn example_documents_every_key_with_its_default() {
             _ => l,
         })
         .filter(|l| !l.starts_with("\"security.protocol\"") && !l.starts_with("\"message.timeout.ms\""))
+        .filter(|l| !l.starts_with("\"contoso"))
         .collect::<Vec<_>>()
         .join("\n");
     let f = file(&uncommented);
@@ -108,4 +109,26 @@ fn errors_name_the_key() {
     assert!(message("[influxdb]\nurl = \"ftp://x\"\n", &[]).contains("influxdb.url"));
     assert!(message("hierarchy = \"a\\\\b\"\n", &[]).contains("hierarchy"));
     assert!(message("[influxdb]\ndatabase = \"\"\n", &[]).contains("influxdb.database"));
+}
+
+#[test]
+fn tracker_thresholds_are_validated_and_overrides_named() {
+    let settings = load(
+        "[track]\nstall_after_minutes = 90\n[track.expected_interval_hours_for]\n\"contoso/PS2\" = 50.0\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(settings.track.stall_after, chrono::Duration::minutes(90));
+    assert_eq!(settings.track.expected_interval_for("contoso", "PS2"), chrono::Duration::hours(50));
+    assert_eq!(settings.track.expected_interval_for("contoso", "PS1"), chrono::Duration::hours(26));
+    for (text, key) in [
+        ("[track]\nstall_factor = 0.5\n", "track.stall_factor"),
+        ("[track]\nexpected_interval_hours = -1.0\n", "track.expected_interval_hours"),
+        ("[track.expected_interval_hours_for]\n\"a/b/c\" = 5.0\n", "track.expected_interval_hours_for"),
+        ("[consume]\nheartbeat_s = 0\n", "consume.heartbeat_s"),
+        ("[kafka]\nstate_topic = \"statmsg.records\"\n", "kafka.state_topic"),
+    ] {
+        let err = load(text, &[]).unwrap_err().to_string();
+        assert!(err.contains(key), "{text}: {err}");
+    }
 }

@@ -1,5 +1,7 @@
 //! The pure core of the consumer: Kafka messages in, one line-protocol body, the dead letters and
-//! the offsets to commit out. No I/O, so every decision is a plain function under test.
+//! the offsets to commit out; with a [`Tracker`], every record also feeds its site's sync run and
+//! the runs it changed become `sync_run` points. No I/O, so every decision is a plain function
+//! under test.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -7,6 +9,9 @@ use std::ops::Range;
 use serde::Serialize;
 use statmsg_schema::measurement::write_statmsg_point;
 use statmsg_schema::{Envelope, SCHEMA_VERSION};
+
+use crate::track::points::write_sync_run;
+use crate::track::{Position, SiteKey, SyncRun, Tracker};
 
 /// Where a message came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -37,13 +42,28 @@ pub struct Batch {
     /// Per (topic, partition): the next offset to commit.
     next_offsets: BTreeMap<(String, i32), i64>,
     messages: usize,
-    /// Records that are not status messages: read, counted, not written (yet).
+    /// Records that are not status messages: no `statmsg` point (they may still feed the tracker).
     pub skipped: usize,
+    /// Sites whose records this batch fed to the tracker, with the last message of each.
+    touched: BTreeMap<SiteKey, Origin>,
+    /// Records the tracker could not place: no site in the envelope nor in the record.
+    pub untracked: usize,
 }
 
 impl Batch {
     /// Adds one Kafka message.
     pub fn add(&mut self, origin: Origin, key: Option<&[u8]>, payload: Option<&[u8]>) {
+        self.add_tracked(origin, key, payload, None);
+    }
+
+    /// Adds one Kafka message, feeding its record to `tracker` too.
+    pub fn add_tracked(
+        &mut self,
+        origin: Origin,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+        tracker: Option<&mut Tracker>,
+    ) {
         self.messages += 1;
         let next = self.next_offsets.entry((origin.topic.clone(), origin.partition)).or_insert(0);
         *next = (*next).max(origin.offset + 1);
@@ -64,6 +84,9 @@ impl Batch {
             );
             return self.dead_letter(&reason, origin, key, &String::from_utf8_lossy(payload));
         }
+        if let Some(tracker) = tracker {
+            self.track(&envelope, &origin, tracker);
+        }
         if let Some(error) = &envelope.record.statmsg_error {
             return self.dead_letter(error, origin, key, &String::from_utf8_lossy(payload));
         }
@@ -73,6 +96,46 @@ impl Batch {
             Ok(false) => self.skipped += 1,
             Err(e) => self.dead_letter(&e.to_string(), origin, key, &String::from_utf8_lossy(payload)),
         }
+    }
+
+    fn track(&mut self, envelope: &Envelope<'_>, origin: &Origin, tracker: &mut Tracker) {
+        let site = if envelope.site.is_empty() { envelope.record_site() } else { &envelope.site };
+        if site.is_empty() {
+            self.untracked += 1;
+            return;
+        }
+        let position = Position {
+            source: source_id(&envelope.host, &envelope.source.path),
+            offset: envelope.source.offset,
+        };
+        tracker.observe(&envelope.hierarchy, site, &envelope.record, Some(position));
+        tracker.set_partition(&envelope.hierarchy, site, origin.partition);
+        self.touched.insert((envelope.hierarchy.to_string(), site.to_owned()), origin.clone());
+    }
+
+    /// Appends the `sync_run` points of `runs` (from [`Tracker::take_runs`]).
+    pub fn add_runs(&mut self, runs: &[SyncRun]) {
+        for run in runs {
+            let key = (run.hierarchy.clone(), run.site.clone());
+            let origin = self.touched.get(&key).cloned().unwrap_or(Origin {
+                topic: String::new(),
+                partition: -1,
+                offset: -1,
+            });
+            let start = self.body.len();
+            match write_sync_run(run, &mut self.body) {
+                Ok(()) => self.points.push((start..self.body.len(), origin)),
+                Err(e) => {
+                    let json = serde_json::to_string(run).unwrap_or_default();
+                    self.dead_letter(&format!("sync_run point: {e}"), origin, None, &json);
+                }
+            }
+        }
+    }
+
+    /// The sites whose records this batch fed to the tracker.
+    pub fn touched_sites(&self) -> impl Iterator<Item = &SiteKey> {
+        self.touched.keys()
     }
 
     fn dead_letter(&mut self, reason: &str, origin: Origin, key: Option<&[u8]>, payload: &str) {
@@ -116,6 +179,16 @@ impl Batch {
     pub fn next_offsets(&self) -> impl Iterator<Item = (&str, i32, i64)> {
         self.next_offsets.iter().map(|((t, p), o)| (t.as_str(), *p, *o))
     }
+}
+
+/// Identifies a record's source file across hosts (FNV-1a of host and path).
+pub fn source_id(host: &str, path: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in host.bytes().chain([0]).chain(path.bytes()) {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
 }
 
 #[cfg(test)]
@@ -166,5 +239,31 @@ mod tests {
         assert_eq!(batch.dead_letters().len(), 2, "{:?}", batch.dead_letters());
         assert!(batch.dead_letters()[1].reason.contains("cannot carry"));
         assert!(batch.body().is_empty());
+    }
+
+    #[test]
+    fn records_feed_the_tracker_and_runs_become_points_of_their_site() {
+        let mut tracker = Tracker::new(crate::track::TrackerConfig::default());
+        let mut batch = Batch::default();
+        let started = PLAIN.replace("\"time\":null", "\"time\":\"2014-01-16T18:53:50.147Z\"").replace(
+            "\"format\":\"unframed\"}",
+            "\"format\":\"server\",\"event\":{\"type\":\"sync_starting\"}}",
+        );
+        batch.add_tracked(origin(1), None, Some(started.as_bytes()), Some(&mut tracker));
+        batch.add_tracked(origin(2), None, Some(STATUS.as_bytes()), Some(&mut tracker));
+        // The same record again (at-least-once): the tracker ignores it.
+        batch.add_tracked(origin(3), None, Some(started.as_bytes()), Some(&mut tracker));
+        assert_eq!(tracker.site("h", "CS1").map(|s| s.duplicates), Some(1));
+        let runs = tracker.take_runs();
+        assert_eq!(runs.len(), 1);
+        batch.add_runs(&runs);
+        assert_eq!(batch.points(), 2, "the status message and the run");
+        assert!(
+            batch.body().contains("\nsync_run,hierarchy=h,site=CS1 outcome=\"running\""),
+            "{}",
+            batch.body()
+        );
+        assert_eq!(batch.touched_sites().collect::<Vec<_>>(), vec![&("h".to_owned(), "CS1".to_owned())]);
+        assert_eq!(tracker.site("h", "CS1").and_then(|s| s.partition), Some(0));
     }
 }

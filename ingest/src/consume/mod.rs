@@ -1,12 +1,16 @@
 //! The consumer: reads the records topic as a consumer group, writes every status message to
-//! InfluxDB (measurement `statmsg`), and commits Kafka offsets only after InfluxDB acknowledged
-//! the batch and the dead-letter topic acknowledged the batch's refused messages.
+//! InfluxDB (measurement `statmsg`), feeds every record to the sync tracker and writes the runs
+//! it changed (`sync_run`), and every heartbeat each site's health (`site_sync_state`).
 //!
-//! Writes are idempotent (a record always becomes the same point), so the re-delivery that
-//! at-least-once implies after a crash or a rebalance overwrites rather than duplicates.
+//! Per batch: points to InfluxDB, refused messages to the dead-letter topic, the changed sites'
+//! tracker states to the state topic ([`state`]), and only then the Kafka offsets. Writes are
+//! idempotent (a record always becomes the same point, a run is keyed by its start), so the
+//! re-delivery that at-least-once implies after a crash or a rebalance overwrites rather than
+//! duplicates, and the restored tracker skips records it already applied.
 
 pub mod batch;
 pub mod influx;
+pub mod state;
 
 use std::time::Duration;
 
@@ -16,11 +20,16 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use thiserror::Error;
 
+use std::collections::BTreeSet;
+
 use self::batch::{Batch, Origin};
 use self::influx::{CreateError, InfluxWriter, WriteError};
+use self::state::{state_key, StateStore};
 use crate::config::{ConsumeSettings, InfluxSettings, KafkaSettings, Settings};
 use crate::kafka::{client_config, PRODUCER_DEFAULTS};
 use crate::shutdown::Shutdown;
+use crate::track::points::write_site_state;
+use crate::track::{SiteKey, Tracker, TrackerConfig};
 
 /// What the consumer needs, validated.
 #[derive(Debug, Clone)]
@@ -28,11 +37,17 @@ pub struct Config {
     pub kafka: KafkaSettings,
     pub consume: ConsumeSettings,
     pub influxdb: InfluxSettings,
+    pub track: TrackerConfig,
 }
 
 impl From<&Settings> for Config {
     fn from(s: &Settings) -> Self {
-        Config { kafka: s.kafka.clone(), consume: s.consume.clone(), influxdb: s.influxdb.clone() }
+        Config {
+            kafka: s.kafka.clone(),
+            consume: s.consume.clone(),
+            influxdb: s.influxdb.clone(),
+            track: s.track.clone(),
+        }
     }
 }
 
@@ -68,57 +83,237 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ConsumeError>
     let dead_letters: FutureProducer = client_config(kafka, PRODUCER_DEFAULTS).create()?;
     let writer = InfluxWriter::new(&config.influxdb)?;
     crate::kafka::ensure_topics(kafka, &[&kafka.topic, &kafka.dead_letter_topic]).await;
+    crate::kafka::ensure_compacted_topic(kafka, &kafka.state_topic).await;
     if let Err(e) = writer.ensure_database().await {
         // The database may exist already (created by an admin); writing will tell.
         tracing::warn!("{e}");
     }
+    let mut tracking = Tracking::new(config.track.clone(), StateStore::open(kafka)?);
+    if !tracking.restore_all(&shutdown).await {
+        return Ok(());
+    }
     consumer.subscribe(&[&kafka.topic])?;
-    tracing::info!(topic = %kafka.topic, group = %kafka.group_id, "consuming");
+    tracing::info!(topic = %kafka.topic, group = %kafka.group_id, sites = tracking.tracker.sites().count(), "consuming");
 
     let mut totals = (0usize, 0usize, 0usize);
+    let mut next_heartbeat = tokio::time::Instant::now() + config.consume.heartbeat;
     while !shutdown.is_cancelled() {
-        let Some(mut batch) = next_batch(&consumer, &config, &shutdown).await else {
+        let Some(messages) = next_messages(&consumer, &config, &shutdown, next_heartbeat).await else {
             break;
         };
+        if !tracking.follow_assignment(&consumer, &kafka.topic, &messages, &shutdown).await {
+            break;
+        }
+        let mut batch = Batch::default();
+        for m in &messages {
+            batch.add_tracked(
+                m.origin.clone(),
+                m.key.as_deref(),
+                m.payload.as_deref(),
+                Some(&mut tracking.tracker),
+            );
+        }
+        batch.add_runs(&tracking.tracker.take_runs());
         if !store(&writer, &mut batch, &shutdown).await? {
             break; // shutdown before InfluxDB acknowledged: commit nothing
         }
         if !send_dead_letters(&dead_letters, &kafka.dead_letter_topic, &batch, &shutdown).await {
             break;
         }
+        let changed: Vec<_> =
+            batch.touched_sites().filter_map(|(h, s)| tracking.tracker.site(h, s).cloned()).collect();
+        if !tracking.store.publish(changed, &shutdown).await {
+            break; // the state is not saved: commit nothing
+        }
         commit(&consumer, &batch);
         totals.0 += batch.points();
         totals.1 += batch.dead_letters().len();
         totals.2 += batch.skipped;
-        tracing::debug!(points = batch.points(), dead = batch.dead_letters().len(), "batch committed");
+        if batch.messages() > 0 {
+            tracing::debug!(points = batch.points(), dead = batch.dead_letters().len(), "batch committed");
+        }
+        if tokio::time::Instant::now() >= next_heartbeat {
+            tracking.heartbeat(&writer, &config.consume, &shutdown).await;
+            next_heartbeat = tokio::time::Instant::now() + config.consume.heartbeat;
+        }
     }
     tracing::info!(points = totals.0, dead_letters = totals.1, skipped = totals.2, "consumer stopped");
     Ok(())
 }
 
-/// Waits for a first message, then gathers more for up to `batch_linger` or `batch_max_points`
-/// messages. `None` on shutdown.
-async fn next_batch(consumer: &StreamConsumer, config: &Config, shutdown: &Shutdown) -> Option<Batch> {
-    let mut batch = Batch::default();
-    let mut deadline: Option<tokio::time::Instant> = None;
-    while batch.messages() < config.consume.batch_max_points {
-        let wait = async {
-            match deadline {
-                Some(d) => tokio::time::timeout_at(d, consumer.recv()).await.ok(),
-                None => Some(consumer.recv().await),
+/// The tracker, its saved state, and which sites this consumer owns.
+struct Tracking {
+    tracker: Tracker,
+    store: StateStore,
+    /// Partitions of the records topic assigned at the last look.
+    assigned: BTreeSet<i32>,
+    /// Sites whose state here is authoritative (restored when their partition came, or fed since).
+    owned: BTreeSet<SiteKey>,
+}
+
+impl Tracking {
+    fn new(config: TrackerConfig, store: StateStore) -> Self {
+        Tracking { tracker: Tracker::new(config), store, assigned: BTreeSet::new(), owned: BTreeSet::new() }
+    }
+
+    /// Reads the whole state topic and restores every site. `false` on shutdown.
+    async fn restore_all(&mut self, shutdown: &Shutdown) -> bool {
+        if !self.catch_up(shutdown).await {
+            return false;
+        }
+        for state in self.store.states() {
+            self.tracker.restore(state.clone());
+        }
+        true
+    }
+
+    /// Reads the state topic to its end, retrying while Kafka is unavailable.
+    async fn catch_up(&mut self, shutdown: &Shutdown) -> bool {
+        let mut delay = RETRY_MIN;
+        loop {
+            match self.store.catch_up(shutdown).await {
+                Ok(()) => return !shutdown.is_cancelled(),
+                Err(e) => tracing::warn!("tracker state topic: {e}; retrying in {delay:?}"),
             }
-        };
+            tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(RETRY_MAX);
+        }
+    }
+
+    /// Before applying `messages`: when partitions came or went, or a site arrives that this
+    /// consumer did not own, read the state topic and restore those sites from it (the previous
+    /// owner saved them before committing). `false` on shutdown.
+    async fn follow_assignment(
+        &mut self,
+        consumer: &StreamConsumer,
+        topic: &str,
+        messages: &[Received],
+        shutdown: &Shutdown,
+    ) -> bool {
+        let assigned: BTreeSet<i32> = consumer
+            .assignment()
+            .map(|list| list.elements_for_topic(topic).iter().map(|e| e.partition()).collect())
+            .unwrap_or_default();
+        let arriving: BTreeSet<SiteKey> = messages
+            .iter()
+            .filter_map(|m| m.key.as_deref())
+            .filter_map(|k| std::str::from_utf8(k).ok())
+            .filter_map(|k| k.rsplit_once('/'))
+            .map(|(h, s)| (h.to_owned(), s.to_owned()))
+            .filter(|key| !self.owned.contains(key))
+            .collect();
+        if assigned == self.assigned && arriving.is_empty() {
+            return true;
+        }
+        if !self.catch_up(shutdown).await {
+            return false;
+        }
+        let gained: BTreeSet<i32> = assigned.difference(&self.assigned).copied().collect();
+        let restore: Vec<_> = self
+            .store
+            .states()
+            .filter(|s| {
+                let key = (s.hierarchy.clone(), s.site.clone());
+                !self.owned.contains(&key)
+                    && (s.partition.is_some_and(|p| gained.contains(&p)) || arriving.contains(&key))
+            })
+            .cloned()
+            .collect();
+        for state in restore {
+            self.owned.insert((state.hierarchy.clone(), state.site.clone()));
+            self.tracker.restore(state);
+        }
+        self.owned.extend(arriving);
+        let tracker = &self.tracker;
+        self.owned.retain(|(h, s)| {
+            tracker.site(h, s).and_then(|st| st.partition).map_or(true, |p| assigned.contains(&p))
+        });
+        self.assigned = assigned;
+        true
+    }
+
+    /// Writes a `site_sync_state` point for every site of this consumer's partitions (one try:
+    /// the next heartbeat comes soon), after refreshing the sites other consumers own (parents
+    /// of ours, for the lag).
+    async fn heartbeat(&mut self, writer: &InfluxWriter, consume: &ConsumeSettings, shutdown: &Shutdown) {
+        if !self.catch_up(shutdown).await {
+            return;
+        }
+        let foreign: Vec<_> = self
+            .store
+            .states()
+            .filter(|s| !self.owned.contains(&(s.hierarchy.clone(), s.site.clone())))
+            .cloned()
+            .collect();
+        for state in foreign {
+            if !state.partition.is_some_and(|p| self.assigned.contains(&p)) {
+                self.tracker.restore(state);
+            }
+        }
+        let now = chrono::Utc::now();
+        let period = consume.heartbeat.as_secs().max(1) as i64;
+        let at = chrono::DateTime::from_timestamp(now.timestamp() / period * period, 0).unwrap_or(now);
+        let mut body = String::new();
+        let mut sites = 0;
+        for view in self.tracker.views(now) {
+            let state = self.tracker.site(&view.hierarchy, &view.site);
+            if !state.and_then(|s| s.partition).is_some_and(|p| self.assigned.contains(&p)) {
+                continue;
+            }
+            match write_site_state(&view, at, &mut body) {
+                Ok(()) => sites += 1,
+                Err(e) => {
+                    tracing::warn!(site = %state_key(&view.hierarchy, &view.site), "site_sync_state: {e}")
+                }
+            }
+        }
+        if sites == 0 {
+            return;
+        }
+        match writer.write(&body).await {
+            Ok(()) => tracing::debug!(sites, "heartbeat written"),
+            Err(e) => tracing::warn!(sites, "heartbeat not written ({e}); the next one follows"),
+        }
+    }
+}
+
+/// A message as received, owned, before it is decoded.
+#[derive(Debug)]
+struct Received {
+    origin: Origin,
+    key: Option<Vec<u8>>,
+    payload: Option<Vec<u8>>,
+}
+
+/// Waits for a first message, then gathers more for up to `batch_linger` or `batch_max_points`
+/// messages; returns early (possibly with none) at `heartbeat`. `None` on shutdown.
+async fn next_messages(
+    consumer: &StreamConsumer,
+    config: &Config,
+    shutdown: &Shutdown,
+    heartbeat: tokio::time::Instant,
+) -> Option<Vec<Received>> {
+    let mut messages = Vec::new();
+    let mut deadline = heartbeat;
+    while messages.len() < config.consume.batch_max_points {
         let received = tokio::select! {
             _ = shutdown.cancelled() => return None,
-            r = wait => r,
+            r = tokio::time::timeout_at(deadline, consumer.recv()) => r.ok(),
         };
         match received {
-            None => break, // linger over
+            None => break, // linger over, or time for a heartbeat
             Some(Ok(m)) => {
                 let origin =
                     Origin { topic: m.topic().to_owned(), partition: m.partition(), offset: m.offset() };
-                batch.add(origin, m.key(), m.payload());
-                deadline.get_or_insert_with(|| tokio::time::Instant::now() + config.consume.batch_linger);
+                messages.push(Received {
+                    origin,
+                    key: m.key().map(<[u8]>::to_vec),
+                    payload: m.payload().map(<[u8]>::to_vec),
+                });
+                deadline = deadline.min(tokio::time::Instant::now() + config.consume.batch_linger);
             }
             Some(Err(e)) => {
                 tracing::warn!("Kafka: {e}");
@@ -129,7 +324,7 @@ async fn next_batch(consumer: &StreamConsumer, config: &Config, shutdown: &Shutd
             }
         }
     }
-    Some(batch)
+    Some(messages)
 }
 
 /// Writes the batch's points, retrying while InfluxDB is unavailable. Points InfluxDB refuses

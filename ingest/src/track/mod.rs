@@ -8,6 +8,7 @@
 //! hierarchy name the collectors were given.
 
 mod alert;
+pub mod points;
 mod run;
 mod site;
 
@@ -174,6 +175,13 @@ impl Tracker {
 
     pub fn site(&self, hierarchy: &str, site: &str) -> Option<&SiteState> {
         self.sites.get(&(hierarchy.to_owned(), site.to_owned()))
+    }
+
+    /// Notes the Kafka partition a site's records come from.
+    pub fn set_partition(&mut self, hierarchy: &str, site: &str, partition: i32) {
+        if let Some(state) = self.sites.get_mut(&(hierarchy.to_owned(), site.to_owned())) {
+            state.partition = Some(partition);
+        }
     }
 
     /// Takes over the sites and runs of another tracker (sites analysed apart).

@@ -71,6 +71,9 @@ pub struct SiteState {
     watermarks: BTreeMap<u64, (DateTime<Utc>, u64)>,
     /// Records skipped as duplicates.
     pub duplicates: u64,
+    /// The Kafka partition of the site's records (the consumer that owns it reports it).
+    #[serde(default)]
+    pub partition: Option<i32>,
 }
 
 impl SiteState {
@@ -94,6 +97,7 @@ impl SiteState {
             last_seen: None,
             watermarks: BTreeMap::new(),
             duplicates: 0,
+            partition: None,
         }
     }
 

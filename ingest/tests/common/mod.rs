@@ -60,6 +60,7 @@ poll_interval_ms = 50
 brokers = "{brokers}"
 topic = "{name}.records"
 dead_letter_topic = "{name}.dead-letter"
+state_topic = "{name}.tracker-state"
 group_id = "{name}"
 partitions = 3
 [kafka.properties]
@@ -67,6 +68,7 @@ partitions = 3
 [consume]
 batch_max_points = 500
 batch_linger_ms = 100
+heartbeat_s = 1
 [influxdb]
 {influx}
 "#,
