@@ -256,7 +256,9 @@ fn progress_bar<T>(
     let mut shown = false;
     while !worker.is_finished() {
         std::thread::sleep(std::time::Duration::from_millis(200));
-        let (done, total) = (progress.done.load(Ordering::Relaxed), progress.total.load(Ordering::Relaxed));
+        let total = progress.total.load(Ordering::Relaxed);
+        // Files re-read (times interleaved) count twice: never past the end.
+        let done = progress.done.load(Ordering::Relaxed).min(total);
         if total < 50_000_000 {
             continue;
         }

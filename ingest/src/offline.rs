@@ -18,6 +18,24 @@ const PARALLEL_MIN: u64 = 8 << 20;
 /// Window read around a range cut to find the record boundary.
 const CUT_WINDOW: u64 = 256 << 10;
 
+/// Parses `path` on this thread, calling `f` with every record in file order.
+pub fn read_file(path: &Path, mut f: impl FnMut(u64, &Record<'_>)) -> std::io::Result<FileKind> {
+    let mut file = File::open(path)?;
+    let len = file.metadata()?.len();
+    let mut head = Vec::with_capacity(8192);
+    file.by_ref().take(8192).read_to_end(&mut head)?;
+    let (kind, bom) = FileKind::detect(&head);
+    if kind.encoding == Encoding::Utf16Le {
+        let mut bytes = Vec::new();
+        file.seek(SeekFrom::Start(0))?;
+        file.read_to_end(&mut bytes)?;
+        parse::for_each_record(kind, &bytes[bom..], bom as u64, f);
+        return Ok(kind);
+    }
+    parse_range(path, kind, bom as u64, len, &mut f)?;
+    Ok(kind)
+}
+
 /// Parses `path` on up to `threads` threads. `make` creates one accumulator per range, `add`
 /// feeds it records in file order; the accumulators come back in range order.
 pub fn parse_file<A: Send>(

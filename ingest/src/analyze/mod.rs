@@ -141,18 +141,108 @@ struct Kept {
     record: Record<'static>,
 }
 
-/// Reads one site's files, merges their records by time and feeds them to the tracker.
-/// Returns the records read and the newest record time.
+/// What the first records of a file tell: their first time and the site code.
+#[derive(Debug, Default)]
+struct Head {
+    first: Option<DateTime<Utc>>,
+    site: Option<String>,
+}
+
+/// Bytes of a file's start read to learn its first time and site.
+const HEAD_BYTES: usize = 64 << 10;
+
+fn head_of(path: &Path) -> std::io::Result<Head> {
+    use std::io::Read as _;
+    let mut bytes = Vec::with_capacity(HEAD_BYTES);
+    std::fs::File::open(path)?.take(HEAD_BYTES as u64).read_to_end(&mut bytes)?;
+    let (kind, bom) = crate::parse::FileKind::detect(&bytes);
+    let mut head = Head::default();
+    crate::parse::for_each_complete_record(kind, &bytes[bom..], 0, |_, record| {
+        if head.first.is_none() {
+            head.first = record.time;
+        }
+        if head.site.is_none() {
+            head.site = site_of(record);
+        }
+    });
+    Ok(head)
+}
+
+/// Reads one site's files and feeds their records, in time order, to the tracker. Files that
+/// follow each other in time (history, `.lo_`, `.log`) are streamed one after the other with
+/// records borrowed from the read buffer; files whose times interleave (several components'
+/// logs of one server) are merged record by record. Returns the records read and the newest
+/// record time.
 fn analyze_site(
     group: &SiteFiles,
     config: &Config,
     tracker: &mut Tracker,
     progress: &Progress,
 ) -> Result<(u64, Option<DateTime<Utc>>), AnalyzeError> {
+    let mut heads = Vec::with_capacity(group.files.len());
+    for path in &group.files {
+        heads.push(head_of(path).map_err(|e| AnalyzeError::Io(path.clone(), e))?);
+    }
+    let site = heads.iter().find_map(|h| h.site.clone()).unwrap_or_else(|| group.folder_site.clone());
+    let mut order: Vec<usize> = (0..group.files.len()).collect();
+    order.sort_by_key(|&i| (heads[i].first.is_none(), heads[i].first, i));
+    if let Some(streamed) = stream_site(group, &order, &heads, &site, config, progress)? {
+        tracker.absorb(streamed.0);
+        return Ok((streamed.1, streamed.2));
+    }
+    merge_site(group, &site, config, tracker, progress)
+}
+
+/// Streams the files in `order`; `None` when a file holds a record later than the next file's
+/// first one (their times interleave), so that the caller merges instead.
+fn stream_site(
+    group: &SiteFiles,
+    order: &[usize],
+    heads: &[Head],
+    site: &str,
+    config: &Config,
+    progress: &Progress,
+) -> Result<Option<Partial>, AnalyzeError> {
+    let mut local = Tracker::new(config.tracker.clone());
+    let (mut records, mut newest) = (0u64, None);
+    for (k, &i) in order.iter().enumerate() {
+        let path = &group.files[i];
+        let next_first = order.get(k + 1).and_then(|&j| heads[j].first);
+        let mut interleaved = false;
+        let mut last = None;
+        offline::read_file(path, |offset, record| {
+            records += 1;
+            let Some(time) = record.time else { return };
+            if next_first.is_some_and(|next| time > next) {
+                interleaved = true;
+            }
+            if interleaved || config.now.is_some_and(|now| time > now) {
+                return;
+            }
+            last = Some(time);
+            local.observe(&group.hierarchy, site, record, Some(Position { source: i as u64, offset }));
+        })
+        .map_err(|e| AnalyzeError::Io(path.clone(), e))?;
+        if interleaved {
+            return Ok(None);
+        }
+        newest = newest.max(last);
+        progress.done.fetch_add(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0), Ordering::Relaxed);
+    }
+    Ok(Some((local, records, newest)))
+}
+
+/// Reads every file of the site, keeps the records the tracker reads (owned) and feeds them in
+/// time order.
+fn merge_site(
+    group: &SiteFiles,
+    site: &str,
+    config: &Config,
+    tracker: &mut Tracker,
+    progress: &Progress,
+) -> Result<(u64, Option<DateTime<Utc>>), AnalyzeError> {
     let mut kept: Vec<Kept> = Vec::new();
     let mut records = 0u64;
-    let mut site_code: Option<String> = None;
-    let mut newest: Option<DateTime<Utc>> = None;
     for (file, path) in group.files.iter().enumerate() {
         let (_, parts) = offline::parse_file(path, 1, Vec::new, |acc: &mut Vec<Kept>, offset, record| {
             acc.extend(keep(record).map(|record| Kept {
@@ -163,31 +253,27 @@ fn analyze_site(
             }));
         })
         .map_err(|e| AnalyzeError::Io(path.clone(), e))?;
-        let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        progress.done.fetch_add(len, Ordering::Relaxed);
         for part in parts {
-            for k in part {
-                records += 1;
-                if site_code.is_none() {
-                    site_code = site_of(&k.record);
-                }
-                kept.push(k);
-            }
+            records += part.len() as u64;
+            kept.extend(part);
         }
+        progress.done.fetch_add(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0), Ordering::Relaxed);
     }
-    // Files in any order (history, .lo_, .log): the time decides, then file and offset.
-    kept.sort_by_key(|k| (k.time, k.file, k.offset));
-    if let Some(now) = config.now {
-        kept.retain(|k| k.time <= now);
-    }
-    newest = newest.max(kept.last().map(|k| k.time));
-    let site = site_code.unwrap_or_else(|| group.folder_site.clone());
-    for k in &kept {
+    // The time decides, then file and offset; sorted by index, the records stay in place.
+    let mut order: Vec<(DateTime<Utc>, usize, u64, usize)> =
+        kept.iter().enumerate().map(|(i, k)| (k.time, k.file, k.offset, i)).collect();
+    order.sort_unstable();
+    let mut newest = None;
+    for (time, file, offset, i) in order {
+        if config.now.is_some_and(|now| time > now) {
+            continue;
+        }
+        newest = Some(time);
         tracker.observe(
             &group.hierarchy,
-            &site,
-            &k.record,
-            Some(Position { source: k.file as u64, offset: k.offset }),
+            site,
+            &kept[i].record,
+            Some(Position { source: file as u64, offset }),
         );
     }
     Ok((records, newest))

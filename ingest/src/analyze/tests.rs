@@ -86,3 +86,41 @@ fn inputs_without_logs_are_an_error_and_odd_names_count_when_named() {
     let missing = run(&config(vec![dir.path().join("nope")], None), &Progress::default()).unwrap_err();
     assert!(missing.to_string().contains("nope"), "{missing}");
 }
+
+#[test]
+fn streaming_files_in_time_order_equals_merging_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = crate::simulate::SimConfig { sites: 2, days: 6, roll_bytes: 6_000, ..Default::default() };
+    crate::simulate::Simulation::generate(sim).write(dir.path()).unwrap();
+    let config = config(vec![dir.path().into()], None);
+    let groups = discover(&config).unwrap();
+    let cas = groups.iter().find(|g| g.folder_site == "CAS").unwrap();
+    assert!(cas.files.len() > 3, "rolled: {:?}", cas.files);
+    let heads: Vec<Head> = cas.files.iter().map(|f| head_of(f).unwrap()).collect();
+    let mut order: Vec<usize> = (0..cas.files.len()).collect();
+    order.sort_by_key(|&i| (heads[i].first.is_none(), heads[i].first, i));
+    let (mut streamed, _, _) =
+        stream_site(cas, &order, &heads, "CAS", &config, &Progress::default()).unwrap().unwrap();
+    let mut merged = Tracker::new(TrackerConfig::default());
+    merge_site(cas, "CAS", &config, &mut merged, &Progress::default()).unwrap();
+    let runs = streamed.take_runs();
+    assert!(runs.len() >= 6, "{}", runs.len());
+    assert_eq!(runs, merged.take_runs());
+    // Files whose times interleave cannot be streamed.
+    let site = tempfile::tempdir().unwrap();
+    let line = |m: &str, t: &str| {
+        format!("{m}  $$<SMS_WSUS_SYNC_MANAGER><03-01-2024 {t}.000+0><thread=1 (0x1)>\r\n")
+    };
+    std::fs::write(
+        site.path().join("a.log"),
+        line("Starting Sync", "10:00:00") + &line("Sync time: 0d00h00m02s", "10:00:02"),
+    )
+    .unwrap();
+    std::fs::write(site.path().join("b.log"), line("Wakeup for a polling cycle", "10:00:01")).unwrap();
+    let config = self::config(vec![site.path().into()], None);
+    let groups = discover(&config).unwrap();
+    let heads: Vec<Head> = groups[0].files.iter().map(|f| head_of(f).unwrap()).collect();
+    assert!(stream_site(&groups[0], &[0, 1], &heads, "X", &config, &Progress::default()).unwrap().is_none());
+    let report = run(&config, &Progress::default()).unwrap();
+    assert_eq!(report.records, 3, "merged instead");
+}

@@ -133,18 +133,32 @@ impl Transcoded {
                 .find(|&i| bytes[2 * i] == b'\n' && bytes[2 * i + 1] == 0)
                 .map_or(0, |i| i + 1);
         }
-        let code_units = (0..end_units).map(|i| u16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]));
-        let mut text = String::with_capacity(end_units);
+        let unit = |i: usize| u16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]);
+        // Logs are mostly ASCII: one byte per unit, decoding only the rest.
+        let mut out: Vec<u8> = Vec::with_capacity(end_units + end_units / 8);
         let mut line_starts = vec![(0, base)];
-        let mut unit_index = 0u64;
-        for c in char::decode_utf16(code_units) {
-            let c = c.unwrap_or(char::REPLACEMENT_CHARACTER);
-            unit_index += c.len_utf16() as u64;
-            text.push(c);
-            if c == '\n' {
-                line_starts.push((text.len(), base + 2 * unit_index));
+        let mut i = 0;
+        while i < end_units {
+            let u = unit(i);
+            if u < 0x80 {
+                out.push(u as u8);
+                i += 1;
+                if u == u16::from(b'\n') {
+                    line_starts.push((out.len(), base + 2 * i as u64));
+                }
+                continue;
             }
+            let next = if i + 1 < end_units { unit(i + 1) } else { 0 };
+            let (c, used) = match char::decode_utf16([u, next]).next() {
+                Some(Ok(c)) => (c, c.len_utf16()),
+                _ => (char::REPLACEMENT_CHARACTER, 1),
+            };
+            out.extend_from_slice(c.encode_utf8(&mut [0u8; 4]).as_bytes());
+            i += used;
         }
+        // Only whole characters were written: this never falls back.
+        let text =
+            String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         Transcoded { text, line_starts, consumed: 2 * end_units }
     }
 
@@ -205,6 +219,10 @@ mod tests {
         let second = t.text.find("zwei").unwrap();
         assert_eq!(t.original_offset(second), 2 + 2 * "Grüße 𝄞\r\n".encode_utf16().count() as u64);
         assert_eq!(Transcoded::utf16le(&bytes, 0, false).text, text);
+        // A lone surrogate, at the end or before another unit, is one replacement character.
+        let lone: Vec<u8> =
+            [0xD800u16, u16::from(b'a'), 0xDC00].iter().flat_map(|u| u.to_le_bytes()).collect();
+        assert_eq!(Transcoded::utf16le(&lone, 0, false).text, "\u{FFFD}a\u{FFFD}");
     }
 
     #[test]
