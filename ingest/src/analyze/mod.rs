@@ -51,6 +51,8 @@ pub struct Report {
     pub runs: Vec<SyncRun>,
     pub sites: Vec<SiteView>,
     pub alerts: Vec<Alert>,
+    /// Per child site: how it followed its parent's content versions.
+    pub propagation: std::collections::BTreeMap<crate::track::SiteKey, crate::track::PropagationSummary>,
     pub files: usize,
     pub bytes: u64,
     pub records: u64,
@@ -127,7 +129,22 @@ pub fn run(config: &Config, progress: &Progress) -> Result<Report, AnalyzeError>
     runs.sort_by(|a, b| (&a.hierarchy, &a.site, a.start).cmp(&(&b.hierarchy, &b.site, b.start)));
     let sites = tracker.views(now);
     let alerts = tracker.alerts(now);
-    Ok(Report { now, now_given: config.now.is_some(), runs, sites, alerts, files, bytes, records, tracker })
+    let propagation = tracker
+        .sites()
+        .filter_map(|s| Some(((s.hierarchy.clone(), s.site.clone()), tracker.propagation_summary(s)?)))
+        .collect();
+    Ok(Report {
+        now,
+        now_given: config.now.is_some(),
+        runs,
+        sites,
+        alerts,
+        propagation,
+        files,
+        bytes,
+        records,
+        tracker,
+    })
 }
 
 /// What one worker thread produced: its tracker, records read and newest record time.

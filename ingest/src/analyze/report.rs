@@ -14,10 +14,16 @@ const GREEN: &str = "\x1b[32m";
 const YELLOW: &str = "\x1b[33m";
 const BOLD: &str = "\x1b[1m";
 
-/// JSON lines: `site` objects, then `sync_run`s, then `alert`s, each with its `type`.
+/// JSON lines: `site` objects (with `propagation` for child sites), then `sync_run`s, then
+/// `alert`s, each with its `type`.
 pub fn write_json(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
     for site in &report.sites {
-        line(out, "site", site)?;
+        let mut object = serde_json::to_value(site).map_err(std::io::Error::other)?;
+        let key = (site.hierarchy.clone(), site.site.clone());
+        if let (Some(map), Some(summary)) = (object.as_object_mut(), report.propagation.get(&key)) {
+            map.insert("propagation".into(), serde_json::to_value(summary).map_err(std::io::Error::other)?);
+        }
+        line(out, "site", &object)?;
     }
     for run in &report.runs {
         line(out, "sync_run", run)?;
@@ -31,7 +37,6 @@ pub fn write_json(report: &Report, out: &mut impl Write) -> std::io::Result<()> 
 fn line(out: &mut impl Write, kind: &str, value: &impl Serialize) -> std::io::Result<()> {
     let mut object = serde_json::to_value(value).map_err(std::io::Error::other)?;
     if let Some(map) = object.as_object_mut() {
-        // `type` first, for people reading the lines.
         let mut with_type = serde_json::Map::with_capacity(map.len() + 1);
         with_type.insert("type".into(), kind.into());
         with_type.extend(std::mem::take(map));
@@ -96,6 +101,32 @@ pub fn write_table(report: &Report, colour: bool, out: &mut impl Write) -> std::
                 s.content_version.map_or("-".into(), |v| v.to_string()),
                 lag,
                 if s.alerts.is_empty() { alerts } else { paint(RED, alerts) },
+            )?;
+        }
+    }
+    if !report.propagation.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "{}", paint(BOLD, "content versions from parent to child".to_owned()))?;
+        for ((hierarchy, child), p) in &report.propagation {
+            let delays = match (p.median_delay_s, p.max_delay_s) {
+                (Some(m), Some(x)) => format!(", delay median {} max {}", human(m), human(x)),
+                _ => String::new(),
+            };
+            let last = match &p.last {
+                Some(l) => match l.delay_s {
+                    Some(d) => format!("; {} reached after {}", l.version, human(d)),
+                    None => format!(
+                        "; {} not reached (parent has it since {})",
+                        l.version,
+                        when(Some(l.parent_reached))
+                    ),
+                },
+                None => String::new(),
+            };
+            writeln!(
+                out,
+                "{hierarchy}/{child} <- {}: {} of {} versions{delays}{last}",
+                p.parent, p.reached, p.versions
             )?;
         }
     }

@@ -50,6 +50,9 @@ fn json_lines_have_the_documented_shape() {
         assert!(!run[key].is_null(), "sync_run.{key} in {run}");
     }
     assert_eq!(run["trigger"], "manual");
+    let ps1 = of("site").into_iter().find(|s| s["site"] == "PS1").unwrap();
+    assert_eq!(ps1["propagation"]["parent"], "CS1");
+    assert_eq!(ps1["propagation"]["last"]["version"], 35, "{ps1}");
     for alert in of("alert") {
         for key in ["kind", "site", "since", "detail"] {
             assert!(!alert[key].is_null(), "alert.{key} in {alert}");

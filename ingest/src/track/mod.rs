@@ -131,6 +131,22 @@ pub struct Propagation {
     pub delay_s: Option<f64>,
 }
 
+/// How a child followed its parent's content versions (those since the child's first record).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PropagationSummary {
+    pub parent: String,
+    /// Parent versions since the child's records begin, and how many the child reached.
+    pub versions: usize,
+    pub reached: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub median_delay_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_delay_s: Option<f64>,
+    /// The parent's newest version and when the child reached it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<Propagation>,
+}
+
 impl Tracker {
     pub fn new(config: TrackerConfig) -> Self {
         Tracker { config, ..Tracker::default() }
@@ -279,6 +295,38 @@ impl Tracker {
                 .collect(),
             last_record: state.last_seen,
         }
+    }
+
+    /// How `child` followed its parent, when it has one.
+    pub fn propagation_summary(&self, child: &SiteState) -> Option<PropagationSummary> {
+        let parent = self.parent_of(child)?;
+        let since = child.first_seen?;
+        let rows: Vec<Propagation> = parent
+            .versions
+            .iter()
+            .filter(|(_, t)| *t >= since)
+            .map(|&(version, parent_reached)| {
+                let child_reached = child.reached_at(version);
+                Propagation {
+                    hierarchy: child.hierarchy.clone(),
+                    parent: parent.site.clone(),
+                    child: child.site.clone(),
+                    version,
+                    parent_reached,
+                    child_reached,
+                    delay_s: child_reached.map(|t| (t - parent_reached).num_milliseconds() as f64 / 1000.0),
+                }
+            })
+            .collect();
+        let delays: Vec<f64> = rows.iter().filter_map(|r| r.delay_s).collect();
+        Some(PropagationSummary {
+            parent: parent.site.clone(),
+            versions: rows.len(),
+            reached: delays.len(),
+            median_delay_s: median(delays.iter().copied()),
+            max_delay_s: delays.iter().copied().reduce(f64::max),
+            last: rows.last().cloned(),
+        })
     }
 
     /// For each version a parent reached, when each of its children reached it.
