@@ -222,6 +222,9 @@ impl Tracking {
             })
             .cloned()
             .collect();
+        if !gained.is_empty() || !restore.is_empty() {
+            tracing::info!(partitions = ?gained, sites = restore.len(), "assignment changed: restored the tracker state of the sites");
+        }
         for state in restore {
             self.owned.insert((state.hierarchy.clone(), state.site.clone()));
             self.tracker.restore(state);
