@@ -18,21 +18,40 @@ const PARALLEL_MIN: u64 = 8 << 20;
 /// Window read around a range cut to find the record boundary.
 const CUT_WINDOW: u64 = 256 << 10;
 
-/// Parses `path` on this thread, calling `f` with every record in file order.
-pub fn read_file(path: &Path, mut f: impl FnMut(u64, &Record<'_>)) -> std::io::Result<FileKind> {
+/// An open file, its length, kind and BOM length; the whole content when it is UTF-16
+/// (transcoded whole: UTF-16 logs are rare and small).
+struct Opened {
+    file: File,
+    len: u64,
+    kind: FileKind,
+    bom: usize,
+    utf16: Option<Vec<u8>>,
+}
+
+fn open(path: &Path) -> std::io::Result<Opened> {
     let mut file = File::open(path)?;
     let len = file.metadata()?.len();
     let mut head = Vec::with_capacity(8192);
     file.by_ref().take(8192).read_to_end(&mut head)?;
     let (kind, bom) = FileKind::detect(&head);
-    if kind.encoding == Encoding::Utf16Le {
+    let utf16 = if kind.encoding == Encoding::Utf16Le {
         let mut bytes = Vec::new();
         file.seek(SeekFrom::Start(0))?;
         file.read_to_end(&mut bytes)?;
-        parse::for_each_record(kind, &bytes[bom..], bom as u64, f);
-        return Ok(kind);
+        Some(bytes)
+    } else {
+        None
+    };
+    Ok(Opened { file, len, kind, bom, utf16 })
+}
+
+/// Parses `path` on this thread, calling `f` with every record in file order.
+pub fn read_file(path: &Path, mut f: impl FnMut(u64, &Record<'_>)) -> std::io::Result<FileKind> {
+    let Opened { len, kind, bom, utf16, .. } = open(path)?;
+    match utf16 {
+        Some(bytes) => parse::for_each_record(kind, &bytes[bom..], bom as u64, f),
+        None => parse_range(path, kind, bom as u64, len, &mut f)?,
     }
-    parse_range(path, kind, bom as u64, len, &mut f)?;
     Ok(kind)
 }
 
@@ -44,16 +63,8 @@ pub fn parse_file<A: Send>(
     make: impl Fn() -> A + Sync,
     add: impl Fn(&mut A, u64, &Record<'_>) + Sync,
 ) -> std::io::Result<(FileKind, Vec<A>)> {
-    let mut file = File::open(path)?;
-    let len = file.metadata()?.len();
-    let mut head = Vec::with_capacity(8192);
-    file.by_ref().take(8192).read_to_end(&mut head)?;
-    let (kind, bom) = FileKind::detect(&head);
-    if kind.encoding == Encoding::Utf16Le {
-        // Transcoded whole: UTF-16 logs are rare and small.
-        let mut bytes = Vec::new();
-        file.seek(SeekFrom::Start(0))?;
-        file.read_to_end(&mut bytes)?;
+    let Opened { mut file, len, kind, bom, utf16 } = open(path)?;
+    if let Some(bytes) = utf16 {
         let mut acc = make();
         parse::for_each_record(kind, &bytes[bom..], bom as u64, |o, r| add(&mut acc, o, r));
         return Ok((kind, vec![acc]));

@@ -22,6 +22,12 @@ impl Rng {
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
+    /// A random update id, `8-4-4-4-12` hex digits.
+    pub fn guid(&mut self) -> String {
+        let (a, b, c, d) = (self.next_u64() as u32, self.below(65536), self.below(65536), self.below(65536));
+        format!("{a:08x}-{b:04x}-{c:04x}-{d:04x}-{:012x}", self.next_u64() & 0xFFFF_FFFF_FFFF)
+    }
+
     /// Uniform in `0..n` (n > 0).
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n.max(1)
@@ -124,14 +130,7 @@ impl Writer<'_> {
         self.line(rng, "sync: SMS synchronizing categories");
         let updates = 20 + rng.below(300);
         for k in 0..updates {
-            let guid = format!(
-                "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-                rng.next_u64() as u32,
-                rng.below(65536),
-                rng.below(65536),
-                rng.below(65536),
-                rng.next_u64() & 0xFFFF_FFFF_FFFF
-            );
+            let guid = rng.guid();
             let title = TITLES[rng.below(TITLES.len() as u64) as usize];
             self.line(rng, &format!("Synchronizing update {guid} - {title}"));
             if k % 25 == 0 {

@@ -156,14 +156,7 @@ pub fn run_lines(plan: &RunPlan<'_>, rng: &mut Rng) -> Vec<Line> {
         out.push((at(0.58), "sync: SMS synchronizing updates".into()));
         for u in 0..plan.updates {
             let f = 0.6 + 0.35 * f64::from(u) / f64::from(plan.updates.max(1));
-            let guid = format!(
-                "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-                rng.next_u64() as u32,
-                rng.below(65536),
-                rng.below(65536),
-                rng.below(65536),
-                rng.next_u64() & 0xFFFF_FFFF_FFFF
-            );
+            let guid = rng.guid();
             let kb = 5_000_000 + rng.below(99_999);
             out.push((at(f), format!("Synchronizing update {guid} - 2024-08 Cumulative Update for Windows 11 Version 23H2 for x64-based Systems (KB{kb})")));
         }

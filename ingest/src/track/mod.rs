@@ -301,23 +301,8 @@ impl Tracker {
     pub fn propagation_summary(&self, child: &SiteState) -> Option<PropagationSummary> {
         let parent = self.parent_of(child)?;
         let since = child.first_seen?;
-        let rows: Vec<Propagation> = parent
-            .versions
-            .iter()
-            .filter(|(_, t)| *t >= since)
-            .map(|&(version, parent_reached)| {
-                let child_reached = child.reached_at(version);
-                Propagation {
-                    hierarchy: child.hierarchy.clone(),
-                    parent: parent.site.clone(),
-                    child: child.site.clone(),
-                    version,
-                    parent_reached,
-                    child_reached,
-                    delay_s: child_reached.map(|t| (t - parent_reached).num_milliseconds() as f64 / 1000.0),
-                }
-            })
-            .collect();
+        let rows: Vec<Propagation> =
+            propagation_rows(parent, child).filter(|r| r.parent_reached >= since).collect();
         let delays: Vec<f64> = rows.iter().filter_map(|r| r.delay_s).collect();
         Some(PropagationSummary {
             parent: parent.site.clone(),
@@ -333,22 +318,31 @@ impl Tracker {
     pub fn propagation(&self) -> Vec<Propagation> {
         let mut out = Vec::new();
         for child in self.sites.values() {
-            let Some(parent) = self.parent_of(child) else { continue };
-            for &(version, parent_reached) in &parent.versions {
-                let child_reached = child.reached_at(version);
-                out.push(Propagation {
-                    hierarchy: child.hierarchy.clone(),
-                    parent: parent.site.clone(),
-                    child: child.site.clone(),
-                    version,
-                    parent_reached,
-                    child_reached,
-                    delay_s: child_reached.map(|t| (t - parent_reached).num_milliseconds() as f64 / 1000.0),
-                });
+            if let Some(parent) = self.parent_of(child) {
+                out.extend(propagation_rows(parent, child));
             }
         }
         out
     }
+}
+
+/// For each version `parent` reached, when `child` reached it.
+fn propagation_rows<'a>(
+    parent: &'a SiteState,
+    child: &'a SiteState,
+) -> impl Iterator<Item = Propagation> + 'a {
+    parent.versions.iter().map(move |&(version, parent_reached)| {
+        let child_reached = child.reached_at(version);
+        Propagation {
+            hierarchy: child.hierarchy.clone(),
+            parent: parent.site.clone(),
+            child: child.site.clone(),
+            version,
+            parent_reached,
+            child_reached,
+            delay_s: child_reached.map(|t| (t - parent_reached).num_milliseconds() as f64 / 1000.0),
+        }
+    })
 }
 
 #[cfg(test)]
