@@ -72,24 +72,33 @@ pub fn parse_trailer(input: &str) -> Result<Trailer<'_>, nom::Err<nom::error::Er
 fn fast_trailer(input: &str) -> Option<Trailer<'_>> {
     let b = input.as_bytes();
     let close = memchr::memchr(b'>', b)?;
-    let rest = input.get(close..)?.strip_prefix("><")?;
+    let rest = b.get(close..)?.strip_prefix(b"><")?;
     let (rest, time, bias) = fixed_utc(rest)?;
-    let rest = rest.strip_prefix("><thread=")?.trim_end();
-    let rest = rest.strip_suffix('>')?;
-    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-    let thread: u32 = rest[..digits].parse().ok()?;
+    let rest = rest.strip_prefix(b"><thread=")?.trim_ascii_end().strip_suffix(b">")?;
+    let (thread, digits) = decimal(rest)?;
     let tail = &rest[digits..];
-    if !(tail.is_empty() || tail.starts_with(" (0x") && tail.ends_with(')')) {
+    if !(tail.is_empty() || tail.starts_with(b" (0x") && tail.ends_with(b")")) {
         return None;
     }
     Some(Trailer { component: &input[..close], time, bias_minutes: bias, thread })
 }
 
+/// A decimal `u32` at the start of `b` (1 to 10 digits, no overflow) and its length.
+#[inline]
+fn decimal(b: &[u8]) -> Option<(u32, usize)> {
+    let digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    if digits == 0 || digits > 10 {
+        return None;
+    }
+    let value =
+        b[..digits].iter().try_fold(0u32, |n, &c| n.checked_mul(10)?.checked_add(u32::from(c - b'0')))?;
+    Some((value, digits))
+}
+
 /// `MM-DD-YYYY HH:MM:SS.mmm±BIAS` straight to UTC: digits read in place, the calendar date
 /// looked up once per day of log (consecutive records share it), the bias applied as seconds.
 #[inline]
-fn fixed_utc(i: &str) -> Option<(&str, DateTime<Utc>, i32)> {
-    let b = i.as_bytes();
+fn fixed_utc(b: &[u8]) -> Option<(&[u8], DateTime<Utc>, i32)> {
     if b.len() < 25
         || b[2] != b'-'
         || b[5] != b'-'
@@ -118,21 +127,17 @@ fn fixed_utc(i: &str) -> Option<(&str, DateTime<Utc>, i32)> {
         b'-' => true,
         _ => return None,
     };
-    let digits = b[24..].iter().take_while(|c| c.is_ascii_digit()).count();
-    if digits == 0 || digits > 4 {
+    let (magnitude, digits) = decimal(&b[24..])?;
+    if digits > 4 || magnitude > MAX_BIAS_MINUTES as u32 {
         return None;
     }
-    let magnitude: i32 = i[24..24 + digits].parse().ok()?;
-    let bias = if negative { -magnitude } else { magnitude };
-    if magnitude > MAX_BIAS_MINUTES {
-        return None;
-    }
+    let bias = if negative { -(magnitude as i32) } else { magnitude as i32 };
     let date = cached_date(year, month, day)?;
     let secs = i64::from(hour * 3600 + minute * 60 + second) + i64::from(bias) * 60;
     let (shift, secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400) as u32);
     let date = if shift == 0 { date } else { date.checked_add_signed(Duration::days(shift))? };
     let time = NaiveTime::from_num_seconds_from_midnight_opt(secs, millis * 1_000_000 + leap_nanos)?;
-    Some((&i[24 + digits..], date.and_time(time).and_utc(), bias))
+    Some((&b[24 + digits..], date.and_time(time).and_utc(), bias))
 }
 
 /// `NaiveDate::from_ymd_opt`, remembered for the last date seen on this thread.
