@@ -49,6 +49,10 @@ pub struct SourcePosition<'a> {
     pub path: Cow<'a, str>,
     /// Byte offset of the first byte of the record's line.
     pub offset: u64,
+    /// Identity of the file behind `path` when the record was read (device and file index, or
+    /// creation time on Windows): a rolled-over log restarts its offsets in a new file.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<Cow<'a, str>>,
 }
 
 impl Envelope<'_> {

@@ -91,7 +91,7 @@ mod tests {
             hierarchy: "contoso prod".into(),
             site: "CHQ".into(),
             host: "cm1".into(),
-            source: SourcePosition { path: "WsyncMgr.log".into(), offset: 0 },
+            source: SourcePosition { path: "WsyncMgr.log".into(), offset: 0, file: None },
             truncated: None,
             record: Record {
                 time: Some(gmtdate),

@@ -11,6 +11,7 @@
 
 mod report;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -63,8 +64,11 @@ pub struct Report {
 #[derive(Debug)]
 struct SiteFiles {
     hierarchy: String,
-    folder_site: String,
+    /// The site code the logs state, else the folder's name.
+    site: String,
     files: Vec<PathBuf>,
+    /// What each file's first records tell (same order as `files`).
+    heads: Vec<Head>,
 }
 
 /// Progress, for a progress bar: bytes read so far out of the total.
@@ -196,18 +200,14 @@ fn analyze_site(
     tracker: &mut Tracker,
     progress: &Progress,
 ) -> Result<(u64, Option<DateTime<Utc>>), AnalyzeError> {
-    let mut heads = Vec::with_capacity(group.files.len());
-    for path in &group.files {
-        heads.push(head_of(path).map_err(|e| AnalyzeError::Io(path.clone(), e))?);
-    }
-    let site = heads.iter().find_map(|h| h.site.clone()).unwrap_or_else(|| group.folder_site.clone());
+    let (heads, site) = (&group.heads, group.site.as_str());
     let mut order: Vec<usize> = (0..group.files.len()).collect();
     order.sort_by_key(|&i| (heads[i].first.is_none(), heads[i].first, i));
-    if let Some(streamed) = stream_site(group, &order, &heads, &site, config, progress)? {
+    if let Some(streamed) = stream_site(group, &order, heads, site, config, progress)? {
         tracker.absorb(streamed.0);
         return Ok((streamed.1, streamed.2));
     }
-    merge_site(group, &site, config, tracker, progress)
+    merge_site(group, site, config, tracker, progress)
 }
 
 /// Streams the files in `order`; `None` when a file holds a record later than the next file's
@@ -297,12 +297,15 @@ fn merge_site(
 }
 
 /// The records the tracker reads, owned, without their text (the tracker reads the event);
-/// `Synchronizing update` lines without their title.
+/// `Synchronizing update` lines without their title; other timed lines reduced to their time
+/// (they still tell when the site's records begin and end).
 fn keep(record: &Record<'_>) -> Option<Record<'static>> {
     record.time?;
     let sync_status = record.statmsg.as_ref().is_some_and(|m| m.comp == "SMS_WSUS_SYNC_MANAGER");
     if record.event.is_none() && !sync_status {
-        return None;
+        let time_only =
+            Record { text: "".into(), component: None, statmsg: None, statmsg_error: None, ..record.clone() };
+        return Some(time_only.into_owned());
     }
     let mut kept = Record { text: "".into(), ..record.clone() };
     if let Some(Event::UpdateSynchronized { .. }) = kept.event {
@@ -339,24 +342,36 @@ fn discover(config: &Config) -> Result<Vec<SiteFiles>, AnalyzeError> {
         let inputs: Vec<String> = config.paths.iter().map(|p| p.display().to_string()).collect();
         return Err(AnalyzeError::NoLogs(inputs.join(", ")));
     }
-    files.sort();
-    files.dedup();
-    let mut groups: Vec<SiteFiles> = Vec::new();
+    let mut folders: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
     for file in files {
         let folder = file.parent().map(Path::to_path_buf).unwrap_or_default();
-        let absolute = std::fs::canonicalize(&folder).unwrap_or_else(|_| folder.clone());
-        let name = |p: Option<&Path>| p.and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned());
-        let folder_site = name(Some(&absolute)).unwrap_or_else(|| "site".into());
-        let hierarchy =
-            config.hierarchy.clone().or_else(|| name(absolute.parent())).unwrap_or_else(|| "default".into());
-        match groups.last_mut() {
-            Some(g) if g.files.last().and_then(|f| f.parent()) == Some(folder.as_path()) => {
-                g.files.push(file)
-            }
-            _ => groups.push(SiteFiles { hierarchy, folder_site, files: vec![file] }),
-        }
+        let absolute = std::fs::canonicalize(&folder).unwrap_or(folder);
+        folders.entry(absolute).or_default().push(file);
     }
-    Ok(groups)
+    // One group per (hierarchy, site): folders whose logs name the same site are one site.
+    let mut groups: BTreeMap<(String, String), SiteFiles> = BTreeMap::new();
+    for (folder, mut files) in folders {
+        files.sort();
+        files.dedup();
+        let mut heads = Vec::with_capacity(files.len());
+        for path in &files {
+            heads.push(head_of(path).map_err(|e| AnalyzeError::Io(path.clone(), e))?);
+        }
+        let name = |p: Option<&Path>| p.and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned());
+        let folder_site = name(Some(&folder)).unwrap_or_else(|| "site".into());
+        let site = heads.iter().find_map(|h| h.site.clone()).unwrap_or_else(|| folder_site.clone());
+        let hierarchy =
+            config.hierarchy.clone().or_else(|| name(folder.parent())).unwrap_or_else(|| "default".into());
+        let group = groups.entry((hierarchy.clone(), site.clone())).or_insert_with(|| SiteFiles {
+            hierarchy,
+            site,
+            files: Vec::new(),
+            heads: Vec::new(),
+        });
+        group.files.extend(files);
+        group.heads.extend(heads);
+    }
+    Ok(groups.into_values().collect())
 }
 
 fn walk(path: &Path, out: &mut Vec<PathBuf>, named: bool) -> Result<(), AnalyzeError> {

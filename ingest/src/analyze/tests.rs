@@ -1,4 +1,5 @@
 use super::*;
+use crate::track::Outcome;
 
 const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/contoso");
 
@@ -97,7 +98,7 @@ fn streaming_files_in_time_order_equals_merging_them() {
     crate::simulate::Simulation::generate(sim).write(dir.path()).unwrap();
     let config = config(vec![dir.path().into()], None);
     let groups = discover(&config).unwrap();
-    let cas = groups.iter().find(|g| g.folder_site == "CAS").unwrap();
+    let cas = groups.iter().find(|g| g.site == "CAS").unwrap();
     assert!(cas.files.len() > 3, "rolled: {:?}", cas.files);
     let heads: Vec<Head> = cas.files.iter().map(|f| head_of(f).unwrap()).collect();
     let mut order: Vec<usize> = (0..cas.files.len()).collect();
@@ -126,4 +127,69 @@ fn streaming_files_in_time_order_equals_merging_them() {
     assert!(stream_site(&groups[0], &[0, 1], &heads, "X", &config, &Progress::default()).unwrap().is_none());
     let report = run(&config, &Progress::default()).unwrap();
     assert_eq!(report.records, 3, "merged instead");
+}
+
+fn log_line(m: &str, t: &str) -> String {
+    format!("{m}  $$<SMS_WSUS_SYNC_MANAGER><03-{t}.000+0><thread=1 (0x1)>\r\n")
+}
+
+/// A subfolder sorting between a site's files, and a second folder naming the same site, do not
+/// split the site into states that replace each other.
+#[test]
+fn a_site_is_one_group_whatever_its_folders() {
+    let root = tempfile::tempdir().unwrap();
+    let cs1 = root.path().join("contoso").join("CS1");
+    std::fs::create_dir_all(cs1.join("archive")).unwrap();
+    for f in ["WsyncMgr.log", "smsdbmon.log"] {
+        std::fs::copy(format!("{SAMPLES}/CS1/{f}"), cs1.join(f)).unwrap();
+    }
+    let one_thread = |p: &PathBuf| Config { threads: 1, ..config(vec![p.clone()], None) };
+    let view = |r: &Report| {
+        let v = r.sites.iter().find(|s| s.site == "CS1").unwrap();
+        (v.status.clone(), v.content_version, v.last_success, v.children.clone())
+    };
+    let plain = run(&one_thread(&cs1), &Progress::default()).unwrap();
+    std::fs::write(cs1.join("archive").join("WCM.log"), "x\r\n").unwrap();
+    let with = run(&one_thread(&cs1), &Progress::default()).unwrap();
+    assert_eq!(view(&with), view(&plain));
+    assert_eq!(view(&plain).1, Some(35));
+    let groups = discover(&one_thread(&cs1)).unwrap();
+    let mut sites: Vec<&str> = groups.iter().map(|g| g.site.as_str()).collect();
+    sites.sort_unstable();
+    assert_eq!(sites, vec!["CS1", "archive"], "the subfolder is a folder of its own");
+    // The same site's logs in a second folder join it.
+    let old = root.path().join("contoso").join("CS1-old");
+    std::fs::create_dir_all(&old).unwrap();
+    std::fs::copy(format!("{SAMPLES}/CS1/SMSProv.log"), old.join("SMSProv.log")).unwrap();
+    let status = "STATMSG: ID=6701 SEV=I LEV=M SOURCE=\"SMS Server\" COMP=\"SMS_WSUS_SYNC_MANAGER\" SYS=X SITE=CS1 PID=1 TID=1 ISTR0=\"\" ISTR1=\"\" ISTR2=\"\" ISTR3=\"\" ISTR4=\"\" ISTR5=\"\" ISTR6=\"\" ISTR7=\"\" ISTR8=\"\" ISTR9=\"\" NUMATTRS=0";
+    let earlier =
+        format!("{status}  $$<SMS_WSUS_SYNC_MANAGER><01-10-2014 10:00:00.000+480><thread=1 (0x1)>\r\n");
+    std::fs::write(old.join("WsyncMgr-20140110-100000.log"), earlier).unwrap();
+    let both = run(&config(vec![cs1.clone(), old], None), &Progress::default()).unwrap();
+    assert_eq!(both.sites.len(), 1, "CS1, from both folders (archive has no timed record): {:?}", both.sites);
+    assert_eq!(view(&both), view(&plain));
+    let starts: Vec<_> = both.runs.iter().filter(|r| r.site == "CS1").map(|r| r.outcome).collect();
+    assert_eq!(
+        starts,
+        vec![Outcome::Abandoned, Outcome::Succeeded, Outcome::Succeeded],
+        "the older run comes first"
+    );
+}
+
+#[test]
+fn merging_gives_the_same_alerts_as_streaming() {
+    let now = DateTime::parse_from_rfc3339("2024-03-02T05:00:00Z").unwrap().with_timezone(&Utc);
+    let a = log_line("Checking runtime v4.0.30319", "01-2024 00:00:00")
+        + &log_line("Wakeup for a polling cycle", "01-2024 06:00:00");
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("h").join("CS1");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("a.log"), &a).unwrap();
+    let streamed = run(&config(vec![site.clone()], Some(now)), &Progress::default()).unwrap();
+    std::fs::write(site.join("b.log"), log_line("SQL connection ok", "01-2024 01:00:00")).unwrap();
+    let merged = run(&config(vec![site.clone()], Some(now)), &Progress::default()).unwrap();
+    let kinds = |r: &Report| r.alerts.iter().map(|a| (a.kind, a.since)).collect::<Vec<_>>();
+    assert_eq!(kinds(&streamed).len(), 1, "missing_success 26 h after the first record");
+    assert_eq!(kinds(&merged), kinds(&streamed));
+    assert_eq!((streamed.records, merged.records), (2, 3));
 }

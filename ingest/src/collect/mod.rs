@@ -160,7 +160,7 @@ mod tests {
             hierarchy: "h".into(),
             site: "S".into(),
             host: "x".into(),
-            source: SourcePosition { path: "a".into(), offset: 0 },
+            source: SourcePosition { path: "a".into(), offset: 0, file: None },
             truncated: None,
             record,
         };
@@ -208,6 +208,7 @@ async fn poll_file(
         tracing::warn!(path = %key, "{why}: reading it from the beginning");
     }
     let mut messages = Vec::new();
+    let file_id = format!("{}:{}", chunk.id.device, chunk.id.index);
     let end = chunk.for_each_record(max, |offset, record| {
         let site = if config.collect.site.is_empty() {
             record.statmsg.as_ref().map_or(Cow::Borrowed(""), |m| Cow::Owned(m.site.to_string()))
@@ -219,7 +220,7 @@ async fn poll_file(
             hierarchy: Cow::Borrowed(&config.hierarchy),
             site,
             host: Cow::Borrowed(&config.collect.host),
-            source: SourcePosition { path: Cow::Borrowed(&key), offset },
+            source: SourcePosition { path: Cow::Borrowed(&key), offset, file: Some(Cow::Borrowed(&file_id)) },
             truncated: None,
             // Cheap: the record's strings borrow from the chunk.
             record: record.clone(),

@@ -105,7 +105,7 @@ impl Batch {
             return;
         }
         let position = Position {
-            source: source_id(&envelope.host, &envelope.source.path),
+            source: source_id(&envelope.host, &envelope.source.path, envelope.source.file.as_deref()),
             offset: envelope.source.offset,
         };
         tracker.observe(&envelope.hierarchy, site, &envelope.record, Some(position));
@@ -181,10 +181,12 @@ impl Batch {
     }
 }
 
-/// Identifies a record's source file across hosts (FNV-1a of host and path).
-pub fn source_id(host: &str, path: &str) -> u64 {
+/// Identifies a record's source file across hosts and rollovers (FNV-1a of host, path and the
+/// file's identity).
+pub fn source_id(host: &str, path: &str, file: Option<&str>) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in host.bytes().chain([0]).chain(path.bytes()) {
+    let file = file.unwrap_or("").bytes();
+    for b in host.bytes().chain([0]).chain(path.bytes()).chain([0]).chain(file) {
         hash ^= u64::from(b);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }

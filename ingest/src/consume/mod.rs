@@ -11,25 +11,23 @@
 pub mod batch;
 pub mod influx;
 pub mod state;
+mod tracking;
 
 use std::time::Duration;
 
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use thiserror::Error;
 
-use std::collections::BTreeSet;
-
 use self::batch::{Batch, Origin};
 use self::influx::{CreateError, InfluxWriter, WriteError};
-use self::state::{state_key, StateStore};
+use self::state::StateStore;
 use crate::config::{ConsumeSettings, InfluxSettings, KafkaSettings, Settings};
 use crate::kafka::{client_config, PRODUCER_DEFAULTS};
 use crate::shutdown::Shutdown;
-use crate::track::points::write_site_state;
-use crate::track::{SiteKey, Tracker, TrackerConfig};
+use crate::track::TrackerConfig;
 
 /// What the consumer needs, validated.
 #[derive(Debug, Clone)]
@@ -79,7 +77,8 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ConsumeError>
     let kafka = &config.kafka;
     let mut consumer_config = client_config(kafka, CONSUMER_DEFAULTS);
     consumer_config.set("group.id", &kafka.group_id);
-    let consumer: StreamConsumer = consumer_config.create()?;
+    let watch = tracking::RebalanceWatch::default();
+    let consumer: tracking::WatchedConsumer = consumer_config.create_with_context(watch.clone())?;
     let dead_letters: FutureProducer = client_config(kafka, PRODUCER_DEFAULTS).create()?;
     let writer = InfluxWriter::new(&config.influxdb)?;
     crate::kafka::ensure_topics(kafka, &[&kafka.topic, &kafka.dead_letter_topic]).await;
@@ -88,7 +87,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ConsumeError>
         // The database may exist already (created by an admin); writing will tell.
         tracing::warn!("{e}");
     }
-    let mut tracking = Tracking::new(config.track.clone(), StateStore::open(kafka)?);
+    let mut tracking = tracking::Tracking::new(config.track.clone(), StateStore::open(kafka)?);
     if !tracking.restore_all(&shutdown).await {
         return Ok(());
     }
@@ -98,10 +97,12 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ConsumeError>
     let mut totals = (0usize, 0usize, 0usize);
     let mut next_heartbeat = tokio::time::Instant::now() + config.consume.heartbeat;
     while !shutdown.is_cancelled() {
-        let Some(messages) = next_messages(&consumer, &config, &shutdown, next_heartbeat).await else {
+        let Some(mut messages) = next_messages(&consumer, &config, &shutdown, next_heartbeat).await else {
             break;
         };
-        if !tracking.follow_assignment(&consumer, &kafka.topic, &messages, &shutdown).await {
+        // Rebalances happen while messages are gathered (librdkafka serves them in `recv`).
+        let rebalanced = watch.take();
+        if !tracking.follow_assignment(&consumer, &kafka.topic, rebalanced, &mut messages, &shutdown).await {
             break;
         }
         let mut batch = Batch::default();
@@ -141,151 +142,9 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ConsumeError>
     Ok(())
 }
 
-/// The tracker, its saved state, and which sites this consumer owns.
-struct Tracking {
-    tracker: Tracker,
-    store: StateStore,
-    /// Partitions of the records topic assigned at the last look.
-    assigned: BTreeSet<i32>,
-    /// Sites whose state here is authoritative (restored when their partition came, or fed since).
-    owned: BTreeSet<SiteKey>,
-}
-
-impl Tracking {
-    fn new(config: TrackerConfig, store: StateStore) -> Self {
-        Tracking { tracker: Tracker::new(config), store, assigned: BTreeSet::new(), owned: BTreeSet::new() }
-    }
-
-    /// Reads the whole state topic and restores every site. `false` on shutdown.
-    async fn restore_all(&mut self, shutdown: &Shutdown) -> bool {
-        if !self.catch_up(shutdown).await {
-            return false;
-        }
-        for state in self.store.states() {
-            self.tracker.restore(state.clone());
-        }
-        true
-    }
-
-    /// Reads the state topic to its end, retrying while Kafka is unavailable.
-    async fn catch_up(&mut self, shutdown: &Shutdown) -> bool {
-        let mut delay = RETRY_MIN;
-        loop {
-            match self.store.catch_up(shutdown).await {
-                Ok(()) => return !shutdown.is_cancelled(),
-                Err(e) => tracing::warn!("tracker state topic: {e}; retrying in {delay:?}"),
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return false,
-                _ = tokio::time::sleep(delay) => {}
-            }
-            delay = (delay * 2).min(RETRY_MAX);
-        }
-    }
-
-    /// Before applying `messages`: when partitions came or went, or a site arrives that this
-    /// consumer did not own, read the state topic and restore those sites from it (the previous
-    /// owner saved them before committing). `false` on shutdown.
-    async fn follow_assignment(
-        &mut self,
-        consumer: &StreamConsumer,
-        topic: &str,
-        messages: &[Received],
-        shutdown: &Shutdown,
-    ) -> bool {
-        let assigned: BTreeSet<i32> = consumer
-            .assignment()
-            .map(|list| list.elements_for_topic(topic).iter().map(|e| e.partition()).collect())
-            .unwrap_or_default();
-        let arriving: BTreeSet<SiteKey> = messages
-            .iter()
-            .filter_map(|m| m.key.as_deref())
-            .filter_map(|k| std::str::from_utf8(k).ok())
-            .filter_map(|k| k.rsplit_once('/'))
-            .map(|(h, s)| (h.to_owned(), s.to_owned()))
-            .filter(|key| !self.owned.contains(key))
-            .collect();
-        if assigned == self.assigned && arriving.is_empty() {
-            return true;
-        }
-        if !self.catch_up(shutdown).await {
-            return false;
-        }
-        let gained: BTreeSet<i32> = assigned.difference(&self.assigned).copied().collect();
-        let restore: Vec<_> = self
-            .store
-            .states()
-            .filter(|s| {
-                let key = (s.hierarchy.clone(), s.site.clone());
-                !self.owned.contains(&key)
-                    && (s.partition.is_some_and(|p| gained.contains(&p)) || arriving.contains(&key))
-            })
-            .cloned()
-            .collect();
-        if !gained.is_empty() || !restore.is_empty() {
-            tracing::info!(partitions = ?gained, sites = restore.len(), "assignment changed: restored the tracker state of the sites");
-        }
-        for state in restore {
-            self.owned.insert((state.hierarchy.clone(), state.site.clone()));
-            self.tracker.restore(state);
-        }
-        self.owned.extend(arriving);
-        let tracker = &self.tracker;
-        self.owned.retain(|(h, s)| {
-            tracker.site(h, s).and_then(|st| st.partition).map_or(true, |p| assigned.contains(&p))
-        });
-        self.assigned = assigned;
-        true
-    }
-
-    /// Writes a `site_sync_state` point for every site of this consumer's partitions (one try:
-    /// the next heartbeat comes soon), after refreshing the sites other consumers own (parents
-    /// of ours, for the lag).
-    async fn heartbeat(&mut self, writer: &InfluxWriter, consume: &ConsumeSettings, shutdown: &Shutdown) {
-        if !self.catch_up(shutdown).await {
-            return;
-        }
-        let foreign: Vec<_> = self
-            .store
-            .states()
-            .filter(|s| !self.owned.contains(&(s.hierarchy.clone(), s.site.clone())))
-            .cloned()
-            .collect();
-        for state in foreign {
-            if !state.partition.is_some_and(|p| self.assigned.contains(&p)) {
-                self.tracker.restore(state);
-            }
-        }
-        let now = chrono::Utc::now();
-        let period = consume.heartbeat.as_secs().max(1) as i64;
-        let at = chrono::DateTime::from_timestamp(now.timestamp() / period * period, 0).unwrap_or(now);
-        let mut body = String::new();
-        let mut sites = 0;
-        for view in self.tracker.views(now) {
-            let state = self.tracker.site(&view.hierarchy, &view.site);
-            if !state.and_then(|s| s.partition).is_some_and(|p| self.assigned.contains(&p)) {
-                continue;
-            }
-            match write_site_state(&view, at, &mut body) {
-                Ok(()) => sites += 1,
-                Err(e) => {
-                    tracing::warn!(site = %state_key(&view.hierarchy, &view.site), "site_sync_state: {e}")
-                }
-            }
-        }
-        if sites == 0 {
-            return;
-        }
-        match writer.write(&body).await {
-            Ok(()) => tracing::debug!(sites, "heartbeat written"),
-            Err(e) => tracing::warn!(sites, "heartbeat not written ({e}); the next one follows"),
-        }
-    }
-}
-
 /// A message as received, owned, before it is decoded.
 #[derive(Debug)]
-struct Received {
+pub(crate) struct Received {
     origin: Origin,
     key: Option<Vec<u8>>,
     payload: Option<Vec<u8>>,
@@ -294,7 +153,7 @@ struct Received {
 /// Waits for a first message, then gathers more for up to `batch_linger` or `batch_max_points`
 /// messages; returns early (possibly with none) at `heartbeat`. `None` on shutdown.
 async fn next_messages(
-    consumer: &StreamConsumer,
+    consumer: &tracking::WatchedConsumer,
     config: &Config,
     shutdown: &Shutdown,
     heartbeat: tokio::time::Instant,
@@ -423,7 +282,7 @@ async fn send_dead_letters(
 
 /// Commits the batch's offsets. A failed commit (typically a rebalance that moved the partition)
 /// is logged: the new owner re-reads those messages and the idempotent writes absorb them.
-fn commit(consumer: &StreamConsumer, batch: &Batch) {
+fn commit(consumer: &tracking::WatchedConsumer, batch: &Batch) {
     let mut offsets = TopicPartitionList::new();
     for (topic, partition, next) in batch.next_offsets() {
         if let Err(e) = offsets.add_partition_offset(topic, partition, Offset::Offset(next)) {

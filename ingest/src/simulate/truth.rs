@@ -198,10 +198,8 @@ fn expected_alerts(facts: &[SiteFacts<'_>], config: &TrackerConfig, c: DateTime<
             .filter(|(r, t)| r.outcome == Outcome::Failed && last_success.map_or(true, |s| *t > s))
             .map(|(_, t)| *t)
             .min();
-        if let (Some((run, _)), Some(since)) = (last_finished, failing_since) {
-            if run.outcome == Outcome::Failed {
-                push(AlertKind::Failed, since);
-            }
+        if let Some(since) = failing_since {
+            push(AlertKind::Failed, since);
         }
         // missing_success
         let due = last_success.unwrap_or(first) + config.expected_interval;
@@ -229,8 +227,10 @@ fn expected_alerts(facts: &[SiteFacts<'_>], config: &TrackerConfig, c: DateTime<
                 let mine = versions(f, c).last().map(|(v, _)| *v);
                 let behind = versions(parent, c)
                     .into_iter()
-                    .find(|(v, _)| mine.map_or(true, |m| *v > m))
-                    .filter(|(_, t)| mine.is_some() || first <= *t)
+                    .find(|(v, t)| match mine {
+                        Some(m) => *v > m,
+                        None => first <= *t,
+                    })
                     .map(|(_, t)| t);
                 if let Some(since) = behind.map(|t| t + config.child_lag_grace).filter(|due| c > *due) {
                     push(AlertKind::ChildLag, since);

@@ -117,24 +117,24 @@ pub fn site_alerts(site: &SiteState, config: &TrackerConfig, now: DateTime<Utc>)
         }
     }
 
-    if let (Some(since), Some((run, _))) = (site.failing_since, site.last_finished.as_ref()) {
-        if run.outcome == Outcome::Failed {
-            let failure = run.failure.clone().unwrap_or_default();
-            alert(
-                AlertKind::Failed,
-                since,
-                format!(
-                    "{} failed run(s) since {}; last at {}: {}{}{}{}",
-                    site.consecutive_failures,
-                    ts(since),
-                    ts(run.end.unwrap_or(run.start)),
-                    failure.message,
-                    failure.source.map(|s| format!(" (source {s})")).unwrap_or_default(),
-                    failure.hresult.map(|h| format!(" [{h}]")).unwrap_or_default(),
-                    run.retry_in_minutes.map(|m| format!("; retry in {m} min")).unwrap_or_default(),
-                ),
-            );
-        }
+    // Failures since the last success, whatever came after them (an abandoned retry does not
+    // clear it; only a success does).
+    if let (Some(since), Some(run)) = (site.failing_since, site.last_failure.as_ref()) {
+        let failure = run.failure.clone().unwrap_or_default();
+        alert(
+            AlertKind::Failed,
+            since,
+            format!(
+                "{} failed run(s) since {}; last at {}: {}{}{}{}",
+                site.consecutive_failures,
+                ts(since),
+                ts(run.end.unwrap_or(run.start)),
+                failure.message,
+                failure.source.map(|s| format!(" (source {s})")).unwrap_or_default(),
+                failure.hresult.map(|h| format!(" [{h}]")).unwrap_or_default(),
+                run.retry_in_minutes.map(|m| format!("; retry in {m} min")).unwrap_or_default(),
+            ),
+        );
     }
 
     let interval = config.expected_interval_for(&site.hierarchy, &site.site);
@@ -228,9 +228,12 @@ pub fn lag(child: &SiteState, parent: &SiteState, now: DateTime<Utc>) -> Lag {
         .versions
         .iter()
         .take_while(|(_, t)| *t <= now)
-        .find(|(v, _)| version.map_or(true, |c| *v > c))
-        // Without a version of its own, a child lags only from when its records begin.
-        .filter(|(_, t)| version.is_some() || child.first_seen.is_some_and(|f| f <= *t))
+        // Without a version of its own, a child lags from the first parent version after its
+        // records begin.
+        .find(|(v, t)| match version {
+            Some(c) => *v > c,
+            None => child.first_seen.is_some_and(|f| f <= *t),
+        })
         .map(|(_, t)| *t);
     Lag { parent: parent.site.clone(), parent_version, version, behind_since }
 }

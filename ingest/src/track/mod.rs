@@ -200,9 +200,13 @@ impl Tracker {
         }
     }
 
-    /// Takes over the sites and runs of another tracker (sites analysed apart).
+    /// Takes over the sites and runs of another tracker that tracked other sites (analysed
+    /// apart). A site both know keeps this tracker's state.
     pub fn absorb(&mut self, other: Tracker) {
-        self.sites.extend(other.sites);
+        for (key, state) in other.sites {
+            debug_assert!(!self.sites.contains_key(&key), "site {key:?} tracked twice");
+            self.sites.entry(key).or_insert(state);
+        }
         self.ended.extend(other.ended);
         self.changed.extend(other.changed);
     }

@@ -40,6 +40,9 @@ struct Pending {
     trigger: Option<RunTrigger>,
     full: bool,
     parent: Option<String>,
+    /// When the wake-up or request came (where a run whose start line is missing began).
+    #[serde(default)]
+    since: Option<DateTime<Utc>>,
 }
 
 /// Everything the tracker knows about one site.
@@ -69,6 +72,12 @@ pub struct SiteState {
     pub last_seen: Option<DateTime<Utc>>,
     /// Per source, the last position applied (duplicates are at or before it).
     watermarks: BTreeMap<u64, (DateTime<Utc>, u64)>,
+    /// The current run has had its 6701 (a second one starts a new run).
+    #[serde(default)]
+    status_started: bool,
+    /// The latest failed run (the `failed` alert's detail while failures last).
+    #[serde(default)]
+    pub last_failure: Option<SyncRun>,
     /// Records skipped as duplicates.
     pub duplicates: u64,
     /// The Kafka partition of the site's records (the consumer that owns it reports it).
@@ -96,6 +105,8 @@ impl SiteState {
             first_seen: None,
             last_seen: None,
             watermarks: BTreeMap::new(),
+            status_started: false,
+            last_failure: None,
             duplicates: 0,
             partition: None,
         }
@@ -144,7 +155,7 @@ impl SiteState {
         match event {
             Event::SyncWakeup { reason } => {
                 self.trailing = false;
-                self.pending = Pending::default();
+                self.pending = Pending { since: Some(time), ..Pending::default() };
                 self.pending.trigger = match reason {
                     Wakeup::Schedule => Some(RunTrigger::Schedule),
                     Wakeup::InboxDrop | Wakeup::Polling => None,
@@ -153,6 +164,7 @@ impl SiteState {
             }
             Event::SyncRequestFile { trigger, parent, full, .. } => {
                 self.trailing = false;
+                self.pending.since.get_or_insert(time);
                 self.pending.trigger = Some(RunTrigger::from(*trigger));
                 self.pending.full |= full.unwrap_or(false);
                 if let Some(parent) = parent {
@@ -291,12 +303,20 @@ impl SiteState {
     }
 
     /// Moves the source's watermark forward; false for a record at or before it (a duplicate).
+    ///
+    /// A source is one file (its identity, not only its path), so the offset alone orders its
+    /// records, even when the clock steps back. The time also counts for sources without a file
+    /// identity (older collectors): their path restarts at offset 0 after a rollover, with later
+    /// times. The mark is the highest time and offset applied; a record at or below both is one
+    /// already applied.
     fn advance_watermark(&mut self, at: Position, time: DateTime<Utc>) -> bool {
-        let mark = self.watermarks.entry(at.source).or_insert((DateTime::<Utc>::MIN_UTC, 0));
-        // A file that rolled over restarts its offsets but not its clock.
-        let newer = time > mark.0 || time == mark.0 && at.offset > mark.1;
+        let Some(mark) = self.watermarks.get_mut(&at.source) else {
+            self.watermarks.insert(at.source, (time, at.offset));
+            return true;
+        };
+        let newer = at.offset > mark.1 || time > mark.0;
         if newer {
-            *mark = (time, at.offset);
+            *mark = (mark.0.max(time), at.offset);
         }
         newer
     }
@@ -309,6 +329,9 @@ impl SiteState {
                 {
                     // Records after the outcome complete the finished run too.
                     finished.clone_from(run);
+                }
+                if let Some(failed) = self.last_failure.as_mut().filter(|f| f.start == run.start) {
+                    failed.clone_from(run);
                 }
                 true
             }
@@ -329,11 +352,20 @@ impl SiteState {
     fn start(&mut self, time: DateTime<Utc>, from_status: bool) -> Observed {
         let mut observed = Observed::default();
         if let Some(run) = &self.run {
-            let same = run.outcome == Outcome::Running
-                && (from_status || run.updates_synchronized == 0 && run.phases.is_empty())
-                && (time - run.start).num_seconds().abs() <= START_SLACK_S;
+            let running = run.outcome == Outcome::Running;
+            // The run's first 6701 belongs to it however late it comes (a slow SCF read); a
+            // repeated `Starting Sync` right after the first, before any work, too.
+            let same = if from_status {
+                running && !self.status_started
+            } else {
+                running
+                    && run.updates_synchronized == 0
+                    && run.phases.is_empty()
+                    && (time - run.start).num_seconds().abs() <= START_SLACK_S
+            };
             if same {
-                return observed; // 6701 right after `Starting Sync`
+                self.status_started |= from_status;
+                return observed;
             }
         }
         if let Some(mut old) = self.run.take() {
@@ -352,6 +384,31 @@ impl SiteState {
         run.retries = self.consecutive_failures;
         self.run = Some(run);
         self.trailing = false;
+        self.status_started = from_status;
+        observed.changed = true;
+        observed
+    }
+
+    /// An outcome with no run to end: the run began before the records read (or its start
+    /// line is missing). It starts at the first record read, or at the last wake-up.
+    fn start_unseen(&mut self, time: DateTime<Utc>) -> Observed {
+        let needed = match &self.run {
+            None => true,
+            Some(run) => run.outcome != Outcome::Running && !self.trailing,
+        };
+        if !needed {
+            return Observed::default();
+        }
+        let start = match (&self.run, self.pending.since) {
+            (None, _) => self.first_seen.unwrap_or(time),
+            (Some(_), Some(since)) => since,
+            (Some(_), None) => time,
+        };
+        let mut observed = self.start(start.min(time), false);
+        self.status_started = true;
+        if let Some(run) = self.run.as_mut() {
+            run.last_event = time;
+        }
         observed.changed = true;
         observed
     }
@@ -372,7 +429,8 @@ impl SiteState {
     }
 
     fn succeed(&mut self, time: DateTime<Utc>) -> Observed {
-        let Some(run) = self.run.as_mut() else { return Observed::default() };
+        let started = self.start_unseen(time);
+        let Some(run) = self.run.as_mut() else { return started };
         if run.outcome != Outcome::Running {
             return Observed::default(); // the second line of the same outcome
         }
@@ -394,7 +452,7 @@ impl SiteState {
             self.reached(v, time);
         }
         self.last_finished = Some((finished, median_before));
-        Observed { ended: None, changed: true }
+        Observed { ended: started.ended, changed: true }
     }
 
     /// The logged `Sync time` replaces the duration measured from the records.
@@ -405,7 +463,8 @@ impl SiteState {
     }
 
     fn fail(&mut self, time: DateTime<Utc>, failure: Failure) -> Observed {
-        let Some(run) = self.run.as_mut() else { return Observed::default() };
+        let started = self.start_unseen(time);
+        let Some(run) = self.run.as_mut() else { return started };
         let first = run.outcome == Outcome::Running;
         if !(first || self.trailing && run.outcome == Outcome::Failed) {
             return Observed::default();
@@ -427,8 +486,9 @@ impl SiteState {
             self.consecutive_failures += 1;
         }
         let finished = run.clone();
+        self.last_failure = Some(finished.clone());
         self.last_finished = Some((finished, median(self.durations.iter().copied())));
-        Observed { ended: None, changed: true }
+        Observed { ended: started.ended, changed: true }
     }
 
     fn set_version(&mut self, time: DateTime<Utc>, version: u64) {

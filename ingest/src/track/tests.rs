@@ -317,3 +317,172 @@ fn state_persisted_mid_run_continues_the_same_run() {
     resumed.duplicates = 0;
     assert_eq!(resumed, whole);
 }
+
+// Cases from a review of the tracker: each failed before its fix.
+
+#[test]
+fn a_late_6701_stays_in_its_run() {
+    // `Starting Sync`, SUP list, then 6701 three minutes later (a slow SCF read): one run.
+    let log = [
+        line("Wakeup for scheduled regular sync", "03-01-2024 10:00:00.000", 0),
+        line("Starting Sync", "03-01-2024 10:00:00.000", 0),
+        line("Performing sync on regular schedule", "03-01-2024 10:00:00.010", 0),
+        line("Read SUPs from SCF for cs1.contoso.com", "03-01-2024 10:00:00.300", 0),
+        statmsg(6701, "CS1", "03-01-2024 10:03:00.000", 0, "", "", ""),
+        statmsg(6702, "CS1", "03-01-2024 10:10:00.000", 0, "", "", ""),
+        // The next run's 6701 without its `Starting Sync`: a new run.
+        statmsg(6701, "CS1", "03-02-2024 10:00:00.000", 0, "", "", ""),
+    ]
+    .concat();
+    let runs = tracker_with(&log).take_runs();
+    let summary: Vec<_> = runs.iter().map(|r| (r.start, r.outcome, r.trigger)).collect();
+    assert_eq!(
+        summary,
+        vec![
+            (utc("2024-03-01 10:00:00"), Outcome::Succeeded, RunTrigger::Schedule),
+            (utc("2024-03-02 10:00:00"), Outcome::Running, RunTrigger::Unknown)
+        ]
+    );
+}
+
+#[test]
+fn a_child_without_version_lags_behind_a_parent_version_reached_after_its_records_begin() {
+    let parent = [
+        good_run("CS1", "03-01-2024", "01:00:00", "01:10:00", 40),
+        line("Sending sync notification to child site(s): PS1", "03-01-2024 01:10:01.000", 0),
+        good_run("CS1", "03-03-2024", "01:00:00", "01:10:00", 41),
+    ]
+    .concat();
+    let child = [
+        line("Wakeup for a polling cycle", "03-02-2024 05:00:00.000", 0),
+        line("Wakeup for a polling cycle", "03-04-2024 05:00:00.000", 0),
+    ]
+    .concat();
+    let mut t = Tracker::new(TrackerConfig::default());
+    feed(&mut t, "h", "CS1", parent.as_bytes(), 1);
+    feed(&mut t, "h", "PS1", child.as_bytes(), 2);
+    let lag =
+        t.alerts(utc("2024-03-04 05:00:00")).into_iter().find(|a| a.kind == AlertKind::ChildLag).unwrap();
+    assert_eq!((lag.site.as_str(), lag.since), ("PS1", utc("2024-03-03 03:10:00")));
+}
+
+#[test]
+fn a_rolled_file_is_a_new_source_and_loses_nothing_in_the_same_millisecond() {
+    let old = [
+        line("Starting Sync", "03-01-2024 10:00:00.000", 0),
+        statmsg(6702, "CS1", "03-01-2024 10:05:00.000", 0, "", "", ""),
+    ]
+    .concat();
+    let new = [
+        line(
+            "Updated 130 items in SMS database, new update source content version is 34",
+            "03-01-2024 10:05:00.000",
+            0,
+        ),
+        line("Sync time: 0d00h05m00s", "03-01-2024 10:05:00.000", 0),
+    ]
+    .concat();
+    let mut t = Tracker::new(TrackerConfig::default());
+    feed(&mut t, "h", "CS1", old.as_bytes(), 7);
+    feed(&mut t, "h", "CS1", new.as_bytes(), 8); // the collector's file identity changed
+    let s = t.site("h", "CS1").unwrap();
+    assert_eq!((s.duplicates, s.content_version), (0, Some(34)));
+    // Without a file identity (one source for the path), a later time still tells a new record.
+    let later = line("Wakeup for a polling cycle", "03-01-2024 11:00:00.000", 0);
+    feed(&mut t, "h", "CS1", later.as_bytes(), 8);
+    assert_eq!(t.site("h", "CS1").unwrap().duplicates, 0);
+}
+
+#[test]
+fn a_clock_stepped_back_inside_a_file_drops_nothing() {
+    let log = [
+        line("Starting Sync", "03-01-2024 10:00:00.000", 0),
+        line("Synchronizing WSUS server a ...", "03-01-2024 10:03:00.000", 0),
+        statmsg(6702, "CS1", "03-01-2024 10:01:30.000", 0, "", "", ""),
+    ]
+    .concat();
+    let t = tracker_with(&log);
+    let s = t.site("h", "CS1").unwrap();
+    assert_eq!((s.duplicates, s.run.as_ref().unwrap().outcome), (0, Outcome::Succeeded));
+}
+
+#[test]
+fn an_outcome_of_a_run_begun_before_the_first_record_is_a_run() {
+    let log = [
+        line(
+            "sync: SMS synchronizing updates, processed 5 out of 5 items (100%)",
+            "03-01-2024 10:04:00.000",
+            0,
+        ),
+        statmsg(6702, "CS1", "03-01-2024 10:05:00.000", 0, "", "", ""),
+        line("Sync time: 0d00h05m00s", "03-01-2024 10:05:00.030", 0),
+        // A failure after a wake-up whose start line is missing: a run from the wake-up.
+        line("Wakeup for scheduled regular sync", "03-02-2024 10:00:00.000", 0),
+        line("Sync failed: boom. Source: x", "03-02-2024 10:01:00.000", 0),
+    ]
+    .concat();
+    let mut t = tracker_with(&log);
+    let runs: Vec<_> =
+        t.take_runs().into_iter().map(|r| (r.start, r.outcome, r.trigger, r.duration_s)).collect();
+    assert_eq!(
+        runs,
+        vec![
+            (utc("2024-03-01 10:04:00"), Outcome::Succeeded, RunTrigger::Unknown, Some(300.0)),
+            (utc("2024-03-02 10:00:00"), Outcome::Failed, RunTrigger::Schedule, Some(60.0)),
+        ]
+    );
+    assert_eq!(t.site("h", "CS1").unwrap().last_success, Some(utc("2024-03-01 10:05:00")));
+    assert!(t.alerts(utc("2024-03-02 10:30:00")).iter().any(|a| a.kind == AlertKind::Failed));
+}
+
+#[test]
+fn failed_lasts_until_a_success_even_past_an_abandoned_retry() {
+    let log = [
+        line("Starting Sync", "03-01-2024 10:00:00.000", 0),
+        line("Sync failed: boom. Source: x", "03-01-2024 10:00:05.000", 0),
+        line("Sync failed. Will retry in 60 minutes", "03-01-2024 10:00:05.010", 0),
+        line("Wakeup for a polling cycle", "03-01-2024 11:00:05.000", 0),
+        line("Starting Sync", "03-01-2024 11:00:05.000", 0),
+        line("Performing sync on retry schedule", "03-01-2024 11:00:05.000", 0),
+        line("Wakeup for scheduled regular sync", "03-01-2024 12:00:00.000", 0),
+        line("Starting Sync", "03-01-2024 12:00:00.000", 0),
+    ]
+    .concat();
+    let t = tracker_with(&log);
+    let failed =
+        t.alerts(utc("2024-03-01 12:30:00")).into_iter().find(|a| a.kind == AlertKind::Failed).unwrap();
+    assert_eq!(failed.since, utc("2024-03-01 10:00:05"));
+    assert!(failed.detail.contains("boom") && failed.detail.contains("retry in 60 min"), "{}", failed.detail);
+}
+
+#[test]
+fn other_components_and_two_runs_in_one_second() {
+    let log = [
+        line("Wakeup for scheduled regular sync", "03-01-2024 10:00:00.000", 0),
+        line("Performing sync on regular schedule", "03-01-2024 10:00:00.010", 0),
+        statmsg(6701, "CS1", "03-01-2024 10:00:01.400", 0, "", "", ""),
+        line(
+            "STATMSG: ID=6703 SEV=E LEV=M SOURCE=\"SMS Server\" COMP=\"SMS_DATABASE_NOTIFICATION_MONITOR\" SYS=X SITE=CS1 PID=1 TID=1 ISTR0=\"\" ISTR1=\"\" ISTR2=\"\" ISTR3=\"\" ISTR4=\"\" ISTR5=\"\" ISTR6=\"\" ISTR7=\"\" ISTR8=\"\" ISTR9=\"\" NUMATTRS=0",
+            "03-01-2024 10:00:02.000",
+            0,
+        ),
+        statmsg(6702, "CS1", "03-01-2024 10:05:00.000", 0, "", "", ""),
+        line("Sync time: 0d00h04m59s", "03-01-2024 10:05:00.030", 0),
+        line("Starting Sync", "03-01-2024 11:00:00.100", 0),
+        line("Sync failed: WSUS server not configured. Please refer to WCM.log for configuration error details.. Source: CWSyncMgr::DoSync", "03-01-2024 11:00:00.200", 0),
+        line("Wakeup by inbox drop", "03-01-2024 11:00:00.500", 0),
+        line("Found local sync request file", "03-01-2024 11:00:00.600", 0),
+        line("Starting Sync", "03-01-2024 11:00:00.700", 0),
+        statmsg(6701, "CS1", "03-01-2024 11:00:00.900", 0, "", "", ""),
+    ]
+    .concat();
+    let runs: Vec<_> = tracker_with(&log).take_runs().into_iter().map(|r| (r.outcome, r.trigger)).collect();
+    assert_eq!(
+        runs,
+        vec![
+            (Outcome::Succeeded, RunTrigger::Schedule),
+            (Outcome::Failed, RunTrigger::Unknown),
+            (Outcome::Running, RunTrigger::Manual)
+        ]
+    );
+}

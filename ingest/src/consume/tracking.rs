@@ -1,0 +1,253 @@
+//! The sync tracker inside the consumer: which sites this consumer owns (the sites of its
+//! partitions), restoring their state from the state topic when partitions come, and the
+//! heartbeat of `site_sync_state` points.
+//!
+//! Partitions move in rebalances. A [`RebalanceWatch`] (the consumer's context) records every
+//! revocation and assignment as librdkafka reports it, so that a partition that went and came
+//! back between two looks is not mistaken for one that stayed: its messages gathered before the
+//! revocation are dropped (they are the new owner's, or are re-read from the committed offset),
+//! and its sites are restored from the state their last owner saved.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::influx::InfluxWriter;
+use super::state::{state_key, StateStore};
+use super::{Received, RETRY_MAX, RETRY_MIN};
+use crate::config::ConsumeSettings;
+use crate::shutdown::Shutdown;
+use crate::track::points::write_site_state;
+use crate::track::{SiteKey, Tracker, TrackerConfig};
+
+/// The consumer's context: what rebalances did since the last [`RebalanceWatch::take`].
+#[derive(Debug, Default, Clone)]
+pub struct RebalanceWatch(Arc<Mutex<Rebalanced>>);
+
+#[derive(Debug, Default)]
+pub struct Rebalanced {
+    /// Partitions revoked (whatever came after).
+    pub revoked: BTreeSet<i32>,
+    /// An assignment happened.
+    pub assigned: bool,
+}
+
+impl RebalanceWatch {
+    pub fn take(&self) -> Rebalanced {
+        self.0.lock().map(|mut r| std::mem::take(&mut *r)).unwrap_or_default()
+    }
+}
+
+impl ClientContext for RebalanceWatch {}
+
+impl ConsumerContext for RebalanceWatch {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Ok(mut r) = self.0.lock() {
+            match rebalance {
+                Rebalance::Revoke(list) => r.revoked.extend(list.elements().iter().map(|e| e.partition())),
+                Rebalance::Assign(_) => r.assigned = true,
+                Rebalance::Error(_) => {}
+            }
+        }
+    }
+}
+
+pub type WatchedConsumer = StreamConsumer<RebalanceWatch>;
+
+/// The tracker, its saved state, and which sites this consumer owns.
+pub(super) struct Tracking {
+    pub(super) tracker: Tracker,
+    pub(super) store: StateStore,
+    /// Partitions of the records topic assigned at the last look.
+    assigned: BTreeSet<i32>,
+    /// Sites whose state here is authoritative (restored when their partition came, or fed since).
+    owned: BTreeSet<SiteKey>,
+}
+
+impl Tracking {
+    pub(super) fn new(config: TrackerConfig, store: StateStore) -> Self {
+        Tracking { tracker: Tracker::new(config), store, assigned: BTreeSet::new(), owned: BTreeSet::new() }
+    }
+
+    /// Reads the whole state topic and restores every site. `false` on shutdown.
+    pub(super) async fn restore_all(&mut self, shutdown: &Shutdown) -> bool {
+        if !self.catch_up(shutdown).await {
+            return false;
+        }
+        for state in self.store.states() {
+            self.tracker.restore(state.clone());
+        }
+        true
+    }
+
+    /// Reads the state topic to its end, retrying while Kafka is unavailable.
+    async fn catch_up(&mut self, shutdown: &Shutdown) -> bool {
+        let mut delay = RETRY_MIN;
+        loop {
+            match self.store.catch_up(shutdown).await {
+                Ok(()) => return !shutdown.is_cancelled(),
+                Err(e) => tracing::warn!("tracker state topic: {e}; retrying in {delay:?}"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(RETRY_MAX);
+        }
+    }
+
+    /// Before applying `messages`: drops those of partitions revoked while they were gathered
+    /// (re-reading from the committed offset a partition that came back), and when partitions
+    /// came or went, or a site arrives that this consumer did not own, reads the state topic
+    /// and restores those sites from it (the previous owner saved them before committing).
+    /// `false` on shutdown.
+    pub(super) async fn follow_assignment(
+        &mut self,
+        consumer: &WatchedConsumer,
+        topic: &str,
+        rebalanced: Rebalanced,
+        messages: &mut Vec<Received>,
+        shutdown: &Shutdown,
+    ) -> bool {
+        let assigned: BTreeSet<i32> = consumer
+            .assignment()
+            .map(|list| list.elements_for_topic(topic).iter().map(|e| e.partition()).collect())
+            .unwrap_or_default();
+        if !rebalanced.revoked.is_empty() {
+            let before = messages.len();
+            messages.retain(|m| !rebalanced.revoked.contains(&m.origin.partition));
+            let back: Vec<i32> = rebalanced.revoked.intersection(&assigned).copied().collect();
+            rewind_to_committed(consumer, topic, &back);
+            let tracker = &self.tracker;
+            self.owned.retain(|(h, s)| {
+                tracker
+                    .site(h, s)
+                    .and_then(|st| st.partition)
+                    .map_or(true, |p| !rebalanced.revoked.contains(&p))
+            });
+            tracing::info!(revoked = ?rebalanced.revoked, came_back = ?back, dropped = before - messages.len(), "partitions revoked");
+        }
+        let arriving: BTreeSet<SiteKey> = messages
+            .iter()
+            .filter_map(|m| m.key.as_deref())
+            .filter_map(|k| std::str::from_utf8(k).ok())
+            .filter_map(|k| k.rsplit_once('/'))
+            .map(|(h, s)| (h.to_owned(), s.to_owned()))
+            .filter(|key| !self.owned.contains(key))
+            .collect();
+        let changed = assigned != self.assigned || rebalanced.assigned || !rebalanced.revoked.is_empty();
+        if !changed && arriving.is_empty() {
+            return true;
+        }
+        if !self.catch_up(shutdown).await {
+            return false;
+        }
+        // New partitions, and revoked ones that came back: their sites' saved state is newer.
+        let gained: BTreeSet<i32> = assigned
+            .iter()
+            .filter(|p| !self.assigned.contains(p) || rebalanced.revoked.contains(p))
+            .copied()
+            .collect();
+        let restore: Vec<_> = self
+            .store
+            .states()
+            .filter(|s| {
+                let key = (s.hierarchy.clone(), s.site.clone());
+                !self.owned.contains(&key)
+                    && (s.partition.is_some_and(|p| gained.contains(&p)) || arriving.contains(&key))
+            })
+            .cloned()
+            .collect();
+        if !gained.is_empty() || !restore.is_empty() {
+            tracing::info!(partitions = ?gained, sites = restore.len(), "assignment changed: restored the tracker state of the sites");
+        }
+        for state in restore {
+            self.owned.insert((state.hierarchy.clone(), state.site.clone()));
+            self.tracker.restore(state);
+        }
+        self.owned.extend(arriving);
+        let tracker = &self.tracker;
+        self.owned.retain(|(h, s)| {
+            tracker.site(h, s).and_then(|st| st.partition).map_or(true, |p| assigned.contains(&p))
+        });
+        self.assigned = assigned;
+        true
+    }
+
+    /// Writes a `site_sync_state` point for every site of this consumer's partitions (one try:
+    /// the next heartbeat comes soon), after refreshing the sites other consumers own (parents
+    /// of ours, for the lag).
+    pub(super) async fn heartbeat(
+        &mut self,
+        writer: &InfluxWriter,
+        consume: &ConsumeSettings,
+        shutdown: &Shutdown,
+    ) {
+        if !self.catch_up(shutdown).await {
+            return;
+        }
+        let foreign: Vec<_> = self
+            .store
+            .states()
+            .filter(|s| !self.owned.contains(&(s.hierarchy.clone(), s.site.clone())))
+            .cloned()
+            .collect();
+        for state in foreign {
+            if !state.partition.is_some_and(|p| self.assigned.contains(&p)) {
+                self.tracker.restore(state);
+            }
+        }
+        let now = chrono::Utc::now();
+        let period = consume.heartbeat.as_secs().max(1) as i64;
+        let at = chrono::DateTime::from_timestamp(now.timestamp() / period * period, 0).unwrap_or(now);
+        let mut body = String::new();
+        let mut sites = 0;
+        for view in self.tracker.views(now) {
+            let state = self.tracker.site(&view.hierarchy, &view.site);
+            if !state.and_then(|s| s.partition).is_some_and(|p| self.assigned.contains(&p)) {
+                continue;
+            }
+            match write_site_state(&view, at, &mut body) {
+                Ok(()) => sites += 1,
+                Err(e) => {
+                    tracing::warn!(site = %state_key(&view.hierarchy, &view.site), "site_sync_state: {e}")
+                }
+            }
+        }
+        if sites == 0 {
+            return;
+        }
+        match writer.write(&body).await {
+            Ok(()) => tracing::debug!(sites, "heartbeat written"),
+            Err(e) => tracing::warn!(sites, "heartbeat not written ({e}); the next one follows"),
+        }
+    }
+}
+
+/// Moves `partitions` back to their committed offsets (the beginning when none), so that the
+/// messages dropped for them are read again.
+fn rewind_to_committed(consumer: &WatchedConsumer, topic: &str, partitions: &[i32]) {
+    if partitions.is_empty() {
+        return;
+    }
+    let mut list = TopicPartitionList::new();
+    for &p in partitions {
+        list.add_partition(topic, p);
+    }
+    let timeout = std::time::Duration::from_secs(10);
+    let committed = tokio::task::block_in_place(|| consumer.committed_offsets(list, timeout));
+    for &p in partitions {
+        let offset = committed
+            .as_ref()
+            .ok()
+            .and_then(|c| c.find_partition(topic, p).map(|e| e.offset()))
+            .filter(|o| matches!(o, Offset::Offset(_)))
+            .unwrap_or(Offset::Beginning);
+        if let Err(e) = consumer.seek(topic, p, offset, timeout) {
+            tracing::warn!(partition = p, "cannot rewind to the committed offset ({e}); its messages come back with the next rebalance or restart");
+        }
+    }
+}
