@@ -1,7 +1,8 @@
 //! `statmsg simulate`: realistic WsyncMgr.log files of a whole hierarchy over days, with injected
 //! faults, and a truth file saying what happened and which alerts must be active when.
 //!
-//! The top site syncs on its schedule and notifies its children when it succeeds; children
+//! The top site syncs on its schedule (and on a console "Synchronize now" on day 1 of every ten,
+//! with its SMSProv.log and smsdbmon.log lines) and notifies its children when it succeeds; children
 //! (primaries, then their secondaries) sync on that notification, as the seed reference tells.
 //! Faults come in a ten-day cycle so that every kind shows in ten days and they do not overlap:
 //! day 2 a failure at the top (the retry succeeds), day 3 a lost child notification, day 4 a
@@ -110,10 +111,16 @@ pub struct Simulation {
     pub sites: Vec<SimSite>,
     /// Per site (same order as `sites`): lines in time order.
     pub lines: Vec<Vec<Line>>,
+    /// Per site: lines of other logs (SMSProv.log, smsdbmon.log: the trigger chain of a console
+    /// "Synchronize now"), as (file stem, component, time, message), in time order.
+    pub other: Vec<Vec<OtherLine>>,
     pub runs: Vec<TruthRun>,
     pub faults: Vec<Fault>,
     pub end: DateTime<Utc>,
 }
+
+/// A line of another component's log: (file stem, component, time, message).
+pub type OtherLine = (&'static str, &'static str, DateTime<Utc>, String);
 
 struct Request {
     at: DateTime<Utc>,
@@ -169,6 +176,7 @@ impl Simulation {
         let mut rng = Rng::new(config.seed);
         let end = config.start + Duration::days(i64::from(config.days));
         let mut lines: Vec<Vec<Line>> = vec![Vec::new(); sites.len()];
+        let mut other: Vec<Vec<OtherLine>> = vec![Vec::new(); sites.len()];
         let mut runs = Vec::new();
         let mut faults = Vec::new();
         let mut inbox: Vec<Vec<Request>> = (0..sites.len()).map(|_| Vec::new()).collect();
@@ -181,6 +189,11 @@ impl Simulation {
             let jitter = rng.below(u64::from(config.schedule_jitter_s)) as i64;
             inbox[0].push(Request { at: t + Duration::seconds(jitter), cause: Cause::Schedule });
             t += config.interval;
+        }
+        // "Synchronize now" in the console: day 1 of every cycle, 14:00.
+        for cycle in (0..config.days).step_by(10).filter(|d| d + 1 < config.days) {
+            let at = config.start + Duration::days(i64::from(cycle + 1)) + Duration::hours(14);
+            inbox[0].push(Request { at, cause: Cause::Manual { full: false } });
         }
         if config.faults {
             for cycle in (0..config.days).step_by(10).filter(|d| d + 7 < config.days) {
@@ -262,6 +275,9 @@ impl Simulation {
                     updates,
                 };
                 lines[i].extend(run_lines(&plan, &mut rng));
+                if cause == (Cause::Manual { full: false }) {
+                    other[i].extend(narrative::console_trigger(start, 47_000 + runs.len() as u64));
+                }
                 // A stalled run before this one is abandoned by it.
                 if let Some(prev) = last_run.map(|k| &mut runs[k]) {
                     let prev: &mut TruthRun = prev;
@@ -345,7 +361,7 @@ impl Simulation {
             site_lines.sort_by_key(|(t, _)| *t); // stable: a run's lines keep their order
         }
         runs.sort_by(|a, b| (&a.site, a.start).cmp(&(&b.site, b.start)));
-        Simulation { config, sites, lines, runs, faults, end }
+        Simulation { config, sites, lines, other, runs, faults, end }
     }
 
     /// Writes `<dir>/<hierarchy>/<SITE>/WsyncMgr*.log` and `<dir>/<hierarchy>/truth.json`;
@@ -372,6 +388,26 @@ impl Simulation {
             let (paths, bytes) = writer.finish()?;
             all.extend(paths);
             total += bytes;
+        }
+        for (site, lines) in self.sites.iter().zip(&self.other) {
+            for stem in ["SMSProv", "smsdbmon"] {
+                let mine: Vec<&OtherLine> = lines.iter().filter(|l| l.0 == stem).collect();
+                if mine.is_empty() {
+                    continue;
+                }
+                let dir = root.join(&site.site);
+                let mut writer =
+                    RollingWriter::new(&dir, stem, site.encoding, site.zone, self.config.roll_bytes, true);
+                let mut buf = String::new();
+                for (_, component, t, message) in mine {
+                    buf.clear();
+                    server_line(message, component, *t, site.zone, 5012, &mut buf);
+                    writer.append(&buf, *t);
+                }
+                let (paths, bytes) = writer.finish()?;
+                all.extend(paths);
+                total += bytes;
+            }
         }
         let truth = truth::Truth::of(self);
         let json = serde_json::to_string_pretty(&truth).map_err(std::io::Error::other)?;

@@ -208,3 +208,29 @@ pub fn run_lines(plan: &RunPlan<'_>, rng: &mut Rng) -> Vec<Line> {
     }
     out
 }
+
+/// The trigger chain of a console "Synchronize now" before the run it starts at `start`:
+/// SMSProv.log's `SyncNow`, then SMSDBMON's notification and `SELF.SYN` drop.
+pub fn console_trigger(start: DateTime<Utc>, id: u64) -> Vec<super::OtherLine> {
+    let ms = Duration::milliseconds;
+    vec![
+        (
+            "SMSProv",
+            "SMS Provider",
+            start - ms(3000),
+            "ExecMethodAsync : SMS_SoftwareUpdate::SyncNow".to_owned(),
+        ),
+        (
+            "smsdbmon",
+            "SMS_DATABASE_NOTIFICATION_MONITOR",
+            start - ms(2000),
+            format!("RCV: UPDATE on Update_SyncStatus for SyncNotif_WSyncMgr [SELF][{id}]"),
+        ),
+        (
+            "smsdbmon",
+            "SMS_DATABASE_NOTIFICATION_MONITOR",
+            start - ms(1500),
+            format!("SND: Dropped E:\\ConfigMgr\\inboxes\\WSyncMgr.box\\SELF.SYN [{id}]"),
+        ),
+    ]
+}
