@@ -170,7 +170,7 @@ struct Head {
 }
 
 /// Bytes of a file's start read to learn its first time and site.
-const HEAD_BYTES: usize = 64 << 10;
+const HEAD_BYTES: usize = 16 << 10;
 
 fn head_of(path: &Path) -> std::io::Result<Head> {
     use std::io::Read as _;
@@ -189,11 +189,13 @@ fn head_of(path: &Path) -> std::io::Result<Head> {
     Ok(head)
 }
 
-/// Reads one site's files and feeds their records, in time order, to the tracker. Files that
-/// follow each other in time (history, `.lo_`, `.log`) are streamed one after the other with
-/// records borrowed from the read buffer; files whose times interleave (several components'
-/// logs of one server) are merged record by record. Returns the records read and the newest
-/// record time.
+/// Reads one site's files and feeds their records, in time order, to the tracker.
+///
+/// The site's main log (the family of its largest file: `WsyncMgr.log`, `.lo_`, history files)
+/// is streamed file after file in the order of their first records, records borrowed from the
+/// read buffer. The other, small logs (SMSProv.log, smsdbmon.log) are read first, kept, and
+/// slipped into the stream at their times. When the main log's own files interleave in time,
+/// everything is merged record by record instead. Returns the records read and the newest time.
 fn analyze_site(
     group: &SiteFiles,
     config: &Config,
@@ -201,27 +203,43 @@ fn analyze_site(
     progress: &Progress,
 ) -> Result<(u64, Option<DateTime<Utc>>), AnalyzeError> {
     let (heads, site) = (&group.heads, group.site.as_str());
-    let mut order: Vec<usize> = (0..group.files.len()).collect();
-    order.sort_by_key(|&i| (heads[i].first.is_none(), heads[i].first, i));
-    if let Some(streamed) = stream_site(group, &order, heads, site, config, progress)? {
+    let sizes: Vec<u64> =
+        group.files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).collect();
+    let main_family = (0..group.files.len()).max_by_key(|&i| sizes[i]).map(|i| family(&group.files[i]));
+    let (mut main, side): (Vec<usize>, Vec<usize>) =
+        (0..group.files.len()).partition(|&i| Some(family(&group.files[i])) == main_family);
+    main.sort_by_key(|&i| (heads[i].first.is_none(), heads[i].first, i));
+    let (kept, side_records) = read_kept(group, &side, progress)?;
+    if let Some(streamed) = stream_site(group, &main, heads, site, config, kept, progress)? {
         tracker.absorb(streamed.0);
-        return Ok((streamed.1, streamed.2));
+        return Ok((streamed.1 + side_records, streamed.2));
     }
     merge_site(group, site, config, tracker, progress)
 }
 
-/// Streams the files in `order`; `None` when a file holds a record later than the next file's
-/// first one (their times interleave), so that the caller merges instead.
+/// A log's family: its file name up to the first `-` or `.` (`WsyncMgr` for `WsyncMgr.lo_` and
+/// `WsyncMgr-20240301-063000.log`), lower-cased.
+fn family(path: &Path) -> String {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    name.split(['-', '.']).next().unwrap_or_default().to_owned()
+}
+
+/// Streams the files in `order`, slipping the `side` records (sorted) in at their times;
+/// `None` when a file holds a record later than the next file's first one (their times
+/// interleave), so that the caller merges instead.
 fn stream_site(
     group: &SiteFiles,
     order: &[usize],
     heads: &[Head],
     site: &str,
     config: &Config,
+    side: Vec<Kept>,
     progress: &Progress,
 ) -> Result<Option<Partial>, AnalyzeError> {
     let mut local = Tracker::new(config.tracker.clone());
     let (mut records, mut newest) = (0u64, None);
+    let mut side = side.into_iter().filter(|k| config.now.map_or(true, |now| k.time <= now)).peekable();
+    let hierarchy = group.hierarchy.as_str();
     for (k, &i) in order.iter().enumerate() {
         let path = &group.files[i];
         let next_first = order.get(k + 1).and_then(|&j| heads[j].first);
@@ -236,8 +254,17 @@ fn stream_site(
             if interleaved || config.now.is_some_and(|now| time > now) {
                 return;
             }
-            last = Some(time);
-            local.observe(&group.hierarchy, site, record, Some(Position { source: i as u64, offset }));
+            while let Some(k) = side.next_if(|k| (k.time, k.file, k.offset) < (time, i, offset)) {
+                local.observe(
+                    hierarchy,
+                    site,
+                    &k.record,
+                    Some(Position { source: k.file as u64, offset: k.offset }),
+                );
+                last = last.max(Some(k.time));
+            }
+            last = last.max(Some(time));
+            local.observe(hierarchy, site, record, Some(Position { source: i as u64, offset }));
         })
         .map_err(|e| AnalyzeError::Io(path.clone(), e))?;
         if interleaved {
@@ -246,7 +273,35 @@ fn stream_site(
         newest = newest.max(last);
         progress.done.fetch_add(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0), Ordering::Relaxed);
     }
+    for k in side {
+        local.observe(hierarchy, site, &k.record, Some(Position { source: k.file as u64, offset: k.offset }));
+        newest = newest.max(Some(k.time));
+    }
     Ok(Some((local, records, newest)))
+}
+
+/// The records of `files` the tracker reads (owned), sorted by time, then file and offset; and
+/// how many records the files hold.
+fn read_kept(
+    group: &SiteFiles,
+    files: &[usize],
+    progress: &Progress,
+) -> Result<(Vec<Kept>, u64), AnalyzeError> {
+    let mut kept: Vec<Kept> = Vec::new();
+    let mut records = 0u64;
+    for &file in files {
+        let path = &group.files[file];
+        offline::read_file(path, |offset, record| {
+            records += 1;
+            if let Some(record) = keep(record) {
+                kept.push(Kept { time: record.time.unwrap_or_default(), file, offset, record });
+            }
+        })
+        .map_err(|e| AnalyzeError::Io(path.clone(), e))?;
+        progress.done.fetch_add(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0), Ordering::Relaxed);
+    }
+    kept.sort_by_key(|k| (k.time, k.file, k.offset));
+    Ok((kept, records))
 }
 
 /// Reads every file of the site, keeps the records the tracker reads (owned) and feeds them in
@@ -258,39 +313,16 @@ fn merge_site(
     tracker: &mut Tracker,
     progress: &Progress,
 ) -> Result<(u64, Option<DateTime<Utc>>), AnalyzeError> {
-    let mut kept: Vec<Kept> = Vec::new();
-    let mut records = 0u64;
-    for (file, path) in group.files.iter().enumerate() {
-        let (_, parts) = offline::parse_file(path, 1, Vec::new, |acc: &mut Vec<Kept>, offset, record| {
-            acc.extend(keep(record).map(|record| Kept {
-                time: record.time.unwrap_or_default(),
-                file,
-                offset,
-                record,
-            }));
-        })
-        .map_err(|e| AnalyzeError::Io(path.clone(), e))?;
-        for part in parts {
-            records += part.len() as u64;
-            kept.extend(part);
-        }
-        progress.done.fetch_add(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0), Ordering::Relaxed);
-    }
-    // The time decides, then file and offset; sorted by index, the records stay in place.
-    let mut order: Vec<(DateTime<Utc>, usize, u64, usize)> =
-        kept.iter().enumerate().map(|(i, k)| (k.time, k.file, k.offset, i)).collect();
-    order.sort_unstable();
+    let all: Vec<usize> = (0..group.files.len()).collect();
+    let (kept, records) = read_kept(group, &all, progress)?;
     let mut newest = None;
-    for (time, file, offset, i) in order {
-        if config.now.is_some_and(|now| time > now) {
-            continue;
-        }
-        newest = Some(time);
+    for k in kept.iter().filter(|k| config.now.map_or(true, |now| k.time <= now)) {
+        newest = Some(k.time);
         tracker.observe(
             &group.hierarchy,
             site,
-            &kept[i].record,
-            Some(Position { source: file as u64, offset }),
+            &k.record,
+            Some(Position { source: k.file as u64, offset: k.offset }),
         );
     }
     Ok((records, newest))

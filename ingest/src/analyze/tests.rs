@@ -101,14 +101,18 @@ fn streaming_files_in_time_order_equals_merging_them() {
     let cas = groups.iter().find(|g| g.site == "CAS").unwrap();
     assert!(cas.files.len() > 3, "rolled: {:?}", cas.files);
     let heads: Vec<Head> = cas.files.iter().map(|f| head_of(f).unwrap()).collect();
-    let mut order: Vec<usize> = (0..cas.files.len()).collect();
+    let (mut order, side): (Vec<usize>, Vec<usize>) =
+        (0..cas.files.len()).partition(|&i| family(&cas.files[i]) == "wsyncmgr");
+    assert_eq!(side.len(), 2, "SMSProv.log and smsdbmon.log: {:?}", cas.files);
     order.sort_by_key(|&i| (heads[i].first.is_none(), heads[i].first, i));
+    let (kept, _) = read_kept(cas, &side, &Progress::default()).unwrap();
     let (mut streamed, _, _) =
-        stream_site(cas, &order, &heads, "CAS", &config, &Progress::default()).unwrap().unwrap();
+        stream_site(cas, &order, &heads, "CAS", &config, kept, &Progress::default()).unwrap().unwrap();
     let mut merged = Tracker::new(TrackerConfig::default());
     merge_site(cas, "CAS", &config, &mut merged, &Progress::default()).unwrap();
     let runs = streamed.take_runs();
     assert!(runs.len() >= 6, "{}", runs.len());
+    assert!(runs.iter().any(|r| r.trigger == crate::track::RunTrigger::Manual));
     assert_eq!(runs, merged.take_runs());
     // Files whose times interleave cannot be streamed.
     let site = tempfile::tempdir().unwrap();
@@ -124,9 +128,10 @@ fn streaming_files_in_time_order_equals_merging_them() {
     let config = self::config(vec![site.path().into()], None);
     let groups = discover(&config).unwrap();
     let heads: Vec<Head> = groups[0].files.iter().map(|f| head_of(f).unwrap()).collect();
-    assert!(stream_site(&groups[0], &[0, 1], &heads, "X", &config, &Progress::default()).unwrap().is_none());
+    let streamed = stream_site(&groups[0], &[0, 1], &heads, "X", &config, Vec::new(), &Progress::default());
+    assert!(streamed.unwrap().is_none());
     let report = run(&config, &Progress::default()).unwrap();
-    assert_eq!(report.records, 3, "merged instead");
+    assert_eq!(report.records, 3, "b.log slipped into a.log's stream");
 }
 
 fn log_line(m: &str, t: &str) -> String {
@@ -192,4 +197,9 @@ fn merging_gives_the_same_alerts_as_streaming() {
     assert_eq!(kinds(&streamed).len(), 1, "missing_success 26 h after the first record");
     assert_eq!(kinds(&merged), kinds(&streamed));
     assert_eq!((streamed.records, merged.records), (2, 3));
+    // The same file as part of the main log's family: its times interleave, everything merges.
+    std::fs::rename(site.join("b.log"), site.join("a-20240301-000000.log")).unwrap();
+    let merged = run(&config(vec![site.clone()], Some(now)), &Progress::default()).unwrap();
+    assert_eq!(kinds(&merged), kinds(&streamed));
+    assert_eq!(family(Path::new("x/WsyncMgr-20240301-063000.log")), family(Path::new("WSYNCMGR.lo_")));
 }
