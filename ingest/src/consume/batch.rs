@@ -10,8 +10,8 @@ use serde::Serialize;
 use statmsg_schema::measurement::write_statmsg_point;
 use statmsg_schema::{Envelope, SCHEMA_VERSION};
 
-use crate::track::points::write_sync_run;
-use crate::track::{Position, SiteKey, SyncRun, Tracker};
+use crate::track::points::{write_propagation, write_sync_run};
+use crate::track::{Position, Propagation, SiteKey, SyncRun, Tracker};
 
 /// Where a message came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -128,6 +128,26 @@ impl Batch {
                 Err(e) => {
                     let json = serde_json::to_string(run).unwrap_or_default();
                     self.dead_letter(&format!("sync_run point: {e}"), origin, None, &json);
+                }
+            }
+        }
+    }
+
+    /// Appends `version_propagation` points (rows of child sites this batch touched).
+    pub fn add_propagation(&mut self, rows: &[Propagation]) {
+        for row in rows {
+            let key = (row.hierarchy.clone(), row.child.clone());
+            let origin = self.touched.get(&key).cloned().unwrap_or(Origin {
+                topic: String::new(),
+                partition: -1,
+                offset: -1,
+            });
+            let start = self.body.len();
+            match write_propagation(row, &mut self.body) {
+                Ok(()) => self.points.push((start..self.body.len(), origin)),
+                Err(e) => {
+                    let json = serde_json::to_string(row).unwrap_or_default();
+                    self.dead_letter(&format!("version_propagation point: {e}"), origin, None, &json);
                 }
             }
         }
@@ -267,5 +287,55 @@ mod tests {
         );
         assert_eq!(batch.touched_sites().collect::<Vec<_>>(), vec![&("h".to_owned(), "CS1".to_owned())]);
         assert_eq!(tracker.site("h", "CS1").and_then(|s| s.partition), Some(0));
+    }
+
+    #[test]
+    fn a_child_reaching_its_parents_version_becomes_a_propagation_point() {
+        use statmsg_schema::SourcePosition;
+        let envelope = |site: &str, offset: u64, message: &str, time: &str| {
+            let line = format!("{message}  $$<SMS_WSUS_SYNC_MANAGER><{time}+0><thread=1 (0x1)>");
+            let record = crate::parse::parse_line(&line).into_owned();
+            let env = Envelope {
+                schema: SCHEMA_VERSION,
+                hierarchy: "h".into(),
+                site: site.to_owned().into(),
+                host: site.to_lowercase().into(),
+                source: SourcePosition { path: "WsyncMgr.log".into(), offset, file: Some("1:2".into()) },
+                truncated: None,
+                record,
+            };
+            serde_json::to_vec(&env).unwrap()
+        };
+        let parent = [
+            ("Starting Sync", "03-01-2024 10:00:00.000"),
+            ("Set content version of update source {X} for site CAS to 34", "03-01-2024 10:05:00.000"),
+            ("Sync succeeded. Setting sync alert to canceled state on site CAS", "03-01-2024 10:05:01.000"),
+            ("Sending sync notification to child site(s): P01", "03-01-2024 10:05:02.000"),
+        ];
+        let child = [
+            ("Found parent sync notification file CAS.SYN.", "03-01-2024 10:06:00.000"),
+            ("Starting Sync", "03-01-2024 10:06:00.000"),
+            ("Set content version of update source {X} for site P01 to 34", "03-01-2024 10:09:00.000"),
+            ("Sync succeeded. Setting sync alert to canceled state on site P01", "03-01-2024 10:10:01.000"),
+        ];
+        let mut tracker = Tracker::new(crate::track::TrackerConfig::default());
+        let mut batch = Batch::default();
+        for (site, lines, partition) in [("CAS", &parent, 0), ("P01", &child, 1)] {
+            for (k, (m, t)) in lines.iter().enumerate() {
+                let payload = envelope(site, k as u64 * 100, m, t);
+                let origin = Origin { topic: "t".into(), partition, offset: k as i64 };
+                batch.add_tracked(origin, None, Some(&payload), Some(&mut tracker));
+            }
+        }
+        let child_state = tracker.site("h", "P01").unwrap();
+        let rows = tracker.recent_propagation(child_state, 3);
+        batch.add_propagation(&rows);
+        assert!(
+            batch.body().contains(
+                "version_propagation,hierarchy=h,parent=CAS,child=P01 version=34i,reached=true,child_reached_ms=1709287801000i,delay_s=300.0 1709287501000000000\n"
+            ),
+            "{}",
+            batch.body()
+        );
     }
 }

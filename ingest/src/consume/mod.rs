@@ -68,6 +68,9 @@ const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("partition.assignment.strategy", "cooperative-sticky"),
 ];
 
+/// Versions of a child's parent written with every batch that touches the child.
+const PROPAGATION_ROWS: usize = 3;
+
 /// Backoff between attempts while InfluxDB or Kafka is unavailable.
 const RETRY_MIN: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(30);
@@ -115,6 +118,13 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ConsumeError>
             );
         }
         batch.add_runs(&tracking.tracker.take_runs());
+        // The last versions each touched child got from its parent (rewritten, idempotent).
+        let rows: Vec<_> = batch
+            .touched_sites()
+            .filter_map(|(h, s)| tracking.tracker.site(h, s))
+            .flat_map(|child| tracking.tracker.recent_propagation(child, PROPAGATION_ROWS))
+            .collect();
+        batch.add_propagation(&rows);
         if !store(&writer, &mut batch, &shutdown).await? {
             break; // shutdown before InfluxDB acknowledged: commit nothing
         }

@@ -318,6 +318,13 @@ impl Tracker {
         })
     }
 
+    /// The last `n` versions of `child`'s parent, with when the child reached them.
+    pub fn recent_propagation(&self, child: &SiteState, n: usize) -> Vec<Propagation> {
+        let Some(parent) = self.parent_of(child) else { return Vec::new() };
+        let skip = parent.versions.len().saturating_sub(n);
+        propagation_rows(parent, child).skip(skip).collect()
+    }
+
     /// For each version a parent reached, when each of its children reached it.
     pub fn propagation(&self) -> Vec<Propagation> {
         let mut out = Vec::new();

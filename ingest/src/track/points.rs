@@ -6,15 +6,18 @@
 //! - `site_sync_state`: one point per site per heartbeat, at the heartbeat time (rounded down to
 //!   the heartbeat, so that a repeated write overwrites): how the site is doing at that moment,
 //!   with one 0/1 field per alert kind, so that alert rules never depend on absent data.
+//! - `version_propagation`: per parent content version and child, at the time the parent
+//!   reached it: when the child reached it and the delay (rewritten when the child does).
 
 use chrono::{DateTime, Utc};
 use statmsg_schema::event::Phase;
 use statmsg_schema::line_protocol::{LineProtocolError, PointBuilder};
 
-use super::{AlertKind, Outcome, SiteView, SyncRun};
+use super::{AlertKind, Outcome, Propagation, SiteView, SyncRun};
 
 pub const SYNC_RUN: &str = "sync_run";
 pub const SITE_SYNC_STATE: &str = "site_sync_state";
+pub const VERSION_PROPAGATION: &str = "version_propagation";
 
 fn nanos(t: DateTime<Utc>) -> Result<i64, LineProtocolError> {
     t.timestamp_nanos_opt().ok_or_else(|| LineProtocolError::TimestampOutOfRange(t.to_rfc3339()))
@@ -73,6 +76,24 @@ pub fn write_sync_run(run: &SyncRun, out: &mut String) -> Result<(), LineProtoco
     }
     if !run.children_notified.is_empty() {
         p = p.field_str("children_notified", &run.children_notified.join(","));
+    }
+    p.finish(at)
+}
+
+/// Appends the `version_propagation` point of `row`.
+pub fn write_propagation(row: &Propagation, out: &mut String) -> Result<(), LineProtocolError> {
+    let at = nanos(row.parent_reached)?;
+    let mut p = PointBuilder::new(out, VERSION_PROPAGATION)
+        .tag("hierarchy", &row.hierarchy)?
+        .tag("parent", &row.parent)?
+        .tag("child", &row.child)?
+        .field_int("version", row.version as i64)
+        .field_bool("reached", row.child_reached.is_some());
+    if let Some(t) = row.child_reached {
+        p = p.field_int("child_reached_ms", t.timestamp_millis());
+    }
+    if let Some(d) = row.delay_s {
+        p = p.field_float("delay_s", d);
     }
     p.finish(at)
 }
@@ -192,5 +213,25 @@ mod tests {
         ] {
             assert!(out.contains(field), "{field} in {out}");
         }
+    }
+
+    #[test]
+    fn a_propagation_row_is_a_point_at_the_time_the_parent_reached_the_version() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let row = Propagation {
+            hierarchy: "contoso".into(),
+            parent: "CS1".into(),
+            child: "PS1".into(),
+            version: 34,
+            parent_reached: t("2024-03-01T10:00:00Z"),
+            child_reached: Some(t("2024-03-01T10:07:30Z")),
+            delay_s: Some(450.0),
+        };
+        let mut out = String::new();
+        write_propagation(&row, &mut out).unwrap();
+        assert_eq!(
+            out,
+            "version_propagation,hierarchy=contoso,parent=CS1,child=PS1 version=34i,reached=true,child_reached_ms=1709287650000i,delay_s=450.0 1709287200000000000\n"
+        );
     }
 }

@@ -294,6 +294,8 @@ fn a_child_behind_its_parent_alerts_after_the_grace_period() {
     let prop = t.propagation();
     assert_eq!(prop.iter().find(|p| p.version == 40).unwrap().delay_s, Some(15.0 * 60.0));
     assert_eq!(prop.iter().find(|p| p.version == 41).unwrap().child_reached, None);
+    let recent = t.recent_propagation(t.site("h", "PS1").unwrap(), 1);
+    assert_eq!(recent.iter().map(|p| (p.version, p.child_reached)).collect::<Vec<_>>(), vec![(41, None)]);
 }
 
 #[test]
