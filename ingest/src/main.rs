@@ -47,6 +47,9 @@ enum Command {
         /// Hierarchy name for every input (default: the folder above each site's folder).
         #[arg(long)]
         hierarchy: Option<String>,
+        /// Alert thresholds from this configuration's `[track]` section (and STATMSG__TRACK__*).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
         /// Log folders (searched recursively; one folder per site server) and files.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
@@ -89,7 +92,7 @@ enum Command {
         #[arg(long, short, env = "STATMSG_CONFIG")]
         config: PathBuf,
     },
-    /// Read records from Kafka and write status messages to InfluxDB.
+    /// Read records from Kafka: status messages, sync runs and each site's health to InfluxDB.
     Consume {
         #[arg(long, short, env = "STATMSG_CONFIG")]
         config: PathBuf,
@@ -129,7 +132,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Parse { stats: true, files, .. } => parse_stats(&files),
         Command::Parse { json, files, .. } => parse_files(&files, json),
-        Command::Analyze { now, json, hierarchy, paths } => analyze(now, json, hierarchy, paths),
+        Command::Analyze { now, json, hierarchy, config, paths } => {
+            let raw = RawConfig::load(config.as_deref())?;
+            let tracker = statmsg_ingest::config::track_config(&raw.track)?;
+            analyze(now, json, hierarchy, tracker, paths)
+        }
         Command::Simulate {
             out,
             hierarchy,
@@ -216,13 +223,14 @@ fn analyze(
     now: Option<DateTime<Utc>>,
     json: bool,
     hierarchy: Option<String>,
+    tracker: statmsg_ingest::track::TrackerConfig,
     paths: Vec<PathBuf>,
 ) -> anyhow::Result<()> {
     let config = statmsg_ingest::analyze::Config {
         paths,
         now,
         hierarchy,
-        tracker: statmsg_ingest::track::TrackerConfig::default(),
+        tracker,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()).min(8),
     };
     let progress = statmsg_ingest::analyze::Progress::default();
