@@ -116,39 +116,38 @@ impl Batch {
     /// Appends the `sync_run` points of `runs` (from [`Tracker::take_runs`]).
     pub fn add_runs(&mut self, runs: &[SyncRun]) {
         for run in runs {
-            let key = (run.hierarchy.clone(), run.site.clone());
-            let origin = self.touched.get(&key).cloned().unwrap_or(Origin {
-                topic: String::new(),
-                partition: -1,
-                offset: -1,
-            });
-            let start = self.body.len();
-            match write_sync_run(run, &mut self.body) {
-                Ok(()) => self.points.push((start..self.body.len(), origin)),
-                Err(e) => {
-                    let json = serde_json::to_string(run).unwrap_or_default();
-                    self.dead_letter(&format!("sync_run point: {e}"), origin, None, &json);
-                }
-            }
+            self.add_derived((&run.hierarchy, &run.site), "sync_run", run, write_sync_run);
         }
     }
 
     /// Appends `version_propagation` points (rows of child sites this batch touched).
     pub fn add_propagation(&mut self, rows: &[Propagation]) {
         for row in rows {
-            let key = (row.hierarchy.clone(), row.child.clone());
-            let origin = self.touched.get(&key).cloned().unwrap_or(Origin {
-                topic: String::new(),
-                partition: -1,
-                offset: -1,
-            });
-            let start = self.body.len();
-            match write_propagation(row, &mut self.body) {
-                Ok(()) => self.points.push((start..self.body.len(), origin)),
-                Err(e) => {
-                    let json = serde_json::to_string(row).unwrap_or_default();
-                    self.dead_letter(&format!("version_propagation point: {e}"), origin, None, &json);
-                }
+            self.add_derived((&row.hierarchy, &row.child), "version_propagation", row, write_propagation);
+        }
+    }
+
+    /// Appends a point the tracker derived for `site`; one that cannot be written is a dead
+    /// letter carried by the site's last message of the batch.
+    fn add_derived<T: serde::Serialize>(
+        &mut self,
+        site: (&str, &str),
+        measurement: &str,
+        value: &T,
+        write: impl FnOnce(&T, &mut String) -> Result<(), statmsg_schema::line_protocol::LineProtocolError>,
+    ) {
+        let key = (site.0.to_owned(), site.1.to_owned());
+        let origin = self.touched.get(&key).cloned().unwrap_or(Origin {
+            topic: String::new(),
+            partition: -1,
+            offset: -1,
+        });
+        let start = self.body.len();
+        match write(value, &mut self.body) {
+            Ok(()) => self.points.push((start..self.body.len(), origin)),
+            Err(e) => {
+                let json = serde_json::to_string(value).unwrap_or_default();
+                self.dead_letter(&format!("{measurement} point: {e}"), origin, None, &json);
             }
         }
     }
