@@ -76,11 +76,12 @@ pub type SiteKey = (String, String);
 #[derive(Debug, Default)]
 pub struct Tracker {
     config: TrackerConfig,
-    sites: BTreeMap<SiteKey, SiteState>,
+    /// By hierarchy, then site: looked up with borrowed names (no allocation per record).
+    sites: BTreeMap<String, BTreeMap<String, SiteState>>,
     /// Runs over for good, not yet taken.
     ended: Vec<SyncRun>,
-    /// Sites whose current run changed since the last [`Tracker::take_runs`].
-    changed: BTreeSet<SiteKey>,
+    /// Sites whose current run changed since the last [`Tracker::take_runs`], by hierarchy.
+    changed: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// One site's health at a moment: what `statmsg analyze` prints and `site_sync_state` holds.
@@ -159,17 +160,17 @@ impl Tracker {
     /// Applies one record of `site` in `hierarchy`. `position` identifies the record in its
     /// source so that a redelivered record changes nothing.
     pub fn observe(&mut self, hierarchy: &str, site: &str, record: &Record<'_>, position: Option<Position>) {
-        let key = (hierarchy.to_owned(), site.to_owned());
-        let state = match self.sites.get_mut(&key) {
-            Some(state) => state,
-            None => self.sites.entry(key.clone()).or_insert_with(|| SiteState::new(hierarchy, site)),
-        };
+        if self.site(hierarchy, site).is_none() {
+            let sites = self.sites.entry(hierarchy.to_owned()).or_default();
+            sites.insert(site.to_owned(), SiteState::new(hierarchy, site));
+        }
+        let Some(state) = self.sites.get_mut(hierarchy).and_then(|m| m.get_mut(site)) else { return };
         let observed = state.observe(record, position);
         if let Some(run) = observed.ended {
             self.ended.push(run);
         }
-        if observed.changed {
-            self.changed.insert(key);
+        if observed.changed && !self.changed.get(hierarchy).is_some_and(|c| c.contains(site)) {
+            self.changed.entry(hierarchy.to_owned()).or_default().insert(site.to_owned());
         }
     }
 
@@ -177,25 +178,28 @@ impl Tracker {
     /// every site whose run changed (it may change again: writers overwrite by start time).
     pub fn take_runs(&mut self) -> Vec<SyncRun> {
         let mut runs = std::mem::take(&mut self.ended);
-        for key in std::mem::take(&mut self.changed) {
-            if let Some(run) = self.sites.get(&key).and_then(|s| s.run.clone()) {
-                runs.push(run);
+        for (hierarchy, sites) in std::mem::take(&mut self.changed) {
+            for site in sites {
+                if let Some(run) = self.site(&hierarchy, &site).and_then(|s| s.run.clone()) {
+                    runs.push(run);
+                }
             }
         }
         runs
     }
 
+    /// Every site, by hierarchy then site code.
     pub fn sites(&self) -> impl Iterator<Item = &SiteState> {
-        self.sites.values()
+        self.sites.values().flat_map(BTreeMap::values)
     }
 
     pub fn site(&self, hierarchy: &str, site: &str) -> Option<&SiteState> {
-        self.sites.get(&(hierarchy.to_owned(), site.to_owned()))
+        self.sites.get(hierarchy)?.get(site)
     }
 
     /// Notes the Kafka partition a site's records come from.
     pub fn set_partition(&mut self, hierarchy: &str, site: &str, partition: i32) {
-        if let Some(state) = self.sites.get_mut(&(hierarchy.to_owned(), site.to_owned())) {
+        if let Some(state) = self.sites.get_mut(hierarchy).and_then(|m| m.get_mut(site)) {
             state.partition = Some(partition);
         }
     }
@@ -203,30 +207,36 @@ impl Tracker {
     /// Takes over the sites and runs of another tracker that tracked other sites (analysed
     /// apart). A site both know keeps this tracker's state.
     pub fn absorb(&mut self, other: Tracker) {
-        for (key, state) in other.sites {
-            debug_assert!(!self.sites.contains_key(&key), "site {key:?} tracked twice");
-            self.sites.entry(key).or_insert(state);
+        for (hierarchy, sites) in other.sites {
+            let mine = self.sites.entry(hierarchy).or_default();
+            for (site, state) in sites {
+                debug_assert!(!mine.contains_key(&site), "site {site:?} tracked twice");
+                mine.entry(site).or_insert(state);
+            }
         }
         self.ended.extend(other.ended);
-        self.changed.extend(other.changed);
+        for (hierarchy, sites) in other.changed {
+            self.changed.entry(hierarchy).or_default().extend(sites);
+        }
     }
 
     /// Puts back a site's persisted state (after a restart or a rebalance).
     pub fn restore(&mut self, state: SiteState) {
-        self.sites.insert((state.hierarchy.clone(), state.site.clone()), state);
+        self.sites.entry(state.hierarchy.clone()).or_default().insert(state.site.clone(), state);
     }
 
     /// Forgets a site (its partition went to another consumer).
     pub fn remove(&mut self, hierarchy: &str, site: &str) -> Option<SiteState> {
-        self.sites.remove(&(hierarchy.to_owned(), site.to_owned()))
+        self.sites.get_mut(hierarchy)?.remove(site)
     }
 
     /// The parent of a site: learnt from the site itself, or from a parent naming it a child.
     pub fn parent_of(&self, state: &SiteState) -> Option<&SiteState> {
         let name = state.parent.clone().or_else(|| {
             self.sites
+                .get(&state.hierarchy)?
                 .values()
-                .find(|p| p.hierarchy == state.hierarchy && p.children.contains(&state.site))
+                .find(|p| p.children.contains(&state.site))
                 .map(|p| p.site.clone())
         })?;
         self.site(&state.hierarchy, &name)
@@ -235,7 +245,7 @@ impl Tracker {
     /// Every alert at `now`, by hierarchy, site and kind.
     pub fn alerts(&self, now: DateTime<Utc>) -> Vec<Alert> {
         let mut out = Vec::new();
-        for state in self.sites.values() {
+        for state in self.sites() {
             out.extend(site_alerts(state, &self.config, now));
             if let Some(parent) = self.parent_of(state) {
                 let lag = lag(state, parent, now);
@@ -249,7 +259,7 @@ impl Tracker {
     /// Every site's health at `now`.
     pub fn views(&self, now: DateTime<Utc>) -> Vec<SiteView> {
         let alerts = self.alerts(now);
-        self.sites.values().map(|s| self.view(s, now, &alerts)).collect()
+        self.sites().map(|s| self.view(s, now, &alerts)).collect()
     }
 
     fn view(&self, state: &SiteState, now: DateTime<Utc>, alerts: &[Alert]) -> SiteView {
@@ -268,7 +278,7 @@ impl Tracker {
             _ => 0,
         });
         let mut children: Vec<String> = state.children.iter().cloned().collect();
-        for other in self.sites.values() {
+        for other in self.sites() {
             if other.hierarchy == state.hierarchy
                 && other.parent.as_deref() == Some(&state.site)
                 && !children.contains(&other.site)
@@ -328,7 +338,7 @@ impl Tracker {
     /// For each version a parent reached, when each of its children reached it.
     pub fn propagation(&self) -> Vec<Propagation> {
         let mut out = Vec::new();
-        for child in self.sites.values() {
+        for child in self.sites() {
             if let Some(parent) = self.parent_of(child) {
                 out.extend(propagation_rows(parent, child));
             }
