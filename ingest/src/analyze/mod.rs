@@ -67,6 +67,8 @@ struct SiteFiles {
     /// The site code the logs state, else the folder's name.
     site: String,
     files: Vec<PathBuf>,
+    /// Each file's size when it was found (same order as `files`).
+    sizes: Vec<u64>,
     /// What each file's first records tell (same order as `files`).
     heads: Vec<Head>,
 }
@@ -81,12 +83,7 @@ pub struct Progress {
 pub fn run(config: &Config, progress: &Progress) -> Result<Report, AnalyzeError> {
     let groups = discover(config)?;
     let files: usize = groups.iter().map(|g| g.files.len()).sum();
-    let mut bytes = 0;
-    for g in &groups {
-        for f in &g.files {
-            bytes += std::fs::metadata(f).map_err(|e| AnalyzeError::Io(f.clone(), e))?.len();
-        }
-    }
+    let bytes: u64 = groups.iter().flat_map(|g| &g.sizes).sum();
     progress.total.store(bytes, Ordering::Relaxed);
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Partial>> = Mutex::new(Vec::new());
@@ -203,9 +200,7 @@ fn analyze_site(
     progress: &Progress,
 ) -> Result<(u64, Option<DateTime<Utc>>), AnalyzeError> {
     let (heads, site) = (&group.heads, group.site.as_str());
-    let sizes: Vec<u64> =
-        group.files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).collect();
-    let main_family = (0..group.files.len()).max_by_key(|&i| sizes[i]).map(|i| family(&group.files[i]));
+    let main_family = (0..group.files.len()).max_by_key(|&i| group.sizes[i]).map(|i| family(&group.files[i]));
     let (mut main, side): (Vec<usize>, Vec<usize>) =
         (0..group.files.len()).partition(|&i| Some(family(&group.files[i])) == main_family);
     main.sort_by_key(|&i| (heads[i].first.is_none(), heads[i].first, i));
@@ -271,7 +266,7 @@ fn stream_site(
             return Ok(None);
         }
         newest = newest.max(last);
-        progress.done.fetch_add(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0), Ordering::Relaxed);
+        progress.done.fetch_add(group.sizes[i], Ordering::Relaxed);
     }
     for k in side {
         local.observe(hierarchy, site, &k.record, Some(Position { source: k.file as u64, offset: k.offset }));
@@ -298,7 +293,7 @@ fn read_kept(
             }
         })
         .map_err(|e| AnalyzeError::Io(path.clone(), e))?;
-        progress.done.fetch_add(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0), Ordering::Relaxed);
+        progress.done.fetch_add(group.sizes[file], Ordering::Relaxed);
     }
     kept.sort_by_key(|k| (k.time, k.file, k.offset));
     Ok((kept, records))
@@ -374,9 +369,9 @@ fn discover(config: &Config) -> Result<Vec<SiteFiles>, AnalyzeError> {
         let inputs: Vec<String> = config.paths.iter().map(|p| p.display().to_string()).collect();
         return Err(AnalyzeError::NoLogs(inputs.join(", ")));
     }
-    let mut folders: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
+    let mut folders: BTreeMap<PathBuf, Vec<(PathBuf, u64)>> = BTreeMap::new();
     for file in files {
-        let folder = file.parent().map(Path::to_path_buf).unwrap_or_default();
+        let folder = file.0.parent().map(Path::to_path_buf).unwrap_or_default();
         let absolute = std::fs::canonicalize(&folder).unwrap_or(folder);
         folders.entry(absolute).or_default().push(file);
     }
@@ -386,7 +381,7 @@ fn discover(config: &Config) -> Result<Vec<SiteFiles>, AnalyzeError> {
         files.sort();
         files.dedup();
         let mut heads = Vec::with_capacity(files.len());
-        for path in &files {
+        for (path, _) in &files {
             heads.push(head_of(path).map_err(|e| AnalyzeError::Io(path.clone(), e))?);
         }
         let name = |p: Option<&Path>| p.and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned());
@@ -398,15 +393,20 @@ fn discover(config: &Config) -> Result<Vec<SiteFiles>, AnalyzeError> {
             hierarchy,
             site,
             files: Vec::new(),
+            sizes: Vec::new(),
             heads: Vec::new(),
         });
-        group.files.extend(files);
+        for (path, size) in files {
+            group.files.push(path);
+            group.sizes.push(size);
+        }
         group.heads.extend(heads);
     }
     Ok(groups.into_values().collect())
 }
 
-fn walk(path: &Path, out: &mut Vec<PathBuf>, named: bool) -> Result<(), AnalyzeError> {
+/// Collects the log files under `path` with their sizes.
+fn walk(path: &Path, out: &mut Vec<(PathBuf, u64)>, named: bool) -> Result<(), AnalyzeError> {
     let meta = std::fs::metadata(path).map_err(|e| AnalyzeError::Io(path.to_owned(), e))?;
     if meta.is_dir() {
         let entries = std::fs::read_dir(path).map_err(|e| AnalyzeError::Io(path.to_owned(), e))?;
@@ -416,7 +416,7 @@ fn walk(path: &Path, out: &mut Vec<PathBuf>, named: bool) -> Result<(), AnalyzeE
         }
     } else if named || is_log(path) {
         // A file named on the command line counts whatever its name.
-        out.push(path.to_owned());
+        out.push((path.to_owned(), meta.len()));
     }
     Ok(())
 }
