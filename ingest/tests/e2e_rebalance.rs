@@ -91,19 +91,20 @@ fn the_surviving_consumer_continues_the_runs_of_the_partitions_it_takes_over() {
         },
         || format!("{:?}\n{}\n{}", rows(&influx_query(&db, q)), first.output(), second.output()),
     );
-    // Both consumers own sites (the second took partitions over and restored their sites),
-    // and every first half is committed.
+    // Both consumers own partitions (which one processed a site's first half depends on when
+    // the group settled: a partition may have moved already, its site restored from the state
+    // topic). Every first half is in InfluxDB, so its state is saved an instant later.
     wait_for(
         Duration::from_secs(60),
         || {
             let owns = |p: &Proc| {
                 p.output().lines().any(|l| l.contains("assignment changed") && !l.contains("partitions={}"))
             };
-            (owns(&first) && owns(&second) && first.output().contains("batch committed")).then_some(())
+            (owns(&first) && owns(&second)).then_some(())
         },
         || format!("FIRST:\n{}\nSECOND:\n{}", first.output(), second.output()),
     );
-    std::thread::sleep(Duration::from_millis(500));
+    std::thread::sleep(Duration::from_secs(2));
     first.kill9();
 
     for (site, log) in sites.iter().zip(&logs) {
