@@ -34,15 +34,33 @@ pub fn classify<'a>(message: &'a str, statmsg: Option<&StatusMessage<'a>>) -> Op
 }
 
 /// Substring search without building a searcher per call (these needles are short and the
-/// haystacks short lines): first byte by memchr, then a prefix compare.
-#[inline]
+/// haystacks short lines): candidates by their first byte, then a prefix compare. A plain scan
+/// for short haystacks, where setting up a vector search costs more than it saves. Inlined, so
+/// that each call site compares against its constant needle.
+#[inline(always)]
 fn find(hay: &str, needle: &str) -> Option<usize> {
     let (h, n) = (hay.as_bytes(), needle.as_bytes());
     let first = *n.first()?;
-    memchr::memchr_iter(first, h).find(|&i| h[i..].starts_with(n))
+    if h.len() <= 64 {
+        let mut from = 0;
+        while let Some(i) = super::text::find_byte(&h[from..], first) {
+            if has_prefix(&h[from + i..], n) {
+                return Some(from + i);
+            }
+            from += i + 1;
+        }
+        return None;
+    }
+    memchr::memchr_iter(first, h).find(|&i| has_prefix(&h[i..], n))
 }
 
-#[inline]
+/// `starts_with`, compared inline: a `memcmp` call costs more than comparing a short needle.
+#[inline(always)]
+fn has_prefix(hay: &[u8], prefix: &[u8]) -> bool {
+    hay.len() >= prefix.len() && hay.iter().zip(prefix).all(|(a, b)| a == b)
+}
+
+#[inline(always)]
 fn split_once<'a>(hay: &'a str, needle: &str) -> Option<(&'a str, &'a str)> {
     let i = find(hay, needle)?;
     Some((&hay[..i], &hay[i + needle.len()..]))
@@ -112,32 +130,60 @@ fn update_failed(m: &str) -> Option<Event<'_>> {
 }
 
 fn s_phrases(m: &str) -> Option<Event<'_>> {
-    // The most frequent line of a sync first.
-    match m {
-        "Starting Sync" => return Some(Event::SyncStarting),
-        "Synchronizing replica WSUS servers" => {
-            return Some(Event::PhaseStarted { phase: Phase::Replicas, server: None });
-        }
-        _ => {}
+    // The most frequent lines of a sync (one per update) first.
+    if let Some(rest) = m.strip_prefix("Synchronizing ") {
+        return synchronizing(rest);
     }
-    if let Some(rest) = m.strip_prefix("Synchronizing SMS database with WSUS server ") {
-        return Some(Event::PhaseStarted {
+    if m == "Starting Sync" {
+        return Some(Event::SyncStarting);
+    }
+    s_other(m)
+}
+
+/// After `Synchronizing `: an update, a phase.
+fn synchronizing(rest: &str) -> Option<Event<'_>> {
+    match rest.as_bytes().first()? {
+        b'u' => update_synchronized(rest.strip_prefix("update ")?),
+        b'r' => (rest == "replica WSUS servers")
+            .then_some(Event::PhaseStarted { phase: Phase::Replicas, server: None }),
+        b'S' => Some(Event::PhaseStarted {
             phase: Phase::SiteDatabase,
-            server: Some(cow(server_name(rest))),
-        });
+            server: Some(cow(server_name(rest.strip_prefix("SMS database with WSUS server ")?))),
+        }),
+        b'W' => Some(Event::PhaseStarted {
+            phase: Phase::WsusServer,
+            server: Some(cow(server_name(rest.strip_prefix("WSUS server ")?))),
+        }),
+        _ => None,
     }
-    if let Some(rest) = m.strip_prefix("Synchronizing WSUS server ") {
-        return Some(Event::PhaseStarted { phase: Phase::WsusServer, server: Some(cow(server_name(rest))) });
+}
+
+/// `<GUID> - <title>`
+#[inline]
+fn update_synchronized(rest: &str) -> Option<Event<'_>> {
+    let (update_id, title) = split_guid(rest).or_else(|| split_once(rest, " - "))?;
+    let kb = find(title, "KB").and_then(|i| {
+        let digits: &str = &title[i + 2..];
+        let len = digits.bytes().take_while(u8::is_ascii_digit).count();
+        digits[..len].parse().ok()
+    });
+    Some(Event::UpdateSynchronized { update_id: cow(update_id), title: cow(title.trim()), kb })
+}
+
+/// The usual `<36-character GUID> - <title>` split without a search: what `split_once(" - ")`
+/// gives when the first 36 bytes hold no space.
+#[inline]
+fn split_guid(rest: &str) -> Option<(&str, &str)> {
+    const GUID: usize = 36;
+    let b = rest.as_bytes();
+    // Without an early exit, the space check is a few vector compares.
+    if b.get(GUID..GUID + 3)? != b" - " || b[..GUID].iter().fold(false, |space, &c| space | (c == b' ')) {
+        return None;
     }
-    if let Some(rest) = m.strip_prefix("Synchronizing update ") {
-        let (update_id, title) = split_once(rest, " - ")?;
-        let kb = find(title, "KB").and_then(|i| {
-            let digits: &str = &title[i + 2..];
-            let len = digits.bytes().take_while(u8::is_ascii_digit).count();
-            digits[..len].parse().ok()
-        });
-        return Some(Event::UpdateSynchronized { update_id: cow(update_id), title: cow(title.trim()), kb });
-    }
+    Some((&rest[..GUID], &rest[GUID + 3..]))
+}
+
+fn s_other(m: &str) -> Option<Event<'_>> {
     if let Some(rest) = m.strip_prefix("Sync succeeded. Setting sync alert to canceled state on site ") {
         return Some(Event::SyncSucceeded { site: cow(rest.trim()) });
     }
@@ -243,20 +289,75 @@ fn progress(m: &str) -> Option<Event<'_>> {
         Some((items, counts)) => (items, Some(counts)),
         None => (rest, None),
     };
-    let (mut processed, mut total, mut percent, mut eta_s) = (None, None, None, None);
-    if let Some(counts) = counts {
-        let (p, rest) = split_once(counts, " out of ")?;
-        let (t, rest) = split_once(rest, " items")?;
-        processed = num(p);
-        total = num(t);
-        percent = rest.split_once('(').and_then(|(_, r)| split_once(r, "%)")).and_then(|(p, _)| num(p));
-        eta_s = split_once(rest, "ETA in ").and_then(|(_, t)| clock_seconds(t.trim()));
-    }
+    let (processed, total, percent, eta_s) = match counts {
+        Some(counts) => usual_counts(counts).or_else(|| counts_by_search(counts))?,
+        None => (None, None, None, None),
+    };
     Some(Event::Progress { stage, items: cow(items.trim()), processed, total, percent, eta_s })
+}
+
+/// Processed, total, percent and ETA of a progress line.
+type Counts = (Option<u64>, Option<u64>, Option<u8>, Option<u32>);
+
+/// `122 out of 130 items (93%), ETA in 00:00:03`, read by searching for each part; `None` when
+/// the line is not a progress line at all.
+fn counts_by_search(counts: &str) -> Option<Counts> {
+    let (p, rest) = split_once(counts, " out of ")?;
+    let (t, rest) = split_once(rest, " items")?;
+    let percent = split_once(rest, "(").and_then(|(_, r)| split_once(r, "%)")).and_then(|(p, _)| num(p));
+    let eta_s = split_once(rest, "ETA in ").and_then(|(_, t)| clock_seconds(t.trim()));
+    Some((count(p), count(t), percent, eta_s))
+}
+
+/// The layout WsyncMgr writes (`122 out of 130 items (93%)`, then `, ETA in HH:MM:SS` or
+/// nothing) read straight through, as [`counts_by_search`] would read it; `None` for anything
+/// else, left to it.
+#[inline]
+fn usual_counts(counts: &str) -> Option<Counts> {
+    let b = counts.as_bytes();
+    let (processed, b) = leading_count(b)?;
+    let (total, b) = leading_count(b.strip_prefix(b" out of ")?)?;
+    let (percent, b) = leading_count(b.strip_prefix(b" items (")?)?;
+    let b = b.strip_prefix(b"%)")?;
+    let eta_s = match b {
+        [] => None,
+        _ => Some(clock_seconds(std::str::from_utf8(b.strip_prefix(b", ETA in ")?).ok()?.trim())?),
+    };
+    Some((Some(processed), Some(total), Some(u8::try_from(percent).ok()?), eta_s))
+}
+
+/// The 1 to 19 digits at the start of `b`, and what follows them.
+#[inline]
+fn leading_count(b: &[u8]) -> Option<(u64, &[u8])> {
+    let len = b.iter().take_while(|d| d.is_ascii_digit()).count();
+    if len == 0 || len > 19 {
+        return None;
+    }
+    Some((b[..len].iter().fold(0, |n, &d| n * 10 + u64::from(d - b'0')), &b[len..]))
+}
+
+/// A count: plain digits read in place (the usual case), anything else as [`num`] reads it.
+#[inline]
+fn count(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.is_empty() || b.len() > 19 || !b.iter().all(u8::is_ascii_digit) {
+        return num(s);
+    }
+    Some(b.iter().fold(0, |n, &d| n * 10 + u64::from(d - b'0')))
 }
 
 /// `00:00:03` -> 3
 fn clock_seconds(s: &str) -> Option<u32> {
+    let b = s.as_bytes();
+    if b.len() == 8 && b[2] == b':' && b[5] == b':' {
+        let two = |i: usize| {
+            let (t, o) = (b[i].wrapping_sub(b'0'), b[i + 1].wrapping_sub(b'0'));
+            (t < 10 && o < 10).then(|| u32::from(t) * 10 + u32::from(o))
+        };
+        if let (Some(h), Some(m), Some(sec)) = (two(0), two(3), two(6)) {
+            return Some(h * 3600 + m * 60 + sec);
+        }
+    }
     let mut parts = s.split(':');
     let (h, m, sec) = (num::<u32>(parts.next()?)?, num::<u32>(parts.next()?)?, num::<u32>(parts.next()?)?);
     Some(h * 3600 + m * 60 + sec)
@@ -363,6 +464,27 @@ mod tests {
                 source: Some(cow("CWSyncMgr::DoSync"))
             })
         );
+    }
+
+    #[test]
+    fn progress_counts_read_straight_as_by_search() {
+        for counts in [
+            "122 out of 130 items (93%), ETA in 00:00:03",
+            "0 out of 284 items (0%)",
+            "007 out of 9 items (100%), ETA in 99:59:59",
+            "5 out of 9 items (300%), ETA in 00:00:01",
+            "5 out of 9 items (3%), ETA in 0:00:01",
+            "5 out of 9 items (3%), ETA in 00:00:1x",
+            "5 out of 9 items (3%) trailing",
+            "5 out of 9 items, ETA in 00:00:01",
+            "5  out of 9 items (3%)",
+            "99999999999999999999 out of 9 items (3%)",
+        ] {
+            let straight = usual_counts(counts);
+            assert!(straight.is_none() || straight == counts_by_search(counts), "{counts}");
+        }
+        assert!(usual_counts("122 out of 130 items (93%), ETA in 00:00:03").is_some());
+        assert!(usual_counts("0 out of 284 items (0%)").is_some());
     }
 
     #[test]

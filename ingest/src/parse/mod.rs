@@ -24,7 +24,7 @@ use std::borrow::Cow;
 use statmsg_schema::{Format, Record};
 
 pub use frame::{last_record_boundary, record_boundary, Frames};
-pub use server::{parse_trailer, split_record, zone_bias, Trailer};
+pub use server::{parse_trailer, split_record, split_record_at, zone_bias, Trailer};
 pub use statmsg::{parse_statmsg, Parsed, StatmsgError};
 pub use text::{decode_line, present_message, strip_bom, Encoding, Lines, Transcoded};
 
@@ -80,18 +80,29 @@ pub fn parse_record(format: Format, raw: &str) -> Record<'_> {
 /// [`parse_record`] given where the server trailer's `$$<` is when framing already found it
 /// ([`Frames::marker`]); `None` searches for it.
 pub fn parse_record_at(format: Format, raw: &str, marker: Option<usize>) -> Record<'_> {
+    let mut record = unframed("");
+    parse_record_into(format, raw, marker, &mut record);
+    record
+}
+
+/// [`parse_record_at`] into `record`, every field overwritten. Records are large (~640 bytes):
+/// the hot path fills one record in place, record after record, rather than moving a new one.
+#[inline]
+pub fn parse_record_into<'a>(format: Format, raw: &'a str, marker: Option<usize>, record: &mut Record<'a>) {
     let raw = raw.trim_end_matches(['\r', '\n']);
     match format {
-        // The hot path builds its record once, in place (records are large: no moves).
         Format::Server | Format::Unframed | Format::RolloverMarker => {
+            if let Some((message, trailer)) = marker.and_then(|at| server::split_usual_record_at(raw, at)) {
+                return server_record(message, trailer, record);
+            }
             match marker.map_or_else(|| split_record(raw), |at| server::split_record_at(raw, at)) {
-                Some((message, trailer)) => server_record(message, trailer),
-                None => unframed(raw),
+                Some((message, trailer)) => server_record(message, trailer, record),
+                None => *record = unframed(raw),
             }
         }
-        Format::Cmtrace => other_record(format, cmtrace::parse(raw), None, raw),
-        Format::Wsus => other_record(format, wsus::parse(raw), None, raw),
-        Format::Viewer => other_record(format, viewer::parse(raw), Some(raw.trim_end()), raw),
+        Format::Cmtrace => *record = other_record(format, cmtrace::parse(raw), None, raw),
+        Format::Wsus => *record = other_record(format, wsus::parse(raw), None, raw),
+        Format::Viewer => *record = other_record(format, viewer::parse(raw), Some(raw.trim_end()), raw),
     }
 }
 
@@ -153,21 +164,19 @@ fn strip_component(format: Format, message: &str) -> &str {
     }
 }
 
-#[inline]
-fn server_record<'a>(message: &'a str, trailer: Trailer<'a>) -> Record<'a> {
-    let mut record = Record {
-        time: Some(trailer.time),
-        component: Some(Cow::Borrowed(trailer.component)),
-        thread: Some(trailer.thread),
-        text: present_message(message.trim_start_matches(['\r', '\n'])),
-        format: Format::Server,
-        level: None,
-        statmsg: None,
-        statmsg_error: None,
-        event: None,
-    };
-    understand(&mut record, Format::Server, trailer.component, message);
-    record
+#[inline(always)]
+fn server_record<'a>(message: &'a str, trailer: Trailer<'a>, record: &mut Record<'a>) {
+    // Field by field: assigning a whole new record would copy all of it.
+    record.time = Some(trailer.time);
+    record.component = Some(Cow::Borrowed(trailer.component));
+    record.thread = Some(trailer.thread);
+    record.text = present_message(message.trim_start_matches(['\r', '\n']));
+    record.format = Format::Server;
+    record.level = None;
+    record.statmsg = None;
+    record.statmsg_error = None;
+    record.event = None;
+    understand(record, Format::Server, trailer.component, message);
 }
 
 fn unframed(raw: &str) -> Record<'_> {
@@ -232,17 +241,25 @@ fn walk_records(
 ) -> usize {
     match kind.encoding {
         Encoding::Utf8 => {
-            // Valid as a whole (the usual case): validated once, records are slices of it.
+            // Valid as a whole (the usual case): validated once, records are slices of it,
+            // parsed into one record reused from line to line.
             let text = std::str::from_utf8(bytes).ok();
             let mut frames = Frames::new(kind.format, bytes, complete_only);
+            let mut record = unframed("");
             while let Some((offset, raw)) = frames.next() {
-                let raw = match text {
-                    Some(text) => Cow::Borrowed(&text[offset..offset + raw.len()]),
-                    None => decode_line(raw),
-                };
-                // The marker's offset holds only for the bytes framing saw (not re-decoded).
-                let marker = if matches!(raw, Cow::Borrowed(_)) { frames.marker() } else { None };
-                f(base + offset as u64, &parse_record_at(kind.format, &raw, marker));
+                match text {
+                    Some(text) => {
+                        let raw = &text[offset..offset + raw.len()];
+                        parse_record_into(kind.format, raw, frames.marker(), &mut record);
+                        f(base + offset as u64, &record);
+                    }
+                    None => {
+                        let raw = decode_line(raw);
+                        // The marker's offset holds only for the bytes framing saw (not re-decoded).
+                        let marker = if matches!(raw, Cow::Borrowed(_)) { frames.marker() } else { None };
+                        f(base + offset as u64, &parse_record_at(kind.format, &raw, marker));
+                    }
+                }
             }
             if complete_only {
                 frames.consumed()

@@ -37,21 +37,32 @@ pub fn split_record(line: &str) -> Option<(&str, Trailer<'_>)> {
 }
 
 /// [`split_record`] when the caller already knows where the last `$$<` is (framing found it).
-#[inline]
+#[inline(always)]
 pub fn split_record_at(line: &str, at: usize) -> Option<(&str, Trailer<'_>)> {
     let (message, trailer) = (line.get(..at)?, line.get(at..)?.strip_prefix("$$<")?);
     let trailer = parse_trailer(trailer).ok()?;
     Some((message.trim_end_matches(' '), trailer))
 }
 
-/// Offset of the last `$$<`, scanning back from the end (the trailer is at the end).
+/// [`split_record_at`] for the layout every current server writes, `None` for anything else
+/// (which [`split_record`] reads). A separate path, so that its result is not merged with the
+/// general parser's through memory.
+#[inline(always)]
+pub(super) fn split_usual_record_at(line: &str, at: usize) -> Option<(&str, Trailer<'_>)> {
+    let (message, trailer) = (line.get(..at)?, line.get(at..)?.strip_prefix("$$<")?);
+    Some((message.trim_end_matches(' '), fast_trailer(trailer)?))
+}
+
+/// Offset of the last `$$<`, scanning back from the end (the trailer is at the end). Searching
+/// for `$`, which is rare in messages and absent from trailers, finds it in one step where `<`
+/// would take three (thread, time, component).
 #[inline]
 pub(super) fn last_marker(b: &[u8]) -> Option<usize> {
     let mut end = b.len();
     loop {
-        let i = memchr::memrchr(b'<', &b[..end])?;
-        if i >= 2 && b[i - 1] == b'$' && b[i - 2] == b'$' {
-            return Some(i - 2);
+        let i = memchr::memrchr(b'$', &b[..end])?;
+        if i >= 1 && b[i - 1] == b'$' && b.get(i + 1) == Some(&b'<') {
+            return Some(i - 1);
         }
         end = i;
     }
@@ -60,7 +71,7 @@ pub(super) fn last_marker(b: &[u8]) -> Option<usize> {
 /// Parses the trailer after `$$<`: `COMPONENT><MM-DD-YYYY HH:MM:SS.mmm+BIAS><thread=N (0xN)>`.
 /// The layout every current server writes is read by a straight-line fast path; anything else
 /// (one-digit months, SMS 2.0 dates, odd spacing) by the nom grammar below it.
-#[inline]
+#[inline(always)]
 pub fn parse_trailer(input: &str) -> Result<Trailer<'_>, nom::Err<nom::error::Error<&str>>> {
     if let Some(trailer) = fast_trailer(input) {
         return Ok(trailer);
@@ -68,10 +79,10 @@ pub fn parse_trailer(input: &str) -> Result<Trailer<'_>, nom::Err<nom::error::Er
     parse_trailer_general(input)
 }
 
-#[inline]
+#[inline(always)]
 fn fast_trailer(input: &str) -> Option<Trailer<'_>> {
     let b = input.as_bytes();
-    let close = memchr::memchr(b'>', b)?;
+    let close = super::text::find_byte(b, b'>')?;
     let rest = b.get(close..)?.strip_prefix(b"><")?;
     let (rest, time, bias) = fixed_utc(rest)?;
     let rest = rest.strip_prefix(b"><thread=")?.trim_ascii_end().strip_suffix(b">")?;
@@ -84,7 +95,7 @@ fn fast_trailer(input: &str) -> Option<Trailer<'_>> {
 }
 
 /// A decimal `u32` at the start of `b` (1 to 10 digits, no overflow) and its length.
-#[inline]
+#[inline(always)]
 fn decimal(b: &[u8]) -> Option<(u32, usize)> {
     let digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
     if digits == 0 || digits > 10 {
@@ -97,7 +108,7 @@ fn decimal(b: &[u8]) -> Option<(u32, usize)> {
 
 /// `MM-DD-YYYY HH:MM:SS.mmm±BIAS` straight to UTC: digits read in place, the calendar date
 /// looked up once per day of log (consecutive records share it), the bias applied as seconds.
-#[inline]
+#[inline(always)]
 fn fixed_utc(b: &[u8]) -> Option<(&[u8], DateTime<Utc>, i32)> {
     if b.len() < 25
         || b[2] != b'-'
@@ -109,11 +120,8 @@ fn fixed_utc(b: &[u8]) -> Option<(&[u8], DateTime<Utc>, i32)> {
     {
         return None;
     }
-    let d = |k: usize| -> Option<u32> {
-        let x = b[k].wrapping_sub(b'0');
-        (x < 10).then_some(u32::from(x))
-    };
-    let two = |k: usize| Some(d(k)? * 10 + d(k + 1)?);
+    let d = |k: usize| digit(b[k]);
+    let two = |k: usize| two_digits(b[k], b[k + 1]);
     let (month, day, year) = (two(0)?, two(3)?, two(6)? * 100 + two(8)?);
     let (hour, minute, second) = (two(11)?, two(14)?, two(17)?);
     let millis = d(20)? * 100 + d(21)? * 10 + d(22)?;
@@ -134,14 +142,32 @@ fn fixed_utc(b: &[u8]) -> Option<(&[u8], DateTime<Utc>, i32)> {
     let bias = if negative { -(magnitude as i32) } else { magnitude as i32 };
     let date = cached_date(year, month, day)?;
     let secs = i64::from(hour * 3600 + minute * 60 + second) + i64::from(bias) * 60;
-    let (shift, secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400) as u32);
+    // At most a day either way (|bias| <= a day): compares, not a division.
+    let (shift, secs) = match secs {
+        ..0 => (-1, secs + 86_400),
+        86_400.. => (1, secs - 86_400),
+        _ => (0, secs),
+    };
     let date = if shift == 0 { date } else { date.checked_add_signed(Duration::days(shift))? };
+    let secs = u32::try_from(secs).ok()?;
     let time = NaiveTime::from_num_seconds_from_midnight_opt(secs, millis * 1_000_000 + leap_nanos)?;
     Some((&b[24 + digits..], date.and_time(time).and_utc(), bias))
 }
 
+#[inline(always)]
+fn digit(c: u8) -> Option<u32> {
+    let x = c.wrapping_sub(b'0');
+    (x < 10).then_some(u32::from(x))
+}
+
+#[inline(always)]
+fn two_digits(tens: u8, ones: u8) -> Option<u32> {
+    let (t, o) = (tens.wrapping_sub(b'0'), ones.wrapping_sub(b'0'));
+    (t < 10 && o < 10).then(|| u32::from(t) * 10 + u32::from(o))
+}
+
 /// `NaiveDate::from_ymd_opt`, remembered for the last date seen on this thread.
-fn cached_date(year: u32, month: u32, day: u32) -> Option<NaiveDate> {
+pub(super) fn cached_date(year: u32, month: u32, day: u32) -> Option<NaiveDate> {
     thread_local! {
         static LAST: std::cell::Cell<(u32, Option<NaiveDate>)> = const { std::cell::Cell::new((0, None)) };
     }
@@ -158,6 +184,8 @@ fn cached_date(year: u32, month: u32, day: u32) -> Option<NaiveDate> {
     })
 }
 
+#[cold]
+#[inline(never)]
 fn parse_trailer_general(input: &str) -> Result<Trailer<'_>, nom::Err<nom::error::Error<&str>>> {
     let (_, (component, _, (local, bias), _, thread)) = all_consuming((
         take_till(|c| c == '>'),

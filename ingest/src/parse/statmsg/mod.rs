@@ -9,6 +9,8 @@
 //! Quotes inside quoted values are not escaped by the writer, so a quoted value ends where the
 //! next key that may follow it begins (`" ISTR3="`, `" NUMATTRS=`, ...), not at the next quote.
 
+mod canonical;
+
 use std::borrow::Cow;
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, Utc};
@@ -52,6 +54,14 @@ pub fn parse_statmsg(
         return Ok(None);
     }
     let body = message.trim_end_matches([' ', '~']);
+    if let Some(m) = canonical::canonical(body, PREFIX.len()) {
+        return Ok(Some(Parsed::Full(m)));
+    }
+    general(body, record_time)
+}
+
+/// The whole grammar, for `body` (a trimmed message starting with `STATMSG: `).
+fn general(body: &str, record_time: Option<DateTime<Utc>>) -> Result<Option<Parsed<'_>>, StatmsgError> {
     let mut c = Cursor { text: body, pos: PREFIX.len(), extra: Vec::new() };
     let id = c.number("ID")?;
     let sev = c.token("SEV")?;
@@ -310,6 +320,11 @@ impl<'a> Cursor<'a> {
     fn gmtdate(&mut self, record_time: Option<DateTime<Utc>>) -> Result<DateTime<Utc>, StatmsgError> {
         self.expect_key("GMTDATE", "GMTDATE")?;
         let rest = self.rest();
+        if let Some(time) = canonical::english_gmtdate(rest.as_bytes()) {
+            self.pos += canonical::ENGLISH_GMTDATE_LEN;
+            self.skip_spaces();
+            return Ok(time);
+        }
         let invalid = || StatmsgError::Invalid { key: "GMTDATE", value: rest.chars().take(32).collect() };
         // Runs of spaces happen (a space-padded day: `Jan  6`).
         let mut tokens = rest.split_ascii_whitespace();
@@ -402,9 +417,7 @@ pub(super) fn month_number(name: &str) -> Option<u32> {
         &["nov"],
         &["dec", "dez", "déc", "dic"],
     ];
-    const ENGLISH: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    if let Some(i) = ENGLISH.iter().position(|m| *m == name) {
+    if let Some(i) = canonical::ENGLISH_MONTHS.iter().position(|m| *m == name) {
         return Some(i as u32 + 1);
     }
     let name = name.trim_end_matches('.');
