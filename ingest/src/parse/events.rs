@@ -34,9 +34,9 @@ pub fn classify<'a>(message: &'a str, statmsg: Option<&StatusMessage<'a>>) -> Op
 }
 
 /// Substring search without building a searcher per call (these needles are short and the
-/// haystacks short lines): candidates by their first byte, then a prefix compare. A plain scan
-/// for short haystacks, where setting up a vector search costs more than it saves. Inlined, so
-/// that each call site compares against its constant needle.
+/// haystacks short lines): candidates by their first byte, then a prefix compare; a word at a
+/// time for short haystacks, where setting up a vector search costs more than it saves.
+/// Inlined, so that each call site compares against its constant needle.
 #[inline(always)]
 fn find(hay: &str, needle: &str) -> Option<usize> {
     let (h, n) = (hay.as_bytes(), needle.as_bytes());
@@ -162,12 +162,23 @@ fn synchronizing(rest: &str) -> Option<Event<'_>> {
 #[inline]
 fn update_synchronized(rest: &str) -> Option<Event<'_>> {
     let (update_id, title) = split_guid(rest).or_else(|| split_once(rest, " - "))?;
-    let kb = find(title, "KB").and_then(|i| {
-        let digits: &str = &title[i + 2..];
-        let len = digits.bytes().take_while(u8::is_ascii_digit).count();
-        digits[..len].parse().ok()
-    });
+    let kb = kb_number(title);
     Some(Event::UpdateSynchronized { update_id: cow(update_id), title: cow(title.trim()), kb })
+}
+
+/// The number after the first `KB` of an update title, if digits follow it.
+#[inline]
+fn kb_number(title: &str) -> Option<u32> {
+    static KB: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new("KB"));
+    let b = title.as_bytes();
+    let at = KB.find(b)? + 2;
+    let len = b[at..].iter().take_while(|d| d.is_ascii_digit()).count();
+    if len == 0 || len > 9 {
+        // None, or too long for the straight read: as `parse` says.
+        return title[at..at + len].parse().ok();
+    }
+    Some(b[at..at + len].iter().fold(0, |n, &d| n * 10 + u32::from(d - b'0')))
 }
 
 /// The usual `<36-character GUID> - <title>` split without a search: what `split_once(" - ")`

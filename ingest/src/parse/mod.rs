@@ -88,7 +88,7 @@ pub fn parse_record_at(format: Format, raw: &str, marker: Option<usize>) -> Reco
 /// [`parse_record_at`] into `record`, every field overwritten. Records are large (~640 bytes):
 /// the hot path fills one record in place, record after record, rather than moving a new one.
 #[inline]
-pub fn parse_record_into<'a>(format: Format, raw: &'a str, marker: Option<usize>, record: &mut Record<'a>) {
+fn parse_record_into<'a>(format: Format, raw: &'a str, marker: Option<usize>, record: &mut Record<'a>) {
     let raw = raw.trim_end_matches(['\r', '\n']);
     match format {
         Format::Server | Format::Unframed | Format::RolloverMarker => {
@@ -151,6 +151,7 @@ fn other_record<'a>(
 }
 
 /// In the viewer format the raw line ends with the component: the message is before it.
+#[inline]
 fn strip_component(format: Format, message: &str) -> &str {
     if format != Format::Viewer {
         return message;
@@ -170,7 +171,9 @@ fn server_record<'a>(message: &'a str, trailer: Trailer<'a>, record: &mut Record
     record.time = Some(trailer.time);
     record.component = Some(Cow::Borrowed(trailer.component));
     record.thread = Some(trailer.thread);
-    record.text = present_message(message.trim_start_matches(['\r', '\n']));
+    // A message that starts a record with a raw line break (rare) loses it.
+    let message_start = message.bytes().position(|c| c != b'\r' && c != b'\n').unwrap_or(message.len());
+    record.text = present_message(&message[message_start..]);
     record.format = Format::Server;
     record.level = None;
     record.statmsg = None;

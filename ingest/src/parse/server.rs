@@ -50,7 +50,9 @@ pub fn split_record_at(line: &str, at: usize) -> Option<(&str, Trailer<'_>)> {
 #[inline(always)]
 pub(super) fn split_usual_record_at(line: &str, at: usize) -> Option<(&str, Trailer<'_>)> {
     let (message, trailer) = (line.get(..at)?, line.get(at..)?.strip_prefix("$$<")?);
-    Some((message.trim_end_matches(' '), fast_trailer(trailer)?))
+    // Spaces are single bytes: trimmed without decoding characters backwards.
+    let kept = message.as_bytes().iter().rposition(|&c| c != b' ').map_or(0, |i| i + 1);
+    Some((&message[..kept], fast_trailer(trailer)?))
 }
 
 /// Offset of the last `$$<`, scanning back from the end (the trailer is at the end). Searching
@@ -97,34 +99,26 @@ fn fast_trailer(input: &str) -> Option<Trailer<'_>> {
 /// A decimal `u32` at the start of `b` (1 to 10 digits, no overflow) and its length.
 #[inline(always)]
 fn decimal(b: &[u8]) -> Option<(u32, usize)> {
-    let digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    // One pass; 11 digits are enough to tell "too many" (a u64 holds them without overflow).
+    let (mut value, mut digits) = (0u64, 0);
+    while let Some(d) = b.get(digits).filter(|_| digits <= 10).and_then(|&c| digit(c)) {
+        value = value * 10 + u64::from(d);
+        digits += 1;
+    }
     if digits == 0 || digits > 10 {
         return None;
     }
-    let value =
-        b[..digits].iter().try_fold(0u32, |n, &c| n.checked_mul(10)?.checked_add(u32::from(c - b'0')))?;
-    Some((value, digits))
+    Some((u32::try_from(value).ok()?, digits))
 }
 
 /// `MM-DD-YYYY HH:MM:SS.mmm±BIAS` straight to UTC: digits read in place, the calendar date
 /// looked up once per day of log (consecutive records share it), the bias applied as seconds.
 #[inline(always)]
 fn fixed_utc(b: &[u8]) -> Option<(&[u8], DateTime<Utc>, i32)> {
-    if b.len() < 25
-        || b[2] != b'-'
-        || b[5] != b'-'
-        || b[10] != b' '
-        || b[13] != b':'
-        || b[16] != b':'
-        || b[19] != b'.'
-    {
+    if b.len() < 25 {
         return None;
     }
-    let d = |k: usize| digit(b[k]);
-    let two = |k: usize| two_digits(b[k], b[k + 1]);
-    let (month, day, year) = (two(0)?, two(3)?, two(6)? * 100 + two(8)?);
-    let (hour, minute, second) = (two(11)?, two(14)?, two(17)?);
-    let millis = d(20)? * 100 + d(21)? * 10 + d(22)?;
+    let [month, day, year, hour, minute, second, millis] = date_and_clock(b)?;
     if hour > 23 || minute > 59 || second > 60 {
         return None;
     }
@@ -154,19 +148,59 @@ fn fixed_utc(b: &[u8]) -> Option<(&[u8], DateTime<Utc>, i32)> {
     Some((&b[24 + digits..], date.and_time(time).and_utc(), bias))
 }
 
+/// `MM-DD-YYYY HH:MM:SS.mmm` at the start of `b` (at least 24 bytes) as month, day, year, hour,
+/// minute, second and milliseconds, read a word at a time: three 8-byte words, each checked for
+/// its separators and its digits with a few masks instead of a branch per byte.
+#[inline(always)]
+fn date_and_clock(b: &[u8]) -> Option<[u32; 7]> {
+    let word = |i: usize| u64::from_le_bytes(<[u8; 8]>::try_from(&b[i..i + 8]).unwrap_or_default());
+    let (w0, w1, w2) = (word(0), word(8), word(16));
+    // Byte k of a word is bits 8k..8k+8. `MM-DD-YY` and `YY HH:MM` share a layout: digits at
+    // 0, 1, 3, 4, 6, 7, separators at 2 and 5. `:SS.mmm` has `:` at 0, `.` at 3, digits at 1, 2,
+    // 4, 5, 6 (byte 7 is the bias sign, read by the caller).
+    const PAIRS_DIGITS: u64 = 0xFFFF_00FF_FF00_FFFF;
+    const PAIRS_SEPARATORS: u64 = 0x0000_FF00_00FF_0000;
+    const CLOCK_DIGITS: u64 = 0x00FF_FFFF_00FF_FF00;
+    const CLOCK_SEPARATORS: u64 = 0x0000_0000_FF00_00FF;
+    let separators = |first: u8, second: u8, shift: u32| u64::from(first) | u64::from(second) << shift;
+    if w0 & PAIRS_SEPARATORS != separators(b'-', b'-', 24) << 16
+        || w1 & PAIRS_SEPARATORS != separators(b' ', b':', 24) << 16
+        || w2 & CLOCK_SEPARATORS != separators(b':', b'.', 24)
+    {
+        return None;
+    }
+    let (v0, v1, v2) = (digits(w0, PAIRS_DIGITS)?, digits(w1, PAIRS_DIGITS)?, digits(w2, CLOCK_DIGITS)?);
+    let at = |v: u64, k: u32| ((v >> (8 * k)) & 0xFF) as u32;
+    let two = |v: u64, k: u32| at(v, k) * 10 + at(v, k + 1);
+    let year = two(v0, 6) * 100 + two(v1, 0);
+    let millis = at(v2, 4) * 100 + at(v2, 5) * 10 + at(v2, 6);
+    Some([two(v0, 0), two(v0, 3), year, two(v1, 3), two(v1, 6), two(v2, 1), millis])
+}
+
+/// The bytes of `word` under `mask` (whole bytes) minus `'0'`, if every one of them is an ASCII
+/// digit; the other bytes are zero.
+#[inline(always)]
+fn digits(word: u64, mask: u64) -> Option<u64> {
+    let kept = word & mask;
+    let (high, zero, six) =
+        (mask & 0x8080_8080_8080_8080, mask & 0x3030_3030_3030_3030, mask & 0x4646_4646_4646_4646);
+    // At least '0': with the high bit forced on, subtracting '0' never borrows from the next
+    // byte and leaves the high bit on exactly when the byte is at least 0x30 (ignoring bit 7).
+    let at_least_zero = ((kept | high) - zero) & high == high;
+    // At most '9', and below 0x80: adding 0x46 sets the high bit from 0x3A up (a carry out of a
+    // byte, even out of the word, only ever happens above 0x80, which fails anyway).
+    let at_most_nine = (kept.wrapping_add(six) | kept) & high == 0;
+    (at_least_zero && at_most_nine).then(|| kept - zero)
+}
+
 #[inline(always)]
 fn digit(c: u8) -> Option<u32> {
     let x = c.wrapping_sub(b'0');
     (x < 10).then_some(u32::from(x))
 }
 
-#[inline(always)]
-fn two_digits(tens: u8, ones: u8) -> Option<u32> {
-    let (t, o) = (tens.wrapping_sub(b'0'), ones.wrapping_sub(b'0'));
-    (t < 10 && o < 10).then(|| u32::from(t) * 10 + u32::from(o))
-}
-
 /// `NaiveDate::from_ymd_opt`, remembered for the last date seen on this thread.
+#[inline]
 pub(super) fn cached_date(year: u32, month: u32, day: u32) -> Option<NaiveDate> {
     thread_local! {
         static LAST: std::cell::Cell<(u32, Option<NaiveDate>)> = const { std::cell::Cell::new((0, None)) };
@@ -347,6 +381,35 @@ mod tests {
         // The date cache must not leak one day into the next record.
         assert_eq!(t("03-01-2024 10:00:00.000+0"), utc("2024-03-01T10:00:00Z"));
         assert_eq!(t("03-02-2024 10:00:00.000+0"), utc("2024-03-02T10:00:00Z"));
+    }
+
+    #[test]
+    fn dates_and_clocks_are_read_a_word_at_a_time_exactly() {
+        let good = *b"08-02-2024 16:39:05.707+";
+        assert_eq!(date_and_clock(&good), Some([8, 2, 2024, 16, 39, 5, 707]));
+        assert_eq!(date_and_clock(b"00-00-0000 00:00:00.000-"), Some([0; 7]));
+        assert_eq!(date_and_clock(b"99-99-9999 99:99:99.999+"), Some([99, 99, 9999, 99, 99, 99, 999]));
+        // Every byte of every position, against a byte-by-byte reading.
+        let by_bytes = |b: &[u8]| -> Option<[u32; 7]> {
+            let layout = b"00-00-0000 00:00:00.000";
+            for (k, &expected) in layout.iter().enumerate() {
+                let ok = if expected == b'0' { b[k].is_ascii_digit() } else { b[k] == expected };
+                if !ok {
+                    return None;
+                }
+            }
+            let n = |from: usize, len: usize| {
+                b[from..from + len].iter().fold(0, |v, &d| v * 10 + u32::from(d - b'0'))
+            };
+            Some([n(0, 2), n(3, 2), n(6, 4), n(11, 2), n(14, 2), n(17, 2), n(20, 3)])
+        };
+        for k in 0..good.len() - 1 {
+            for byte in 0..=255u8 {
+                let mut b = good;
+                b[k] = byte;
+                assert_eq!(date_and_clock(&b), by_bytes(&b), "byte {k} = {byte:#x}");
+            }
+        }
     }
 
     #[test]

@@ -193,6 +193,7 @@ pub(super) fn find_byte(b: &[u8], byte: u8) -> Option<usize> {
 
 /// The message as people read it: trailing spaces and trailing `~`/`~~` codes removed, inner
 /// `~~` (CRLF) and `~` (LF) shown as `\n`. Borrows unless there is an inner code to replace.
+#[inline]
 pub fn present_message(raw: &str) -> Cow<'_, str> {
     let trimmed = raw.trim_end_matches([' ', '~', '\r', '\n']);
     if memchr::memchr(b'~', trimmed.as_bytes()).is_none() {
