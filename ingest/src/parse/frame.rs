@@ -68,12 +68,13 @@ impl<'a> Frames<'a> {
         self.marker = None;
         loop {
             let (start, line) = self.lines.next()?;
-            if line.trim_ascii().is_empty() {
-                continue; // a blank line carries nothing
-            }
+            // The usual line first: one with a trailer (so not blank).
             if let Some(at) = trailer_marker(line) {
                 self.marker = Some(at);
                 return Some((start, line));
+            }
+            if line.trim_ascii().is_empty() {
+                continue; // a blank line carries nothing
             }
             if is_marker(line) {
                 return Some((start, line));

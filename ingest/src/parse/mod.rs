@@ -24,6 +24,7 @@ use std::borrow::Cow;
 use statmsg_schema::{Format, Record};
 
 pub use frame::{last_record_boundary, record_boundary, Frames};
+use server::TrailerMemo;
 pub use server::{parse_trailer, split_record, split_record_at, zone_bias, Trailer};
 pub use statmsg::{parse_statmsg, Parsed, StatmsgError};
 pub use text::{decode_line, present_message, strip_bom, Encoding, Lines, Transcoded};
@@ -81,18 +82,27 @@ pub fn parse_record(format: Format, raw: &str) -> Record<'_> {
 /// ([`Frames::marker`]); `None` searches for it.
 pub fn parse_record_at(format: Format, raw: &str, marker: Option<usize>) -> Record<'_> {
     let mut record = unframed("");
-    parse_record_into(format, raw, marker, &mut record);
+    parse_record_into(format, raw, marker, &mut TrailerMemo::default(), &mut record);
     record
 }
 
 /// [`parse_record_at`] into `record`, every field overwritten. Records are large (~640 bytes):
-/// the hot path fills one record in place, record after record, rather than moving a new one.
+/// the hot path fills one record in place, record after record, rather than moving a new one;
+/// `memo` holds the last server trailer read, which the next one usually repeats.
 #[inline]
-fn parse_record_into<'a>(format: Format, raw: &'a str, marker: Option<usize>, record: &mut Record<'a>) {
+fn parse_record_into<'a>(
+    format: Format,
+    raw: &'a str,
+    marker: Option<usize>,
+    memo: &mut TrailerMemo<'a>,
+    record: &mut Record<'a>,
+) {
     let raw = raw.trim_end_matches(['\r', '\n']);
     match format {
         Format::Server | Format::Unframed | Format::RolloverMarker => {
-            if let Some((message, trailer)) = marker.and_then(|at| server::split_usual_record_at(raw, at)) {
+            if let Some((message, trailer)) =
+                marker.and_then(|at| server::split_usual_record_at(raw, at, memo))
+            {
                 return server_record(message, trailer, record);
             }
             match marker.map_or_else(|| split_record(raw), |at| server::split_record_at(raw, at)) {
@@ -248,12 +258,12 @@ fn walk_records(
             // parsed into one record reused from line to line.
             let text = std::str::from_utf8(bytes).ok();
             let mut frames = Frames::new(kind.format, bytes, complete_only);
-            let mut record = unframed("");
+            let (mut record, mut memo) = (unframed(""), TrailerMemo::default());
             while let Some((offset, raw)) = frames.next() {
                 match text {
                     Some(text) => {
                         let raw = &text[offset..offset + raw.len()];
-                        parse_record_into(kind.format, raw, frames.marker(), &mut record);
+                        parse_record_into(kind.format, raw, frames.marker(), &mut memo, &mut record);
                         f(base + offset as u64, &record);
                     }
                     None => {

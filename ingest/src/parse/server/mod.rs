@@ -15,6 +15,10 @@ use nom::combinator::{all_consuming, map_res, opt};
 use nom::sequence::delimited;
 use nom::{IResult, Parser};
 
+mod memo;
+
+pub(super) use memo::TrailerMemo;
+
 /// Largest plausible bias: time zones span UTC-12 to UTC+14.
 pub(super) const MAX_BIAS_MINUTES: i32 = 24 * 60;
 
@@ -48,11 +52,15 @@ pub fn split_record_at(line: &str, at: usize) -> Option<(&str, Trailer<'_>)> {
 /// (which [`split_record`] reads). A separate path, so that its result is not merged with the
 /// general parser's through memory.
 #[inline(always)]
-pub(super) fn split_usual_record_at(line: &str, at: usize) -> Option<(&str, Trailer<'_>)> {
+pub(super) fn split_usual_record_at<'a>(
+    line: &'a str,
+    at: usize,
+    memo: &mut TrailerMemo<'a>,
+) -> Option<(&'a str, Trailer<'a>)> {
     let (message, trailer) = (line.get(..at)?, line.get(at..)?.strip_prefix("$$<")?);
     // Spaces are single bytes: trimmed without decoding characters backwards.
     let kept = message.as_bytes().iter().rposition(|&c| c != b' ').map_or(0, |i| i + 1);
-    Some((&message[..kept], fast_trailer(trailer)?))
+    Some((&message[..kept], memo.read(trailer)?))
 }
 
 /// Offset of the last `$$<`, scanning back from the end (the trailer is at the end). Searching
@@ -83,17 +91,23 @@ pub fn parse_trailer(input: &str) -> Result<Trailer<'_>, nom::Err<nom::error::Er
 
 #[inline(always)]
 fn fast_trailer(input: &str) -> Option<Trailer<'_>> {
+    fast_trailer_on(input).map(|(trailer, _)| trailer)
+}
+
+/// [`fast_trailer`], with the local calendar date the line states.
+#[inline(always)]
+fn fast_trailer_on(input: &str) -> Option<(Trailer<'_>, NaiveDate)> {
     let b = input.as_bytes();
     let close = super::text::find_byte(b, b'>')?;
     let rest = b.get(close..)?.strip_prefix(b"><")?;
-    let (rest, time, bias) = fixed_utc(rest)?;
+    let (rest, time, bias, local_date) = fixed_utc(rest)?;
     let rest = rest.strip_prefix(b"><thread=")?.trim_ascii_end().strip_suffix(b">")?;
     let (thread, digits) = decimal(rest)?;
     let tail = &rest[digits..];
     if !(tail.is_empty() || tail.starts_with(b" (0x") && tail.ends_with(b")")) {
         return None;
     }
-    Some(Trailer { component: &input[..close], time, bias_minutes: bias, thread })
+    Some((Trailer { component: &input[..close], time, bias_minutes: bias, thread }, local_date))
 }
 
 /// A decimal `u32` at the start of `b` (1 to 10 digits, no overflow) and its length.
@@ -114,16 +128,11 @@ fn decimal(b: &[u8]) -> Option<(u32, usize)> {
 /// `MM-DD-YYYY HH:MM:SS.mmm±BIAS` straight to UTC: digits read in place, the calendar date
 /// looked up once per day of log (consecutive records share it), the bias applied as seconds.
 #[inline(always)]
-fn fixed_utc(b: &[u8]) -> Option<(&[u8], DateTime<Utc>, i32)> {
+fn fixed_utc(b: &[u8]) -> Option<(&[u8], DateTime<Utc>, i32, NaiveDate)> {
     if b.len() < 25 {
         return None;
     }
     let [month, day, year, hour, minute, second, millis] = date_and_clock(b)?;
-    if hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    // A leap second (`:60`) is chrono's second 59 with a nanosecond count past 1e9.
-    let (second, leap_nanos) = if second == 60 { (59, 1_000_000_000) } else { (second, 0) };
     let negative = match b[23] {
         b'+' => false,
         b'-' => true,
@@ -134,7 +143,36 @@ fn fixed_utc(b: &[u8]) -> Option<(&[u8], DateTime<Utc>, i32)> {
         return None;
     }
     let bias = if negative { -(magnitude as i32) } else { magnitude as i32 };
-    let date = cached_date(year, month, day)?;
+    let local_date = cached_date(year, month, day)?;
+    let time = utc_of(local_date, [hour, minute, second, millis], bias)?;
+    Some((&b[24 + digits..], time, bias, local_date))
+}
+
+/// `HH:MM:SS.mmm` on local date `date`, with the line's bias, in UTC.
+#[inline(always)]
+fn clock_utc(clock: &[u8], date: NaiveDate, bias: i32) -> Option<DateTime<Utc>> {
+    let word = u64::from_le_bytes(<[u8; 8]>::try_from(clock.get(..8)?).unwrap_or_default());
+    // `HH:MM:SS` has the layout of `MM-DD-YY` in `date_and_clock`.
+    if word & PAIRS_SEPARATORS != (u64::from(b':') | u64::from(b':') << 24) << 16
+        || clock.get(8) != Some(&b'.')
+    {
+        return None;
+    }
+    let v = digits(word, PAIRS_DIGITS)?;
+    let at = |k: u32| ((v >> (8 * k)) & 0xFF) as u32;
+    let millis = digit(*clock.get(9)?)? * 100 + digit(*clock.get(10)?)? * 10 + digit(*clock.get(11)?)?;
+    utc_of(date, [at(0) * 10 + at(1), at(3) * 10 + at(4), at(6) * 10 + at(7), millis], bias)
+}
+
+/// Local `date` and `[hour, minute, second, millis]` with the bias, in UTC; `None` when the
+/// clock is out of range.
+#[inline(always)]
+fn utc_of(date: NaiveDate, [hour, minute, second, millis]: [u32; 4], bias: i32) -> Option<DateTime<Utc>> {
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    // A leap second (`:60`) is chrono's second 59 with a nanosecond count past 1e9.
+    let (second, leap_nanos) = if second == 60 { (59, 1_000_000_000) } else { (second, 0) };
     let secs = i64::from(hour * 3600 + minute * 60 + second) + i64::from(bias) * 60;
     // At most a day either way (|bias| <= a day): compares, not a division.
     let (shift, secs) = match secs {
@@ -145,8 +183,13 @@ fn fixed_utc(b: &[u8]) -> Option<(&[u8], DateTime<Utc>, i32)> {
     let date = if shift == 0 { date } else { date.checked_add_signed(Duration::days(shift))? };
     let secs = u32::try_from(secs).ok()?;
     let time = NaiveTime::from_num_seconds_from_midnight_opt(secs, millis * 1_000_000 + leap_nanos)?;
-    Some((&b[24 + digits..], date.and_time(time).and_utc(), bias))
+    Some(date.and_time(time).and_utc())
 }
+
+/// Digits and separators of `MM-DD-YY`, `YY HH:MM` and `HH:MM:SS` read as a little-endian word
+/// (byte k is bits 8k..8k+8): digits at 0, 1, 3, 4, 6, 7, separators at 2 and 5.
+const PAIRS_DIGITS: u64 = 0xFFFF_00FF_FF00_FFFF;
+const PAIRS_SEPARATORS: u64 = 0x0000_FF00_00FF_0000;
 
 /// `MM-DD-YYYY HH:MM:SS.mmm` at the start of `b` (at least 24 bytes) as month, day, year, hour,
 /// minute, second and milliseconds, read a word at a time: three 8-byte words, each checked for
@@ -158,8 +201,6 @@ fn date_and_clock(b: &[u8]) -> Option<[u32; 7]> {
     // Byte k of a word is bits 8k..8k+8. `MM-DD-YY` and `YY HH:MM` share a layout: digits at
     // 0, 1, 3, 4, 6, 7, separators at 2 and 5. `:SS.mmm` has `:` at 0, `.` at 3, digits at 1, 2,
     // 4, 5, 6 (byte 7 is the bias sign, read by the caller).
-    const PAIRS_DIGITS: u64 = 0xFFFF_00FF_FF00_FFFF;
-    const PAIRS_SEPARATORS: u64 = 0x0000_FF00_00FF_0000;
     const CLOCK_DIGITS: u64 = 0x00FF_FFFF_00FF_FF00;
     const CLOCK_SEPARATORS: u64 = 0x0000_0000_FF00_00FF;
     let separators = |first: u8, second: u8, shift: u32| u64::from(first) | u64::from(second) << shift;
