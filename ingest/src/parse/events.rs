@@ -371,7 +371,8 @@ fn clock_seconds(s: &str) -> Option<u32> {
     }
     let mut parts = s.split(':');
     let (h, m, sec) = (num::<u32>(parts.next()?)?, num::<u32>(parts.next()?)?, num::<u32>(parts.next()?)?);
-    Some(h * 3600 + m * 60 + sec)
+    // An absurd ETA is no ETA (never an overflow).
+    h.checked_mul(3600)?.checked_add(m.checked_mul(60)?)?.checked_add(sec)
 }
 
 fn performing(m: &str) -> Option<Event<'_>> {
@@ -461,6 +462,7 @@ mod tests {
         assert_eq!(duration_dhms("0d00h03m53s"), Some(233));
         assert_eq!(duration_dhms("1d02h00m00s"), Some(93_600));
         assert_eq!(clock_seconds("00:01:03"), Some(63));
+        assert_eq!(clock_seconds("4294967295:00:00"), None, "found by review: overflowed");
     }
 
     #[test]

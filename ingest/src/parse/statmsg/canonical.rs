@@ -182,14 +182,19 @@ pub(super) const ENGLISH_MONTHS: [&str; 12] =
 
 /// `GMTDATE` as servers running in English write it (`Thu Aug 01 10:00:05.552 2024`, then a
 /// space or the end), read in place; `None` for anything else (localized names, padded days,
-/// other precision), which the general path reads. The day name is not checked (neither does
-/// the general path).
+/// other precision), which the general path reads. The day name is not read (neither does the
+/// general path), but it must be one word, as the general path needs it to be.
 #[inline]
 pub(super) fn english_gmtdate(b: &[u8]) -> Option<DateTime<Utc>> {
     if b.len() < ENGLISH_GMTDATE_LEN || b.get(ENGLISH_GMTDATE_LEN).is_some_and(|&c| c != b' ') {
         return None;
     }
-    if [3, 7, 10, 23].iter().any(|&i| b[i] != b' ') || b[13] != b':' || b[16] != b':' || b[19] != b'.' {
+    if [3, 7, 10, 23].iter().any(|&i| b[i] != b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'.'
+        || b[..3].iter().any(u8::is_ascii_whitespace)
+    {
         return None;
     }
     let digit = |k: usize| -> Option<u32> {
@@ -248,6 +253,9 @@ mod tests {
             base.replace("NUMATTRS=0", "NUMATTRS=1 AID0=409 AVAL0=\"CS1\""),
             base.replace("Thu Jan 16", "Do Jan 16").replace("Jan", "Jän"),
             base.replace("Jan 16", "Jan  6"),
+            // Found by review: a blank day name shifts the words; the grammar rejects it.
+            base.replace("Thu Jan", "    Jan"),
+            base.replace("Thu Jan", "T\th Jan"),
             base.replace(" ISTR9=\"\"", ""),
             base.replace("ID=6702", "ID=99999"),
             format!("{base} LE=zz"),

@@ -575,5 +575,17 @@ mod tests {
         );
         let cut = &FAILED[..FAILED.find(" ISTR0").unwrap() + 10];
         assert!(parse_statmsg(cut, record_time()).is_err());
+        // Found by review: a blank day name leaves four words where GMTDATE needs five.
+        let gmtdate = &FAILED[FAILED.find("GMTDATE=").unwrap() + 8..][..3];
+        for blank in ["   ", "T h", "T\th"] {
+            let broken = FAILED.replacen(gmtdate, blank, 1);
+            assert!(
+                matches!(
+                    parse_statmsg(&broken, record_time()),
+                    Err(StatmsgError::Invalid { key: "GMTDATE", .. })
+                ),
+                "{broken}"
+            );
+        }
     }
 }
