@@ -81,9 +81,7 @@ pub(super) fn canonical(body: &str, start: usize) -> Option<StatusMessage<'_>> {
         None
     } else {
         c.key(b"LE=")?;
-        let value = c.token();
-        let digits = value.strip_prefix("0X").or_else(|| value.strip_prefix("0x")).unwrap_or(value);
-        Some(u32::from_str_radix(digits, 16).ok()?)
+        Some(super::last_error(c.token())?)
     };
     if c.pos != body.len() {
         return None;
@@ -242,6 +240,14 @@ mod tests {
         for body in CANONICAL {
             let fast = canonical(body, "STATMSG: ".len()).unwrap_or_else(|| panic!("not canonical: {body}"));
             assert_eq!(Some(&fast), by_general(body).as_ref(), "{body}");
+        }
+    }
+
+    #[test]
+    fn the_sized_keys_are_the_grammars() {
+        assert_eq!(ISTR_NEXT.map(|k| &k[..]), super::super::ISTR_NEXT.map(str::as_bytes));
+        for (k, key) in ISTR_KEYS.iter().enumerate() {
+            assert_eq!(&key[..], format!("{}=", super::super::ISTR_KEYS[k]).as_bytes());
         }
     }
 

@@ -139,6 +139,12 @@ const ISTR_NEXT: [&str; 9] = [
     " ISTR9=\"",
 ];
 
+/// `LE=0X8013150a`: hexadecimal, with or without `0X`/`0x`.
+fn last_error(value: &str) -> Option<u32> {
+    let digits = value.strip_prefix("0X").or_else(|| value.strip_prefix("0x")).unwrap_or(value);
+    u32::from_str_radix(digits, 16).ok()
+}
+
 /// Keys of the grammar; any other `KEY=` is kept as an extra.
 fn is_known_key(key: &str) -> bool {
     matches!(
@@ -255,8 +261,7 @@ impl<'a> Cursor<'a> {
 
     fn hex(&mut self, key: &'static str) -> Result<u32, StatmsgError> {
         let value = self.token(key)?;
-        let digits = value.strip_prefix("0X").or_else(|| value.strip_prefix("0x")).unwrap_or(value);
-        u32::from_str_radix(digits, 16).map_err(|_| StatmsgError::Invalid { key, value: value.to_owned() })
+        last_error(value).ok_or_else(|| StatmsgError::Invalid { key, value: value.to_owned() })
     }
 
     /// Whether `PREFIXk=` is at the cursor, without formatting the key.
