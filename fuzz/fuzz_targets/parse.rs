@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use statmsg_ingest::parse::{parse_file_bytes, parse_record};
+use statmsg_parse::{parse_file_bytes, parse_record};
 use statmsg_schema::Format;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,8 +1,33 @@
-//! statmsg's ingest side: parsing ConfigMgr logs ([`parse`]), collecting them into Kafka
-//! ([`collect`]) and consuming them into InfluxDB ([`consume`]).
+//! statmsg-ingest, the shell around the pure core: configuration, the collector, the consumer,
+//! offline `analyze` and `simulate`, and the `statmsg` binary (`main.rs`, a thin command line
+//! over these modules; `anyhow` lives there only).
 //!
-//! [`parse`] is pure (no tokio, no rdkafka); the other stages are thin async shells around pure
-//! cores, each with a validated `Config` and a `run(config, shutdown)`.
+//! The core is in crates of its own: `statmsg-parse` (log bytes to records) and `statmsg-track`
+//! (records to sync runs, health and alerts), both over `statmsg-schema`. This crate adds the
+//! I/O: files, Kafka, InfluxDB, the clock and the process's signals.
+//!
+//! # Layout
+//!
+//! - [`config`]: one TOML file (plus `STATMSG__SECTION__KEY` overrides) read into a raw form and
+//!   validated once into each stage's typed `Config`; `example.toml` documents every key.
+//! - [`collect`]: the collector. Tails log files across rollovers ([`collect::tail`], pure),
+//!   publishes records to Kafka until acknowledged (`collect::publish`) and moves a file's
+//!   checkpoint only after that ([`collect::checkpoint`]).
+//! - [`consume`]: the consumer group. Batches records into InfluxDB points
+//!   ([`consume::batch`], pure), writes them ([`consume::influx`]), feeds the tracker
+//!   (`consume::tracking`), keeps its state in a compacted topic ([`consume::state`]) and
+//!   commits offsets only after all of that was acknowledged.
+//! - [`kafka`]: client properties and topic creation shared by the collector and the consumer.
+//! - [`offline`]: whole log files read in parallel at record boundaries (`statmsg parse`,
+//!   `statmsg analyze`).
+//! - [`analyze`]: the tracker over copied log folders, offline, and its text and JSON report.
+//! - [`simulate`]: realistic logs of a whole hierarchy with injected faults, and a truth file
+//!   from its own oracle ([`simulate::truth`]), which shares no code with the tracker it judges.
+//! - [`shutdown`]: the one shutdown path (Ctrl-C, SIGTERM, or a failing stage).
+//!
+//! Each stage has a module doc saying what it owns, a validated `Config`, a
+//! `run(config, shutdown)` and its tests beside it; the end-to-end tests in `tests/` run it
+//! against the real Kafka and InfluxDB of `deploy/local/stack`.
 
 pub mod analyze;
 pub mod collect;
@@ -10,8 +35,5 @@ pub mod config;
 pub mod consume;
 pub mod kafka;
 pub mod offline;
-pub mod parse;
 pub mod shutdown;
 pub mod simulate;
-pub mod synth;
-pub mod track;

@@ -8,9 +8,9 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use statmsg_ingest::config::{RawConfig, Settings, EXAMPLE};
-use statmsg_ingest::parse::{self, stats::Stats, FileKind};
 use statmsg_ingest::simulate::{SimConfig, Simulation};
 use statmsg_ingest::{collect, consume, offline, shutdown};
+use statmsg_parse::{self as parse, stats::Stats, FileKind};
 
 /// statmsg: ConfigMgr software-update synchronization, from site-server logs to Kafka and InfluxDB.
 #[derive(Debug, Parser)]
@@ -223,7 +223,7 @@ fn analyze(
     now: Option<DateTime<Utc>>,
     json: bool,
     hierarchy: Option<String>,
-    tracker: statmsg_ingest::track::TrackerConfig,
+    tracker: statmsg_track::TrackerConfig,
     paths: Vec<PathBuf>,
 ) -> anyhow::Result<()> {
     let config = statmsg_ingest::analyze::Config {

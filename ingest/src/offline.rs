@@ -9,7 +9,7 @@ use std::path::Path;
 
 use statmsg_schema::Record;
 
-use crate::parse::{self, Encoding, FileKind};
+use statmsg_parse::{self as parse, Encoding, FileKind};
 
 /// Bytes read per block.
 const BLOCK: usize = 1 << 20;
@@ -174,7 +174,7 @@ mod tests {
     #[test]
     fn ranges_and_blocks_give_exactly_the_records_of_one_pass() {
         let mut text = String::new();
-        crate::synth::wsyncmgr_log(20_000_000, 5, &mut text);
+        statmsg_parse::synth::wsyncmgr_log(20_000_000, 5, &mut text);
         text.insert(0, '\u{feff}');
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("WsyncMgr.log");

@@ -9,7 +9,7 @@ use chrono::Duration;
 use statmsg_ingest::analyze::{self, Progress};
 use statmsg_ingest::simulate::truth::{ExpectedAlert, Truth};
 use statmsg_ingest::simulate::{SimConfig, Simulation};
-use statmsg_ingest::track::TrackerConfig;
+use statmsg_track::TrackerConfig;
 
 fn analyze_at(dir: &std::path::Path, now: Option<chrono::DateTime<chrono::Utc>>) -> analyze::Report {
     let config = analyze::Config {

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use statmsg_schema::{Event, Record};
 
 use crate::offline;
-use crate::track::{Alert, Position, SiteView, SyncRun, Tracker, TrackerConfig};
+use statmsg_track::{Alert, Position, SiteView, SyncRun, Tracker, TrackerConfig};
 
 pub use report::{write_json, write_table};
 
@@ -53,7 +53,7 @@ pub struct Report {
     pub sites: Vec<SiteView>,
     pub alerts: Vec<Alert>,
     /// Per child site: how it followed its parent's content versions.
-    pub propagation: std::collections::BTreeMap<crate::track::SiteKey, crate::track::PropagationSummary>,
+    pub propagation: std::collections::BTreeMap<statmsg_track::SiteKey, statmsg_track::PropagationSummary>,
     pub files: usize,
     pub bytes: u64,
     pub records: u64,
@@ -173,9 +173,9 @@ fn head_of(path: &Path) -> std::io::Result<Head> {
     use std::io::Read as _;
     let mut bytes = Vec::with_capacity(HEAD_BYTES);
     std::fs::File::open(path)?.take(HEAD_BYTES as u64).read_to_end(&mut bytes)?;
-    let (kind, bom) = crate::parse::FileKind::detect(&bytes);
+    let (kind, bom) = statmsg_parse::FileKind::detect(&bytes);
     let mut head = Head::default();
-    crate::parse::for_each_complete_record(kind, &bytes[bom..], 0, |_, record| {
+    statmsg_parse::for_each_complete_record(kind, &bytes[bom..], 0, |_, record| {
         if head.first.is_none() {
             head.first = record.time;
         }

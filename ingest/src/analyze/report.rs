@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::Report;
-use crate::track::{human, SiteView};
+use statmsg_track::{human, SiteView};
 
 const RESET: &str = "\x1b[0m";
 const RED: &str = "\x1b[31m";
@@ -146,8 +146,8 @@ pub fn write_table(report: &Report, colour: bool, out: &mut impl Write) -> std::
         }
     }
     let (ok, failed) = report.runs.iter().fold((0, 0), |(ok, failed), r| match r.outcome {
-        crate::track::Outcome::Succeeded => (ok + 1, failed),
-        crate::track::Outcome::Failed => (ok, failed + 1),
+        statmsg_track::Outcome::Succeeded => (ok + 1, failed),
+        statmsg_track::Outcome::Failed => (ok, failed + 1),
         _ => (ok, failed),
     });
     writeln!(out)?;

@@ -1,5 +1,5 @@
 use super::*;
-use crate::track::Outcome;
+use statmsg_track::Outcome;
 
 const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/contoso");
 
@@ -112,7 +112,7 @@ fn streaming_files_in_time_order_equals_merging_them() {
     merge_site(cas, "CAS", &config, &mut merged, &Progress::default()).unwrap();
     let runs = streamed.take_runs();
     assert!(runs.len() >= 6, "{}", runs.len());
-    assert!(runs.iter().any(|r| r.trigger == crate::track::RunTrigger::Manual));
+    assert!(runs.iter().any(|r| r.trigger == statmsg_track::RunTrigger::Manual));
     assert_eq!(runs, merged.take_runs());
     // Files whose times interleave cannot be streamed.
     let site = tempfile::tempdir().unwrap();

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::parse::FileKind;
+use statmsg_parse::FileKind;
 use thiserror::Error;
 
 const FILE_NAME: &str = "checkpoints.json";

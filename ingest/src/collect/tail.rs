@@ -8,7 +8,7 @@ use std::path::Path;
 use statmsg_schema::Record;
 
 use super::checkpoint::{FileId, Fingerprint, Position};
-use crate::parse::{self, Encoding, FileKind};
+use statmsg_parse::{self as parse, Encoding, FileKind};
 
 /// Bytes read to detect a file's kind.
 const DETECT_BYTES: u64 = 8192;

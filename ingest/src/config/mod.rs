@@ -41,7 +41,7 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     pub consume: ConsumeSettings,
     pub influxdb: InfluxSettings,
-    pub track: crate::track::TrackerConfig,
+    pub track: statmsg_track::TrackerConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -203,7 +203,7 @@ impl Settings {
 }
 
 /// The tracker's thresholds from `[track]`.
-pub fn track_config(raw: &RawTrack) -> Result<crate::track::TrackerConfig, ConfigError> {
+pub fn track_config(raw: &RawTrack) -> Result<statmsg_track::TrackerConfig, ConfigError> {
     let hours = |key: &'static str, h: f64| {
         if h.is_finite() && h > 0.0 && h < 24.0 * 3650.0 {
             Ok(chrono::Duration::seconds((h * 3600.0) as i64))
@@ -235,7 +235,7 @@ pub fn track_config(raw: &RawTrack) -> Result<crate::track::TrackerConfig, Confi
         }
         overrides.insert(scope.clone(), hours("track.expected_interval_hours_for", *h)?);
     }
-    Ok(crate::track::TrackerConfig {
+    Ok(statmsg_track::TrackerConfig {
         stall_after: minutes("track.stall_after_minutes", raw.stall_after_minutes)?,
         stall_factor: factor("track.stall_factor", raw.stall_factor)?,
         slow_factor: factor("track.slow_factor", raw.slow_factor)?,

@@ -10,8 +10,8 @@ use serde::Serialize;
 use statmsg_schema::measurement::write_statmsg_point;
 use statmsg_schema::{Envelope, SCHEMA_VERSION};
 
-use crate::track::points::{write_propagation, write_sync_run};
-use crate::track::{Position, Propagation, SiteKey, SyncRun, Tracker};
+use statmsg_track::points::{write_propagation, write_sync_run};
+use statmsg_track::{Position, Propagation, SiteKey, SyncRun, Tracker};
 
 /// Where a message came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -264,7 +264,7 @@ mod tests {
 
     #[test]
     fn records_feed_the_tracker_and_runs_become_points_of_their_site() {
-        let mut tracker = Tracker::new(crate::track::TrackerConfig::default());
+        let mut tracker = Tracker::new(statmsg_track::TrackerConfig::default());
         let mut batch = Batch::default();
         let started = PLAIN.replace("\"time\":null", "\"time\":\"2014-01-16T18:53:50.147Z\"").replace(
             "\"format\":\"unframed\"}",
@@ -293,7 +293,7 @@ mod tests {
         use statmsg_schema::SourcePosition;
         let envelope = |site: &str, offset: u64, message: &str, time: &str| {
             let line = format!("{message}  $$<SMS_WSUS_SYNC_MANAGER><{time}+0><thread=1 (0x1)>");
-            let record = crate::parse::parse_line(&line).into_owned();
+            let record = statmsg_parse::parse_line(&line).into_owned();
             let env = Envelope {
                 schema: SCHEMA_VERSION,
                 hierarchy: "h".into(),
@@ -317,7 +317,7 @@ mod tests {
             ("Set content version of update source {X} for site P01 to 34", "03-01-2024 10:09:00.000"),
             ("Sync succeeded. Setting sync alert to canceled state on site P01", "03-01-2024 10:10:01.000"),
         ];
-        let mut tracker = Tracker::new(crate::track::TrackerConfig::default());
+        let mut tracker = Tracker::new(statmsg_track::TrackerConfig::default());
         let mut batch = Batch::default();
         for (site, lines, partition) in [("CAS", &parent, 0), ("P01", &child, 1)] {
             for (k, (m, t)) in lines.iter().enumerate() {

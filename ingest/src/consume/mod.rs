@@ -27,7 +27,7 @@ use self::state::StateStore;
 use crate::config::{ConsumeSettings, InfluxSettings, KafkaSettings, Settings};
 use crate::kafka::{client_config, PRODUCER_DEFAULTS};
 use crate::shutdown::Shutdown;
-use crate::track::TrackerConfig;
+use statmsg_track::TrackerConfig;
 
 /// What the consumer needs, validated.
 #[derive(Debug, Clone)]

@@ -22,7 +22,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::config::KafkaSettings;
 use crate::kafka::{client_config, PRODUCER_DEFAULTS};
 use crate::shutdown::Shutdown;
-use crate::track::SiteState;
+use statmsg_track::SiteState;
 
 /// Longest wait for the broker's answer about the topic's partitions and their ends.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);

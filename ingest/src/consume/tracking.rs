@@ -20,8 +20,8 @@ use super::state::{state_key, StateStore};
 use super::{Received, RETRY_MAX, RETRY_MIN};
 use crate::config::ConsumeSettings;
 use crate::shutdown::Shutdown;
-use crate::track::points::write_site_state;
-use crate::track::{SiteKey, Tracker, TrackerConfig};
+use statmsg_track::points::write_site_state;
+use statmsg_track::{SiteKey, Tracker, TrackerConfig};
 
 /// The consumer's context: what rebalances did since the last [`RebalanceWatch::take`].
 #[derive(Debug, Default, Clone)]

@@ -24,10 +24,10 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use crate::synth::Rng;
-use crate::track::{Outcome, RunTrigger};
 use narrative::{run_lines, Cause, Fate, Line, RunPlan};
 use render::{server_line, FileEncoding, RollingWriter, Zone};
+use statmsg_parse::synth::Rng;
+use statmsg_track::{Outcome, RunTrigger};
 
 /// What to simulate.
 #[derive(Debug, Clone)]

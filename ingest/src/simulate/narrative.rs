@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::synth::Rng;
+use statmsg_parse::synth::Rng;
 
 /// How a simulated run goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc, Weekday};
 use serde::Serialize;
 
-use crate::parse::ROLLOVER_MARKER;
+use statmsg_parse::ROLLOVER_MARKER;
 
 /// A Windows time zone with its bias rule (UTC = local + bias, in minutes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -234,7 +234,7 @@ mod tests {
             s,
             "Starting Sync  $$<SMS_WSUS_SYNC_MANAGER><03-10-2024 03:30:00.000+240><thread=10 (0xA)>\r\n"
         );
-        let record = crate::parse::parse_line(s.trim_end());
+        let record = statmsg_parse::parse_line(s.trim_end());
         assert_eq!(record.time, Some(utc("2024-03-10T07:30:00Z")));
     }
 

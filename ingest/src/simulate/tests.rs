@@ -1,5 +1,5 @@
 use super::*;
-use crate::parse::stats::Stats;
+use statmsg_parse::stats::Stats;
 
 #[test]
 fn the_same_seed_gives_the_same_simulation() {

@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{Simulation, TruthRun};
-use crate::track::{median, AlertKind, Outcome, TrackerConfig};
+use statmsg_track::{AlertKind, Outcome, TrackerConfig};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Truth {
@@ -147,9 +147,20 @@ fn successes<'a>(f: &SiteFacts<'a>, c: DateTime<Utc>) -> Vec<(&'a TruthRun, Date
         .collect()
 }
 
+/// How many of the latest successful durations the median is taken over (the README's rule).
+const MEDIAN_WINDOW: usize = 30;
+
+/// The median of the last [`MEDIAN_WINDOW`] durations: the mean of the lower and the upper
+/// middle value (one and the same when the count is odd). Computed here, not borrowed from the
+/// tracker: an oracle that shares the code it judges cannot catch that code's bugs.
 fn last_n_median(durations: &[f64]) -> Option<f64> {
-    let from = durations.len().saturating_sub(crate::track::DURATION_HISTORY);
-    median(durations[from..].iter().copied())
+    let mut window = durations[durations.len().saturating_sub(MEDIAN_WINDOW)..].to_vec();
+    let n = window.len();
+    if n == 0 {
+        return None;
+    }
+    window.sort_unstable_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    Some((window[(n - 1) / 2] + window[n / 2]) / 2.0)
 }
 
 /// The versions a site reached by `c`, increasing, with when.
@@ -174,8 +185,8 @@ fn expected_alerts(facts: &[SiteFacts<'_>], config: &TrackerConfig, c: DateTime<
         let known: Vec<&TruthRun> = f.runs.iter().copied().filter(|r| r.start <= c).collect();
         let wins = successes(f, c);
         let durations: Vec<f64> = wins.iter().filter_map(|(r, _)| r.duration_s).collect();
-        let median_now =
-            last_n_median(&durations).filter(|_| durations.len().min(30) >= config.min_runs_for_median);
+        let median_now = last_n_median(&durations)
+            .filter(|_| durations.len().min(MEDIAN_WINDOW) >= config.min_runs_for_median);
 
         // stalled
         if let Some(current) = known.last() {
@@ -210,7 +221,7 @@ fn expected_alerts(facts: &[SiteFacts<'_>], config: &TrackerConfig, c: DateTime<
         if let Some((run, end)) = last_finished.filter(|(r, _)| r.outcome == Outcome::Succeeded) {
             let before: Vec<f64> =
                 wins.iter().filter(|(_, t)| *t < end).filter_map(|(r, _)| r.duration_s).collect();
-            let enough = durations.len().min(30) > config.min_runs_for_median;
+            let enough = durations.len().min(MEDIAN_WINDOW) > config.min_runs_for_median;
             if let (Some(m), Some(d), true) = (last_n_median(&before), run.duration_s, enough) {
                 if d > config.slow_factor * m && d > config.slow_min.num_seconds() as f64 {
                     push(AlertKind::Slow, end);
@@ -221,7 +232,7 @@ fn expected_alerts(facts: &[SiteFacts<'_>], config: &TrackerConfig, c: DateTime<
         if let Some(parent) = f.parent.and_then(|p| facts.iter().find(|x| x.site == p)) {
             let notified = successes(parent, c).first().map(|(_, t)| *t + Duration::milliseconds(300));
             let asked =
-                f.runs.iter().find(|r| r.trigger == crate::track::RunTrigger::Parent).map(|r| r.start);
+                f.runs.iter().find(|r| r.trigger == statmsg_track::RunTrigger::Parent).map(|r| r.start);
             let known_at = [notified, asked].into_iter().flatten().min();
             if known_at.is_some_and(|k| k <= c) {
                 let mine = versions(f, c).last().map(|(v, _)| *v);
@@ -240,4 +251,20 @@ fn expected_alerts(facts: &[SiteFacts<'_>], config: &TrackerConfig, c: DateTime<
     }
     out.sort();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_n_median;
+
+    #[test]
+    fn the_oracles_median_is_over_the_last_thirty() {
+        assert_eq!(last_n_median(&[]), None);
+        assert_eq!(last_n_median(&[7.0]), Some(7.0));
+        assert_eq!(last_n_median(&[9.0, 1.0, 5.0]), Some(5.0));
+        assert_eq!(last_n_median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        // 40 durations, 1 to 40: only 11 to 40 count, whose middle values are 25 and 26.
+        let durations: Vec<f64> = (1..=40).map(f64::from).collect();
+        assert_eq!(last_n_median(&durations), Some(25.5));
+    }
 }

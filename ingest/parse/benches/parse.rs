@@ -3,13 +3,13 @@
 //! into lines, in the same run: the SIMD splitter the parser itself uses (`memchr`), and std's
 //! plain `split`. Single thread, bytes in memory.
 //!
-//! `cargo bench -p statmsg-ingest --bench parse`; results in BENCHMARKS.md.
+//! `cargo bench -p statmsg-parse --bench parse`; results in BENCHMARKS.md.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use statmsg_ingest::parse::stats::Stats;
-use statmsg_ingest::parse::{for_each_record, FileKind, Lines};
+use statmsg_parse::stats::Stats;
+use statmsg_parse::{for_each_record, FileKind, Lines};
 
 fn log_bytes() -> Vec<u8> {
     let size: usize =
@@ -17,7 +17,7 @@ fn log_bytes() -> Vec<u8> {
     let mut text = String::with_capacity(size + (1 << 20));
     let mut seed = 1;
     while text.len() < size {
-        statmsg_ingest::synth::wsyncmgr_log((size - text.len()).min(16 << 20), seed, &mut text);
+        statmsg_parse::synth::wsyncmgr_log((size - text.len()).min(16 << 20), seed, &mut text);
         seed += 1;
     }
     text.into_bytes()

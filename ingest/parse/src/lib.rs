@@ -1,5 +1,4 @@
-//! Parsing: bytes of a ConfigMgr log into [`Record`]s with typed [`Event`]s. Pure: no I/O, no
-//! async.
+//! statmsg-parse: bytes of a ConfigMgr log into [`Record`]s with typed [`Event`]s.
 //!
 //! A file's [`FileKind`] (format and encoding) is detected once from its first bytes. [`Frames`]
 //! cuts text into raw records (lines, or multi-line CMTrace records); [`parse_record`] reads one.
@@ -7,14 +6,40 @@
 //! per record (a test counts allocations). Parsing never fails and never drops a line: what it
 //! does not understand becomes an [`Format::Unframed`] record with its text.
 //!
+//! # Layout
+//!
+//! - `text`: bytes to text (byte-order marks, UTF-8 / Windows-1252 / UTF-16LE, line splitting,
+//!   `~` line-break codes).
+//! - `frame`: text into raw records, each with its offset ([`Frames`]).
+//! - `server`: the server "SMS trace" trailer (`$$<COMP><date time+bias><thread=...>`); its
+//!   `memo` reads a trailer that repeats the last one outside its clock by comparing words.
+//! - `statmsg`: the `STATMSG:` grammar; its `canonical` straight path reads the usual layout
+//!   and is property-tested against the full grammar.
+//! - `cmtrace`, `wsus`, `viewer`: the other record formats (CMTrace, WSUS SoftwareDistribution.log,
+//!   lines copied from a log viewer).
+//! - `datetime`: the date and clock readers every format shares; it uses no other module, so
+//!   the format modules never import each other.
+//! - [`events`]: typed events from a record's message (the narrative of a sync, WCM, the trigger
+//!   chain, WSUS).
+//! - [`stats`]: counts per format, kind and event type (`statmsg parse --stats`).
+//! - [`synth`]: a deterministic synthetic WsyncMgr.log, for the benchmark and the tests.
+//!
+//! # What it must never depend on
+//!
+//! Only `statmsg-schema` (the record model), `nom`, `memchr`, `chrono`, `serde` and `thiserror`.
+//! No I/O, no async, no clock: never tokio, rdkafka, reqwest or hyper, nor `statmsg-track` or
+//! `statmsg-ingest`. The fuzz target and the criterion benchmark build on this crate alone.
+//!
 //! [`Event`]: statmsg_schema::Event
 
 mod cmtrace;
+mod datetime;
 pub mod events;
 mod frame;
 mod server;
 mod statmsg;
 pub mod stats;
+pub mod synth;
 mod text;
 mod viewer;
 mod wsus;

@@ -10,7 +10,7 @@ use super::{clock_utc, fast_trailer_on, Trailer};
 /// outside its clock is read by comparing words and reading the clock alone, with the same
 /// result as `fast_trailer` (a property test compares them).
 #[derive(Debug, Clone, Copy, Default)]
-pub(in crate::parse) struct TrailerMemo<'a> {
+pub(crate) struct TrailerMemo<'a> {
     /// The last trailer (after `$$<`); empty before the first.
     raw: &'a [u8],
     /// Where its `HH:MM:SS.mmm` starts; its component's length.
@@ -27,7 +27,7 @@ const CLOCK_LEN: usize = 12;
 impl<'a> TrailerMemo<'a> {
     /// What `fast_trailer` gives for `input`; remembered for the next call.
     #[inline(always)]
-    pub(in crate::parse) fn read(&mut self, input: &'a str) -> Option<Trailer<'a>> {
+    pub(crate) fn read(&mut self, input: &'a str) -> Option<Trailer<'a>> {
         let (b, last, at) = (input.as_bytes(), self.raw, self.clock_at);
         if b.len() == last.len()
             && !last.is_empty()

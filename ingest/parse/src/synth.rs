@@ -168,7 +168,7 @@ impl Writer<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::{parse_file_bytes, stats::Stats};
+    use crate::{parse_file_bytes, stats::Stats};
 
     #[test]
     fn appends_at_least_the_bytes_asked_for() {

@@ -4,7 +4,7 @@
 //! SMSDBMON, CMTrace and SoftwareDistribution logs, in every encoding.
 //!
 //! Each `X` has its expected records in `X.jsonl`. After an intended change of output, rewrite
-//! them with `UPDATE_GOLDEN=1 cargo test --test golden` and review the diff. The event types are
+//! them with `UPDATE_GOLDEN=1 cargo test -p statmsg-parse --test golden` and review the diff. The event types are
 //! also asserted here, line by line, from the documents.
 
 #![allow(clippy::unwrap_used)]
@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 
 use serde_json::Value;
-use statmsg_ingest::parse::parse_file_bytes;
+use statmsg_parse::parse_file_bytes;
 
 fn golden_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden")

@@ -16,6 +16,8 @@ use std::borrow::Cow;
 use chrono::{DateTime, NaiveTime, Utc};
 use statmsg_schema::StatusMessage;
 
+use crate::datetime::{cached_date, ENGLISH_MONTHS};
+
 /// `ISTRk=` for k in 0..10. Fixed-size arrays, so that every comparison has a constant length
 /// (a few wide loads rather than a `memcmp` call or a byte loop).
 const ISTR_KEYS: [&[u8; 6]; 10] = [
@@ -175,9 +177,6 @@ fn starts_with<const N: usize>(hay: &[u8], prefix: &[u8; N]) -> bool {
 /// Length of `Thu Aug 01 10:00:05.552 2024`.
 pub(super) const ENGLISH_GMTDATE_LEN: usize = 28;
 
-pub(super) const ENGLISH_MONTHS: [&str; 12] =
-    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-
 /// `GMTDATE` as servers running in English write it (`Thu Aug 01 10:00:05.552 2024`, then a
 /// space or the end), read in place; `None` for anything else (localized names, padded days,
 /// other precision), which the general path reads. The day name is not read (neither does the
@@ -203,7 +202,7 @@ pub(super) fn english_gmtdate(b: &[u8]) -> Option<DateTime<Utc>> {
     let month = ENGLISH_MONTHS.iter().position(|m| m.as_bytes() == &b[4..7])? as u32 + 1;
     let year = two(24)? * 100 + two(26)?;
     let millis = digit(20)? * 100 + digit(21)? * 10 + digit(22)?;
-    let date = super::super::server::cached_date(year, month, two(8)?)?;
+    let date = cached_date(year, month, two(8)?)?;
     let (hour, minute, second) = (two(11)?, two(14)?, two(17)?);
     // A leap second (`:60`) is chrono's second 59 with a nanosecond count past 1e9, as in
     // `parse_clock`.

@@ -15,6 +15,8 @@ use nom::combinator::{all_consuming, map_res, opt};
 use nom::sequence::delimited;
 use nom::{IResult, Parser};
 
+use crate::datetime::{cached_date, month_number, parse_clock};
+
 mod memo;
 
 pub(super) use memo::TrailerMemo;
@@ -240,25 +242,6 @@ fn digit(c: u8) -> Option<u32> {
     (x < 10).then_some(u32::from(x))
 }
 
-/// `NaiveDate::from_ymd_opt`, remembered for the last date seen on this thread.
-#[inline]
-pub(super) fn cached_date(year: u32, month: u32, day: u32) -> Option<NaiveDate> {
-    thread_local! {
-        static LAST: std::cell::Cell<(u32, Option<NaiveDate>)> = const { std::cell::Cell::new((0, None)) };
-    }
-    // Distinct for every (year, month, day) the caller can pass (two-digit fields, four-digit year).
-    let key = year * 10_000 + month * 100 + day;
-    LAST.with(|last| {
-        let (k, date) = last.get();
-        if k == key && date.is_some() {
-            return date;
-        }
-        let date = NaiveDate::from_ymd_opt(year as i32, month, day);
-        last.set((key, date));
-        date
-    })
-}
-
 #[cold]
 #[inline(never)]
 fn parse_trailer_general(input: &str) -> Result<Trailer<'_>, nom::Err<nom::error::Error<&str>>> {
@@ -290,11 +273,11 @@ fn sms2_time(i: &str) -> IResult<&str, (NaiveDateTime, i32)> {
         return Err(fail());
     };
     let zone = text[year.as_ptr() as usize - text.as_ptr() as usize + year.len()..].trim();
-    let month = super::statmsg::month_number(month).ok_or_else(fail)?;
+    let month = month_number(month).ok_or_else(fail)?;
     let date =
         NaiveDate::from_ymd_opt(year.parse().map_err(|_| fail())?, month, day.parse().map_err(|_| fail())?)
             .ok_or_else(fail)?;
-    let time = super::statmsg::parse_clock(time).ok_or_else(fail)?;
+    let time = parse_clock(time).ok_or_else(fail)?;
     Ok((rest, (date.and_time(time), zone_bias(zone))))
 }
 

@@ -13,9 +13,11 @@ mod canonical;
 
 use std::borrow::Cow;
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use statmsg_schema::{Attribute, ExtraKey, StatusMessage};
 use thiserror::Error;
+
+use crate::datetime::{month_number, parse_clock};
 
 const PREFIX: &str = "STATMSG: ";
 
@@ -380,59 +382,6 @@ fn next_key_after_quote(quoted: &str) -> Option<usize> {
     })
 }
 
-/// `HH:MM:SS.fff` (1 to 9 fractional digits, or none).
-pub(super) fn parse_clock(s: &str) -> Option<NaiveTime> {
-    let b = s.as_bytes();
-    if b.len() < 8 || b[2] != b':' || b[5] != b':' {
-        return None;
-    }
-    let two = |i: usize| -> Option<u32> {
-        let (x, y) = (b[i].wrapping_sub(b'0'), b[i + 1].wrapping_sub(b'0'));
-        (x < 10 && y < 10).then(|| u32::from(x) * 10 + u32::from(y))
-    };
-    let mut nanos = 0u32;
-    if b.len() > 8 {
-        let fraction = s.get(8..)?.strip_prefix('.')?;
-        if fraction.is_empty() || fraction.len() > 9 || !fraction.bytes().all(|d| d.is_ascii_digit()) {
-            return None;
-        }
-        for (k, d) in fraction.bytes().enumerate() {
-            nanos += u32::from(d - b'0') * 10u32.pow(8 - k as u32);
-        }
-    }
-    match two(6)? {
-        60 => NaiveTime::from_hms_nano_opt(two(0)?, two(3)?, 59, 1_000_000_000 + nanos),
-        second => NaiveTime::from_hms_nano_opt(two(0)?, two(3)?, second, nanos),
-    }
-}
-
-/// Month abbreviations in the languages ConfigMgr servers run in, without allocating.
-pub(super) fn month_number(name: &str) -> Option<u32> {
-    const NAMES: [&[&str]; 12] = [
-        &["jan", "jän", "janv", "ene", "gen"],
-        &["feb", "fév", "fev", "févr"],
-        &["mar", "mär", "mrz", "mars"],
-        &["apr", "avr", "abr"],
-        &["may", "mai", "mei", "mag"],
-        &["jun", "juin", "giu"],
-        &["jul", "juil", "lug"],
-        &["aug", "aoû", "aou", "ago"],
-        &["sep", "set", "sept"],
-        &["oct", "okt", "ott", "out"],
-        &["nov"],
-        &["dec", "dez", "déc", "dic"],
-    ];
-    if let Some(i) = canonical::ENGLISH_MONTHS.iter().position(|m| *m == name) {
-        return Some(i as u32 + 1);
-    }
-    let name = name.trim_end_matches('.');
-    let same = |known: &str| {
-        known.len() == name.len()
-            && known.chars().zip(name.chars()).all(|(k, n)| n.to_lowercase().eq(std::iter::once(k)))
-    };
-    NAMES.iter().position(|names| names.iter().any(|k| same(k))).map(|i| i as u32 + 1)
-}
-
 /// For a month name we do not know: the month that puts the date nearest the record time
 /// (GMTDATE and the record time are milliseconds apart).
 fn nearest_month(year: i32, day: u32, record_time: DateTime<Utc>) -> Option<NaiveDate> {
@@ -558,17 +507,6 @@ mod tests {
         assert_eq!(full(&padded).gmtdate, full(FAILED).gmtdate);
         let leap = FAILED.replace("20:54:26.571", "23:59:60.500");
         assert_eq!(full(&leap).gmtdate.to_rfc3339(), "2024-08-02T23:59:60.500+00:00");
-    }
-
-    #[test]
-    fn clock_and_months() {
-        assert_eq!(parse_clock("20:54:26.571"), NaiveTime::from_hms_milli_opt(20, 54, 26, 571));
-        assert_eq!(parse_clock("20:54:26"), NaiveTime::from_hms_opt(20, 54, 26));
-        assert_eq!(parse_clock("20:54:26."), None);
-        assert_eq!(parse_clock("2:54:26.1"), None);
-        assert_eq!(month_number("MÄR"), Some(3));
-        assert_eq!(month_number("Dez."), Some(12));
-        assert_eq!(month_number("Xyz"), None);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use proptest::prelude::*;
-use statmsg_ingest::parse::{for_each_record, parse_file_bytes, parse_record, FileKind, Frames};
+use statmsg_parse::{for_each_record, parse_file_bytes, parse_record, FileKind, Frames};
 use statmsg_schema::Format;
 
 const SEED_LINES: &[&str] = &[

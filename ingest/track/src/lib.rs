@@ -1,11 +1,30 @@
-//! The sync tracker: records of every site in, sync runs, site health, hierarchy lag and alerts
-//! out. Pure (no I/O, no clock): the caller passes `now`, so that `statmsg analyze` can replay
-//! history and tests can fix time.
+//! statmsg-track, the sync tracker: records of every site in, sync runs, site health, hierarchy
+//! lag and alerts out. Pure (no I/O, no clock): the caller passes `now`, so that `statmsg
+//! analyze` can replay history and tests can fix time.
 //!
 //! Each site has its own state machine ([`SiteState`]); records of one site must come in the
 //! order they were written, records of different sites may interleave in any order. The
 //! hierarchy (parent and children) is learnt from the records themselves, within each
 //! hierarchy name the collectors were given.
+//!
+//! # Layout
+//!
+//! - This file: [`Tracker`] (every site by hierarchy, the hierarchy's lag and propagation) and
+//!   its thresholds, [`TrackerConfig`].
+//! - `site`: one site's state machine ([`SiteState`]), serializable so that the consumer can
+//!   persist it and continue after a restart or a rebalance.
+//! - `run`: one sync run ([`SyncRun`]): trigger, phases, outcome, failure, content version.
+//! - `alert`: the alerts (`stalled`, `failed`, `missing_success`, `slow`, `child_lag`) with when
+//!   each began and where to look.
+//! - [`points`]: the tracker's InfluxDB measurements (`sync_run`, `site_sync_state`,
+//!   `version_propagation`) as line protocol.
+//!
+//! # What it must never depend on
+//!
+//! Only `statmsg-schema` (the record model and line-protocol encoding), `chrono` and `serde`.
+//! It reads parsed records, never bytes: `statmsg-parse` is a dev-dependency for its tests, not
+//! a dependency. No I/O, no async, no clock: never tokio, rdkafka, reqwest or hyper, nor
+//! `statmsg-ingest`.
 
 mod alert;
 pub mod points;

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use chrono::NaiveDate;
 use statmsg_schema::{Format, Level, Record};
 
-use super::statmsg::parse_clock;
+use crate::datetime::parse_clock;
 
 /// Parses one line; `None` when it is not in this format.
 pub fn parse(line: &str) -> Option<Record<'_>> {

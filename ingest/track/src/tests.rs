@@ -1,9 +1,9 @@
 use chrono::{NaiveDateTime, TimeZone};
 
 use super::*;
-use crate::parse::{for_each_record, FileKind};
+use statmsg_parse::{for_each_record, FileKind};
 
-const CONTOSO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/contoso");
+const CONTOSO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../samples/contoso");
 
 fn utc(s: &str) -> DateTime<Utc> {
     Utc.from_utc_datetime(&NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap())
@@ -255,7 +255,7 @@ fn sites_interleaved_in_any_order_and_duplicates_give_the_same_runs() {
         for (site, src, list) in [("PS1", 2, &a), ("CS1", 1, &b)] {
             if let Some((offset, l)) = list.get(i) {
                 for _ in 0..2 {
-                    let record = crate::parse::parse_line(l.trim_start_matches('\u{feff}'));
+                    let record = statmsg_parse::parse_line(l.trim_start_matches('\u{feff}'));
                     t.observe("c", site, &record, Some(Position { source: src, offset: *offset }));
                 }
             }

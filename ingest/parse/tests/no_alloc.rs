@@ -9,8 +9,8 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use statmsg_ingest::parse::stats::Stats;
-use statmsg_ingest::parse::{for_each_record, FileKind};
+use statmsg_parse::stats::Stats;
+use statmsg_parse::{for_each_record, FileKind};
 
 struct Counting;
 
@@ -41,7 +41,7 @@ fn allocations() -> u64 {
 #[test]
 fn parsing_server_records_allocates_nothing_per_record() {
     let mut text = String::new();
-    statmsg_ingest::synth::wsyncmgr_log(2_000_000, 3, &mut text);
+    statmsg_parse::synth::wsyncmgr_log(2_000_000, 3, &mut text);
     let bytes = text.into_bytes();
     let (kind, bom) = FileKind::detect(&bytes[..8192]);
     let mut stats = Stats::default();

@@ -1,6 +1,6 @@
 //! Writes a realistic synthetic WsyncMgr.log of about the given size (benchmarks, `bench`).
 //!
-//! `cargo run --release --example gen_log -- 200000000 /tmp/WsyncMgr-200MB.log`
+//! `cargo run --release -p statmsg-parse --example gen_log -- 200000000 /tmp/WsyncMgr-200MB.log`
 
 use std::io::Write as _;
 
@@ -13,7 +13,7 @@ fn main() -> std::io::Result<()> {
     let mut written = 0;
     while written < bytes {
         let mut text = String::with_capacity(16 << 20);
-        statmsg_ingest::synth::wsyncmgr_log((bytes - written).min(16 << 20), seed, &mut text);
+        statmsg_parse::synth::wsyncmgr_log((bytes - written).min(16 << 20), seed, &mut text);
         file.write_all(text.as_bytes())?;
         written += text.len();
         seed += 1;

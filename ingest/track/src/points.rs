@@ -152,7 +152,7 @@ pub fn write_site_state(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::track::{Failure, RunTrigger};
+    use crate::{Failure, RunTrigger};
 
     fn run() -> SyncRun {
         let start = DateTime::parse_from_rfc3339("2024-03-01T10:00:00Z").unwrap().with_timezone(&Utc);

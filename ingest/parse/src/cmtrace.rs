@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use chrono::{Duration, NaiveDate};
 use statmsg_schema::{Format, Level, Record};
 
-use super::statmsg::parse_clock;
+use crate::datetime::parse_clock;
 
 pub const START: &str = "<![LOG[";
 pub const END: &str = "]LOG]!><";
