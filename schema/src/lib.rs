@@ -10,6 +10,10 @@
 //! * [`event`]: typed events (what a record means for synchronization) and [`catalog`], the
 //!   status message ids of WSUS synchronization.
 //! * [`measurement`]: the InfluxDB measurements statmsg writes (documented in `schema/README.md`).
+//!
+//! Every other crate depends on this one, so it must never depend on any of them, nor on I/O or
+//! async crates (tokio, rdkafka, reqwest, hyper) or a clock: only `chrono`, `serde`,
+//! `serde_json` and `thiserror`.
 
 pub mod catalog;
 pub mod envelope;

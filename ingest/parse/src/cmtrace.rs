@@ -24,7 +24,7 @@ pub fn parse(raw: &str) -> Option<Record<'_>> {
     let local = date.and_time(parse_clock(clock)?);
     // Without a bias the time zone is unknown: the local time is kept as if it were UTC.
     let bias = bias.unwrap_or(0);
-    if bias.abs() > super::server::MAX_BIAS_MINUTES {
+    if bias.abs() > crate::datetime::MAX_BIAS_MINUTES {
         return None;
     }
     let time = local.checked_add_signed(Duration::minutes(i64::from(bias)))?.and_utc();

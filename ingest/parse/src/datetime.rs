@@ -1,9 +1,13 @@
 //! Low-level readers of dates and clocks shared by every format: clocks with a fraction, month
-//! names in the languages ConfigMgr servers run in, and a one-entry cache of calendar dates.
+//! names in the languages ConfigMgr servers run in, a one-entry cache of calendar dates and the
+//! largest plausible time-zone bias.
 //! They depend on nothing else in the parser, so the format modules (server trailer, STATMSG,
 //! CMTrace, WSUS) use them without using each other.
 
 use chrono::{NaiveDate, NaiveTime};
+
+/// Largest plausible time-zone bias in minutes: time zones span UTC-12 to UTC+14.
+pub(crate) const MAX_BIAS_MINUTES: i32 = 24 * 60;
 
 /// Month abbreviations as servers running in English write them.
 pub(crate) const ENGLISH_MONTHS: [&str; 12] =

@@ -22,13 +22,15 @@
 //! - [`events`]: typed events from a record's message (the narrative of a sync, WCM, the trigger
 //!   chain, WSUS).
 //! - [`stats`]: counts per format, kind and event type (`statmsg parse --stats`).
-//! - [`synth`]: a deterministic synthetic WsyncMgr.log, for the benchmark and the tests.
+//! - [`synth`]: a deterministic synthetic WsyncMgr.log, for the benchmark and the tests, and the
+//!   small random-number generator the shell's simulator uses too.
 //!
 //! # What it must never depend on
 //!
 //! Only `statmsg-schema` (the record model), `nom`, `memchr`, `chrono`, `serde` and `thiserror`.
 //! No I/O, no async, no clock: never tokio, rdkafka, reqwest or hyper, nor `statmsg-track` or
-//! `statmsg-ingest`. The fuzz target and the criterion benchmark build on this crate alone.
+//! `statmsg-ingest`. The fuzz target and the criterion benchmark build on this crate and
+//! `statmsg-schema` alone.
 //!
 //! [`Event`]: statmsg_schema::Event
 

@@ -150,17 +150,18 @@ fn successes<'a>(f: &SiteFacts<'a>, c: DateTime<Utc>) -> Vec<(&'a TruthRun, Date
 /// How many of the latest successful durations the median is taken over (the README's rule).
 const MEDIAN_WINDOW: usize = 30;
 
-/// The median of the last [`MEDIAN_WINDOW`] durations: the mean of the lower and the upper
-/// middle value (one and the same when the count is odd). Computed here, not borrowed from the
-/// tracker: an oracle that shares the code it judges cannot catch that code's bugs.
+/// The median of the last [`MEDIAN_WINDOW`] durations: the middle value, or the mean of the two
+/// middle values of an even count. Computed here, not borrowed from the tracker: an oracle that
+/// shares the code it judges cannot catch that code's bugs.
 fn last_n_median(durations: &[f64]) -> Option<f64> {
     let mut window = durations[durations.len().saturating_sub(MEDIAN_WINDOW)..].to_vec();
+    window.sort_unstable_by(f64::total_cmp);
     let n = window.len();
-    if n == 0 {
-        return None;
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(window[n / 2]),
+        _ => Some((window[n / 2 - 1] + window[n / 2]) / 2.0),
     }
-    window.sort_unstable_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    Some((window[(n - 1) / 2] + window[n / 2]) / 2.0)
 }
 
 /// The versions a site reached by `c`, increasing, with when.

@@ -39,7 +39,8 @@ use statmsg_schema::Record;
 
 pub use alert::{child_lag_alert, human, lag, site_alerts, Alert, AlertKind, Lag};
 pub use run::{Failure, Outcome, PhaseSpan, RunProgress, RunTrigger, SyncRun};
-pub use site::{median, Position, SiteState, DURATION_HISTORY};
+use site::median;
+pub use site::{Position, SiteState};
 
 /// Thresholds of the alerts; defaults in [`TrackerConfig::default`].
 #[derive(Debug, Clone, PartialEq)]

@@ -15,14 +15,11 @@ use nom::combinator::{all_consuming, map_res, opt};
 use nom::sequence::delimited;
 use nom::{IResult, Parser};
 
-use crate::datetime::{cached_date, month_number, parse_clock};
+use crate::datetime::{cached_date, month_number, parse_clock, MAX_BIAS_MINUTES};
 
 mod memo;
 
 pub(super) use memo::TrailerMemo;
-
-/// Largest plausible bias: time zones span UTC-12 to UTC+14.
-pub(super) const MAX_BIAS_MINUTES: i32 = 24 * 60;
 
 /// What the trailer of a server-format record says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
