@@ -10,9 +10,10 @@
 //!
 //! - [`config`]: one TOML file (plus `STATMSG__SECTION__KEY` overrides) read into a raw form and
 //!   validated once into each stage's typed `Config`; `example.toml` documents every key.
-//! - [`collect`]: the collector. Tails log files across rollovers ([`collect::tail`], pure),
-//!   publishes records to Kafka until acknowledged (`collect::publish`) and moves a file's
-//!   checkpoint only after that ([`collect::checkpoint`]).
+//! - [`collect`]: the collector. Follows log files by identity across rollovers
+//!   ([`collect::follow`], pure; [`collect::tail`] reads), spools every record durably
+//!   ([`collect::spool`]) before a file's checkpoint moves ([`collect::checkpoint`]), and sends
+//!   the spool to Kafka, an entry leaving it only once acknowledged (`collect::drain`).
 //! - [`consume`]: the consumer group. Batches records into InfluxDB points
 //!   ([`consume::batch`], pure), writes them ([`consume::influx`]), feeds the tracker
 //!   (`consume::tracking`), keeps its state in a compacted topic ([`consume::state`]) and
@@ -22,8 +23,12 @@
 //!   `statmsg analyze`).
 //! - [`analyze`]: the tracker over copied log folders, offline, and its text and JSON report.
 //! - [`simulate`]: realistic logs of a whole hierarchy with injected faults, and a truth file
-//!   from its own oracle ([`simulate::truth`]), which shares no code with the tracker it judges.
+//!   from its own oracle ([`simulate::truth`]), which shares no computation with the tracker it
+//!   judges (only its types and thresholds).
 //! - [`shutdown`]: the one shutdown path (Ctrl-C, SIGTERM, or a failing stage).
+//!
+//! Nothing depends on this crate: the core crates must never depend on it, and it adds no logic
+//! of parsing or tracking of its own.
 //!
 //! Each stage has a module doc saying what it owns, a validated `Config`, a
 //! `run(config, shutdown)` and its tests beside it; the end-to-end tests in `tests/` run it

@@ -1,6 +1,8 @@
-//! Durable read positions, one per file: a small JSON file replaced atomically (write a temporary
-//! file, fsync, rename, fsync the directory), so a crash leaves either the old or the new state.
-//! A position is saved only after Kafka acknowledged every record before it.
+//! Durable read positions, one per followed file ([`Followed`]: identity, offset, format): a small
+//! JSON file replaced atomically (write a temporary file, fsync, rename, fsync the directory), so
+//! a crash leaves either the old or the new state. A file's offset is saved only after every
+//! record before it is safely in the spool (written and fsynced), which holds it until Kafka
+//! acknowledged it.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -11,8 +13,11 @@ use serde::{Deserialize, Serialize};
 use statmsg_parse::FileKind;
 use thiserror::Error;
 
+use super::follow::Followed;
+
 const FILE_NAME: &str = "checkpoints.json";
-const VERSION: u32 = 1;
+/// 2: files by identity (a list of [`Followed`]); 1: positions by path (still read).
+const VERSION: u32 = 2;
 
 #[derive(Debug, Error)]
 pub enum CheckpointError {
@@ -54,20 +59,15 @@ impl FileId {
     }
 }
 
-/// Where reading of one file resumes.
+/// Where reading of one file resumed in version 1 (keyed by path).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Position {
-    pub id: FileId,
-    /// Offset of the first byte not yet acknowledged by Kafka.
-    pub offset: u64,
-    /// Format and encoding, detected once from the file's first bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<FileKind>,
-    /// Hash of the file's first bytes: a file truncated and rewritten, or replaced by one that
-    /// got the old identity back (NTFS keeps creation times across a quick rename-and-create),
-    /// no longer matches and is read from its beginning.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fingerprint: Option<Fingerprint>,
+struct PositionV1 {
+    id: FileId,
+    offset: u64,
+    #[serde(default)]
+    kind: Option<FileKind>,
+    #[serde(default)]
+    fingerprint: Option<Fingerprint>,
 }
 
 /// FNV-1a of the first `len` bytes of a file.
@@ -100,50 +100,61 @@ impl Fingerprint {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct OnDisk {
     version: u32,
-    files: BTreeMap<String, Position>,
+    #[serde(default)]
+    followed: Vec<Followed>,
+    /// Version 1 only.
+    #[serde(default, skip_serializing)]
+    files: BTreeMap<String, PositionV1>,
 }
 
 /// The checkpoint store of one collector.
 #[derive(Debug)]
 pub struct Checkpoints {
     path: PathBuf,
-    files: BTreeMap<String, Position>,
+    saved: Vec<Followed>,
 }
 
 impl Checkpoints {
-    /// Opens (creating the directory) and loads the saved positions.
+    /// Opens (creating the directory) and loads the followed files.
     pub fn open(dir: &Path) -> Result<Checkpoints, CheckpointError> {
         std::fs::create_dir_all(dir)
             .map_err(|source| CheckpointError::Dir { dir: dir.to_path_buf(), source })?;
         let path = dir.join(FILE_NAME);
-        let files = match std::fs::read(&path) {
+        let saved = match std::fs::read(&path) {
             Ok(bytes) => {
                 let disk: OnDisk = serde_json::from_slice(&bytes)
                     .map_err(|source| CheckpointError::Corrupt { path: path.clone(), source })?;
-                disk.files
+                let mut followed = disk.followed;
+                // Version 1 kept positions by path: each becomes a followed file.
+                followed.extend(disk.files.into_iter().map(|(path, p)| Followed {
+                    path,
+                    id: p.id,
+                    offset: p.offset,
+                    kind: p.kind,
+                    fingerprint: p.fingerprint.unwrap_or(Fingerprint::of(&[])),
+                    len_seen: p.offset,
+                    missing: 0,
+                }));
+                followed
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(source) => return Err(CheckpointError::Read { path, source }),
         };
-        Ok(Checkpoints { path, files })
+        Ok(Checkpoints { path, saved })
     }
 
-    pub fn get(&self, file: &str) -> Option<Position> {
-        self.files.get(file).copied()
+    /// The followed files as last saved.
+    pub fn followed(&self) -> &[Followed] {
+        &self.saved
     }
 
-    /// Records a position and saves all positions durably.
-    pub fn save(&mut self, file: &str, position: Position) -> Result<(), CheckpointError> {
-        if self.files.get(file) == Some(&position) {
+    /// Saves the followed files durably (nothing to do when they did not change).
+    pub fn save(&mut self, followed: &[Followed]) -> Result<(), CheckpointError> {
+        if self.saved == followed {
             return Ok(());
         }
-        self.files.insert(file.to_owned(), position);
-        self.persist()
-    }
-
-    fn persist(&self) -> Result<(), CheckpointError> {
         let write_error = |source| CheckpointError::Write { path: self.path.clone(), source };
-        let disk = OnDisk { version: VERSION, files: self.files.clone() };
+        let disk = OnDisk { version: VERSION, followed: followed.to_vec(), files: BTreeMap::new() };
         let bytes = serde_json::to_vec_pretty(&disk).map_err(|e| write_error(std::io::Error::other(e)))?;
         let tmp = self.path.with_extension("json.tmp");
         let mut f = std::fs::File::create(&tmp).map_err(write_error)?;
@@ -155,6 +166,7 @@ impl Checkpoints {
         if let Some(dir) = self.path.parent() {
             std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(write_error)?;
         }
+        self.saved = followed.to_vec();
         Ok(())
     }
 }
@@ -163,17 +175,43 @@ impl Checkpoints {
 mod tests {
     use super::*;
 
+    fn followed(path: &str, offset: u64) -> Followed {
+        Followed {
+            path: path.into(),
+            id: FileId { device: 1, index: 2 },
+            offset,
+            kind: None,
+            fingerprint: Fingerprint::of(b"first line"),
+            len_seen: offset,
+            missing: 0,
+        }
+    }
+
     #[test]
     fn positions_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
-        let pos =
-            Position { id: FileId { device: 1, index: 2 }, offset: 1234, kind: None, fingerprint: None };
         let mut cp = Checkpoints::open(dir.path()).unwrap();
-        assert_eq!(cp.get("a.log"), None);
-        cp.save("a.log", pos).unwrap();
+        assert!(cp.followed().is_empty());
+        let files = vec![followed("a.log", 1234), followed("a.lo_", 99)];
+        cp.save(&files).unwrap();
         let reopened = Checkpoints::open(dir.path()).unwrap();
-        assert_eq!(reopened.get("a.log"), Some(pos));
+        assert_eq!(reopened.followed(), files);
         assert!(!dir.path().join("checkpoints.json.tmp").exists());
+    }
+
+    #[test]
+    fn version_1_positions_by_path_are_read_as_followed_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let v1 = r#"{"version":1,"files":{"/logs/WsyncMgr.log":{"id":{"device":1,"index":2},"offset":1234,
+            "fingerprint":{"len":10,"hash":1}}}}"#;
+        std::fs::write(dir.path().join(FILE_NAME), v1).unwrap();
+        let cp = Checkpoints::open(dir.path()).unwrap();
+        let f = &cp.followed()[0];
+        assert_eq!(
+            (f.path.as_str(), f.id, f.offset),
+            ("/logs/WsyncMgr.log", FileId { device: 1, index: 2 }, 1234)
+        );
+        assert_eq!(f.fingerprint, Fingerprint { len: 10, hash: 1 });
     }
 
     #[test]

@@ -1,26 +1,38 @@
-//! The collector: tails the configured log files, parses every new line into a record and
-//! publishes it to Kafka as a JSON [`Envelope`], keyed `hierarchy/site`.
+//! The collector: follows the configured log files across rollovers, parses every new line into
+//! a record and publishes it to Kafka as a JSON [`Envelope`], keyed `hierarchy/site`.
 //!
-//! It owns the read positions ([`checkpoint`]). A file's position moves only after Kafka
-//! acknowledged every record before it, so a crash, a kill or a broker outage re-sends at most
-//! the unacknowledged records (at-least-once; the consumer's writes are idempotent) and loses
-//! nothing that is still in the file.
+//! Two halves joined by a durable spool, so that reading never waits for Kafka:
+//! - [`read`] follows files by identity ([`follow`], [`tail`]), appends every record to the
+//!   [`spool`] (written and fsynced) and only then moves the file's [`checkpoint`];
+//! - [`drain`] sends the spool to Kafka in order and lets an entry go only after Kafka
+//!   acknowledged it.
+//!
+//! So a crash, a kill, a power loss or a Kafka outage loses nothing that is still in a file or in
+//! the spool (at-least-once; the consumer's writes are idempotent), and re-sends at most what was
+//! in flight: one chunk per file and one drain batch. A full spool stops reading and says so; the
+//! logs keep the data until ConfigMgr rolls them twice.
 
 pub mod checkpoint;
+mod drain;
+pub mod follow;
 mod publish;
+pub mod read;
+pub mod spool;
 pub mod tail;
 
 use std::borrow::Cow;
-use std::collections::HashSet;
-use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use statmsg_schema::{Envelope, SourcePosition, SCHEMA_VERSION};
+use statmsg_schema::Envelope;
 use thiserror::Error;
 
-use self::checkpoint::{CheckpointError, Checkpoints};
+use self::checkpoint::CheckpointError;
 use self::publish::Publisher;
-use crate::config::{CollectSettings, KafkaSettings, Settings, StartAt};
+use self::read::{Pass, Reader, ReaderConfig};
+use self::spool::{Batch, Cursor, Spool, SpoolError};
+use crate::config::{CollectSettings, KafkaSettings, Settings};
 use crate::shutdown::Shutdown;
 
 /// What the collector needs, validated.
@@ -41,52 +53,172 @@ impl From<&Settings> for Config {
 pub enum CollectError {
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
     #[error("cannot create Kafka producer: {0}")]
     Producer(#[source] rdkafka::error::KafkaError),
+    #[error("the reading thread failed: {0}")]
+    Reader(String),
 }
 
-/// How long a shutdown waits for outstanding acknowledgements before giving up on them (they
-/// are then re-sent by the next run).
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long a shutdown waits for outstanding acknowledgements before leaving them to the next
+/// run (they stay in the spool): short, so that a service stop completes within 2 s.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(800);
+
+/// Longest wait between two attempts after a local I/O error (disk full, permissions).
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
 
 /// Runs until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), CollectError> {
+    let collect = &config.collect;
+    let spool = Arc::new(SharedSpool::open(&collect.spool_dir, collect.spool_max_bytes)?);
     let publisher = Publisher::new(&config.kafka).map_err(CollectError::Producer)?;
-    crate::kafka::ensure_topics(&config.kafka, &[&config.kafka.topic]).await;
-    let mut checkpoints = Checkpoints::open(&config.collect.state_dir)?;
-    let mut seen: HashSet<PathBuf> = HashSet::new();
-    let mut first_scan = true;
-    tracing::info!(topic = %config.kafka.topic, "collecting");
-    while !shutdown.is_cancelled() {
-        for path in discover(&config.collect.paths) {
-            let start_at_end = first_scan && config.collect.start_at == StartAt::End;
-            seen.insert(path.clone());
-            // Drain the file a chunk at a time, so one busy file cannot hold memory unbounded.
-            loop {
-                match poll_file(&config, &publisher, &mut checkpoints, &path, start_at_end, &shutdown).await {
-                    Ok(true) if !shutdown.is_cancelled() => continue,
-                    Ok(_) => break,
-                    Err(PollError::Checkpoint(e)) => return Err(e.into()),
-                    Err(PollError::Read(e)) => {
-                        tracing::warn!(path = %path.display(), "cannot read: {e}");
-                        break;
-                    }
-                    Err(PollError::Publish(e)) => {
-                        tracing::error!(path = %path.display(), "Kafka did not acknowledge; will retry: {e}");
-                        break;
-                    }
-                }
+    let reader_config = ReaderConfig {
+        hierarchy: config.hierarchy.clone(),
+        site: collect.site.clone(),
+        host: collect.host.clone(),
+        paths: collect.paths.clone(),
+        start_at: collect.start_at,
+        max_read_bytes: collect.max_read_bytes,
+    };
+    let reader = Reader::open(reader_config, &collect.state_dir, spool.clone())?;
+    tracing::info!(topic = %config.kafka.topic, spool = %collect.spool_dir.display(), "collecting");
+    let reading = {
+        let (shutdown, poll, spool) = (shutdown.clone(), collect.poll_interval, spool.clone());
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || read_loop(reader, &spool, poll, &shutdown, &handle))
+    };
+    // One drain batch is about one read chunk of records (an envelope is 3 to 4 times its line).
+    let batch_bytes = 4 * collect.max_read_bytes as u64;
+    let drained = drain::run(&config.kafka, &publisher, &spool, batch_bytes, &shutdown).await;
+    let read = reading.await.map_err(|e| CollectError::Reader(e.to_string())).and_then(|r| r);
+    if read.is_err() || drained.is_err() {
+        shutdown.cancel();
+    }
+    tracing::info!(spooled_bytes = spool.used_bytes(), "collector stopped");
+    read.and(drained)
+}
+
+/// Passes over the files until shutdown: every `poll` when idle, as soon as the drainer freed
+/// room when the spool was full; local I/O errors are retried (nothing is lost meanwhile: the
+/// logs and the spool keep the data).
+fn read_loop(
+    mut reader: Reader,
+    spool: &SharedSpool,
+    poll: Duration,
+    shutdown: &Shutdown,
+    handle: &tokio::runtime::Handle,
+) -> Result<(), CollectError> {
+    let stop = || shutdown.is_cancelled();
+    let mut retry_wait = poll;
+    while !stop() {
+        let full = match reader.pass(&stop) {
+            Ok(Pass::Stopped) => break,
+            Ok(Pass::Done { .. }) => {
+                retry_wait = poll;
+                false
             }
+            Ok(Pass::SpoolFull { .. }) => true,
+            Err(
+                e @ (CollectError::Spool(SpoolError::Io { .. })
+                | CollectError::Checkpoint(CheckpointError::Write { .. })),
+            ) => {
+                tracing::error!("{e}; retrying in {retry_wait:?}");
+                handle.block_on(async {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => {}
+                        _ = tokio::time::sleep(retry_wait) => {}
+                    }
+                });
+                retry_wait = (retry_wait * 2).min(MAX_RETRY_WAIT);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        handle.block_on(async {
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = tokio::time::sleep(poll) => {}
+                _ = spool.freed.notified(), if full => {}
+            }
+        });
+    }
+    Ok(())
+}
+
+/// The spool shared by the reader and the drainer, with the wake-ups between them.
+#[derive(Debug)]
+pub struct SharedSpool {
+    spool: Mutex<Spool>,
+    /// Entries were appended (wakes the drainer).
+    appended: tokio::sync::Notify,
+    /// Entries were acknowledged (wakes a reader waiting for room).
+    freed: tokio::sync::Notify,
+    full: AtomicBool,
+}
+
+impl SharedSpool {
+    pub fn open(dir: &std::path::Path, max_bytes: u64) -> Result<SharedSpool, SpoolError> {
+        let spool = Spool::open(dir, max_bytes)?;
+        if !spool.is_empty() {
+            tracing::info!(
+                bytes = spool.used_bytes(),
+                "spool holds records not yet acknowledged by Kafka: sending them first"
+            );
         }
-        first_scan = false;
-        tokio::select! {
-            _ = shutdown.cancelled() => {}
-            _ = tokio::time::sleep(config.collect.poll_interval) => {}
+        Ok(SharedSpool {
+            spool: Mutex::new(spool),
+            appended: tokio::sync::Notify::new(),
+            freed: tokio::sync::Notify::new(),
+            full: AtomicBool::new(false),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Spool> {
+        // A panic while holding the lock leaves the spool as consistent as a crash would.
+        self.spool.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn append(&self, entries: &[(String, Vec<u8>)]) -> Result<(), SpoolError> {
+        self.lock().append(entries)?;
+        self.appended.notify_one();
+        if self.full.swap(false, Ordering::Relaxed) {
+            tracing::warn!("spool has room again: reading resumed");
+        }
+        Ok(())
+    }
+
+    /// Says loudly, once per episode, that reading stopped.
+    pub fn report_full(&self, used: u64, max: u64) {
+        if !self.full.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                used_bytes = used, max_bytes = max,
+                "spool full: reading stopped until Kafka takes records again (the logs keep them until ConfigMgr rolls them twice; raise collect.spool_max_bytes to wait longer)"
+            );
         }
     }
-    publisher.flush(SHUTDOWN_GRACE);
-    tracing::info!(files = seen.len(), "collector stopped");
-    Ok(())
+
+    pub fn is_full(&self) -> bool {
+        self.full.load(Ordering::Relaxed)
+    }
+
+    pub fn read(&self, from: Cursor, max_entries: usize, max_bytes: u64) -> Result<Batch, SpoolError> {
+        self.lock().read(from, max_entries, max_bytes)
+    }
+
+    pub fn acknowledge(&self, upto: Cursor) -> Result<(), SpoolError> {
+        self.lock().acknowledge(upto)?;
+        self.freed.notify_one();
+        Ok(())
+    }
+
+    pub fn acknowledged(&self) -> Cursor {
+        self.lock().acknowledged()
+    }
+
+    pub fn used_bytes(&self) -> u64 {
+        self.lock().used_bytes()
+    }
 }
 
 /// Largest payload sent as is: below librdkafka's and the broker's default message size limit
@@ -121,23 +253,9 @@ fn encode_bounded(mut envelope: Envelope<'_>) -> Vec<u8> {
     serde_json::to_vec(&envelope).expect("an envelope always serializes")
 }
 
-/// Files matching the configured globs, sorted, each once.
-fn discover(patterns: &[glob::Pattern]) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = patterns
-        .iter()
-        .filter_map(|p| glob::glob(p.as_str()).ok())
-        .flatten()
-        .filter_map(Result::ok)
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    files.dedup();
-    files
-}
-
 #[cfg(test)]
 mod tests {
-    use statmsg_schema::{Format, Record};
+    use statmsg_schema::{Format, Record, SourcePosition, SCHEMA_VERSION};
 
     use super::*;
 
@@ -171,70 +289,4 @@ mod tests {
         assert!(back.record.statmsg_error.unwrap().contains("too large for Kafka"));
         assert_eq!(back.record.text.len(), TRUNCATED_TEXT_BYTES);
     }
-}
-
-#[derive(Debug, Error)]
-enum PollError {
-    #[error(transparent)]
-    Read(std::io::Error),
-    #[error(transparent)]
-    Publish(rdkafka::error::KafkaError),
-    #[error(transparent)]
-    Checkpoint(CheckpointError),
-}
-
-/// Reads, publishes and checkpoints one chunk of `path`. `Ok(true)` when it made progress and
-/// more may be waiting.
-async fn poll_file(
-    config: &Config,
-    publisher: &Publisher,
-    checkpoints: &mut Checkpoints,
-    path: &std::path::Path,
-    start_at_end: bool,
-    shutdown: &Shutdown,
-) -> Result<bool, PollError> {
-    let key = path.to_string_lossy().into_owned();
-    let position = checkpoints.get(&key);
-    let max = config.collect.max_read_bytes;
-    let read_path = path.to_path_buf();
-    let chunk = tokio::task::spawn_blocking(move || {
-        tail::read_new(&read_path, position, max, |len| if start_at_end { len } else { 0 })
-    })
-    .await
-    .map_err(|e| PollError::Read(std::io::Error::other(e)))?
-    .map_err(PollError::Read)?;
-    let Some(chunk) = chunk else { return Ok(false) };
-    if let Some(why) = chunk.restarted {
-        tracing::warn!(path = %key, "{why}: reading it from the beginning");
-    }
-    let mut messages = Vec::new();
-    let file_id = format!("{}:{}", chunk.id.device, chunk.id.index);
-    let end = chunk.for_each_record(max, |offset, record| {
-        let site = if config.collect.site.is_empty() {
-            record.statmsg.as_ref().map_or(Cow::Borrowed(""), |m| Cow::Owned(m.site.to_string()))
-        } else {
-            Cow::Borrowed(config.collect.site.as_str())
-        };
-        let envelope = Envelope {
-            schema: SCHEMA_VERSION,
-            hierarchy: Cow::Borrowed(&config.hierarchy),
-            site,
-            host: Cow::Borrowed(&config.collect.host),
-            source: SourcePosition { path: Cow::Borrowed(&key), offset, file: Some(Cow::Borrowed(&file_id)) },
-            truncated: None,
-            // Cheap: the record's strings borrow from the chunk.
-            record: record.clone(),
-        };
-        messages.push((envelope.key(), encode_bounded(envelope)));
-    });
-    let count = messages.len();
-    publisher
-        .publish_all(messages.into_iter(), shutdown, SHUTDOWN_GRACE)
-        .await
-        .map_err(PollError::Publish)?;
-    checkpoints.save(&key, chunk.position(end)).map_err(PollError::Checkpoint)?;
-    if count > 0 {
-        tracing::debug!(path = %key, records = count, offset = end, "published");
-    }
-    Ok(count > 0)
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
 use crate::config::KafkaSettings;
 use crate::kafka::{client_config, PRODUCER_DEFAULTS};
@@ -80,13 +80,6 @@ impl Publisher {
                     Err(_) => Err(KafkaError::Canceled),
                 }
             }
-        }
-    }
-
-    /// Waits up to `timeout` for queued messages to be delivered.
-    pub fn flush(&self, timeout: Duration) {
-        if let Err(e) = self.producer.flush(timeout) {
-            tracing::warn!("Kafka flush at shutdown: {e}");
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Reading what a log file gained since a position: synchronous, small, and testable without
-//! Kafka. The async shell ([`super`]) calls it off the runtime's threads.
+//! Reading what a log file gained since an offset: synchronous, small, and testable without
+//! Kafka. Which file and from where is decided by [`super::follow`]; this reads it, and makes
+//! sure it read the file that was decided on.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -7,7 +8,7 @@ use std::path::Path;
 
 use statmsg_schema::Record;
 
-use super::checkpoint::{FileId, Fingerprint, Position};
+use super::checkpoint::{FileId, Fingerprint};
 use statmsg_parse::{self as parse, Encoding, FileKind};
 
 /// Bytes read to detect a file's kind.
@@ -18,27 +19,13 @@ const DETECT_BYTES: u64 = 8192;
 pub struct Chunk {
     pub id: FileId,
     pub kind: FileKind,
-    /// Whether `kind` was detected from content (an empty file tells nothing yet).
-    pub kind_known: bool,
     /// File offset of `bytes[0]`.
     pub start: u64,
     pub bytes: Vec<u8>,
-    /// Why reading restarted at the beginning, when it did.
-    pub restarted: Option<&'static str>,
-    /// The file's first bytes as they are now.
-    pub fingerprint: Fingerprint,
-}
-
-impl Chunk {
-    /// The position to save once everything up to `offset` is acknowledged.
-    pub fn position(&self, offset: u64) -> Position {
-        Position {
-            id: self.id,
-            offset,
-            kind: self.kind_known.then_some(self.kind),
-            fingerprint: Some(self.fingerprint),
-        }
-    }
+    /// Whether the read reached the file's end.
+    pub at_end: bool,
+    /// The file's first bytes (up to [`Fingerprint::MAX_LEN`]) as they were read.
+    pub head: Vec<u8>,
 }
 
 impl Chunk {
@@ -67,63 +54,59 @@ impl Chunk {
     }
 }
 
-/// Reads up to `max` new bytes of `path` after `position` (`None`: a file never read, whose first
-/// position is `default_offset(len)`). Returns `None` when there is nothing new.
-pub fn read_new(
-    path: &Path,
-    position: Option<Position>,
-    max: usize,
-    default_offset: impl FnOnce(u64) -> u64,
-) -> std::io::Result<Option<Chunk>> {
-    let mut file = File::open(path)?;
+/// What [`read_chunk`] reads: the file at `path`, as long as it is still the one with `id` whose
+/// first bytes match `fingerprint`, from `start`.
+#[derive(Debug, Clone, Copy)]
+pub struct Want<'a> {
+    pub path: &'a Path,
+    pub id: FileId,
+    pub fingerprint: Fingerprint,
+    pub start: u64,
+    /// Known from an earlier read; detected from the file's first bytes otherwise.
+    pub kind: Option<FileKind>,
+    pub max: usize,
+}
+
+/// Reads up to `want.max` bytes. `None` when there is nothing new, or when the file at the path
+/// is no longer the one wanted (replaced, truncated or rewritten since the scan that decided:
+/// the next scan sorts it out), checked before and after the read so that a rewrite racing the
+/// read never mixes two generations.
+pub fn read_chunk(want: Want<'_>) -> std::io::Result<Option<Chunk>> {
+    let mut file = File::open(want.path)?;
     let meta = file.metadata()?;
-    let id = FileId::of(&meta);
     let len = meta.len();
-    if position.is_some_and(|p| p.id == id && p.offset == len) {
-        return Ok(None); // nothing new (the common case: no read at all)
+    if FileId::of(&meta) != want.id || len <= want.start {
+        return Ok(None);
     }
-    let mut head = Vec::with_capacity(Fingerprint::MAX_LEN);
-    file.by_ref().take(Fingerprint::MAX_LEN as u64).read_to_end(&mut head)?;
-    let (offset, restarted) = match position {
-        Some(p) if p.id != id => (0, Some("the file was replaced")),
-        Some(p) if p.offset > len => (0, Some("the file was truncated")),
-        Some(p) if p.fingerprint.is_some_and(|f| !f.matches(&head)) => (0, Some("the file was rewritten")),
-        Some(p) => (p.offset, None),
-        None => (default_offset(len), None),
+    let head = read_at(&mut file, 0, Fingerprint::MAX_LEN as u64)?;
+    if !want.fingerprint.matches(&head) {
+        return Ok(None);
+    }
+    let (kind, bom) = match want.kind {
+        Some(kind) => (kind, 0),
+        None => FileKind::detect(&read_at(&mut file, 0, DETECT_BYTES)?),
     };
-    let fingerprint = Fingerprint::of(&head);
-    let known_kind = position.filter(|_| restarted.is_none()).and_then(|p| p.kind);
-    let (kind, bom, kind_known) = match known_kind {
-        Some(kind) => (kind, 0, true),
-        None => {
-            if head.len() as u64 == Fingerprint::MAX_LEN as u64 {
-                file.by_ref().take(DETECT_BYTES - Fingerprint::MAX_LEN as u64).read_to_end(&mut head)?;
-            }
-            let (kind, bom) = FileKind::detect(&head);
-            (kind, bom, !head.is_empty())
-        }
-    };
-    let mut offset = offset.max(if offset == 0 { bom as u64 } else { 0 });
+    let mut offset = want.start.max(if want.start == 0 { bom as u64 } else { 0 });
     if kind.encoding == Encoding::Utf16Le && offset % 2 == 1 {
         offset += 1; // never start inside a UTF-16 code unit
     }
-    if offset >= len && restarted.is_none() {
-        let fresh = position.is_none() || known_kind.is_none() && len > 0;
-        return Ok(fresh.then_some(Chunk {
-            id,
-            kind,
-            kind_known,
-            start: offset.min(len),
-            bytes: Vec::new(),
-            restarted,
-            fingerprint,
-        }));
+    if offset >= len {
+        return Ok(None);
     }
-    let want = usize::try_from(len.saturating_sub(offset)).unwrap_or(usize::MAX).min(max);
+    let want_bytes = usize::try_from(len - offset).unwrap_or(usize::MAX).min(want.max);
+    let bytes = read_at(&mut file, offset, want_bytes as u64)?;
+    if !want.fingerprint.matches(&read_at(&mut file, 0, u64::from(want.fingerprint.len))?) {
+        return Ok(None);
+    }
+    let at_end = offset + bytes.len() as u64 >= len;
+    Ok(Some(Chunk { id: want.id, kind, start: offset, bytes, at_end, head }))
+}
+
+fn read_at(file: &mut File, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
     file.seek(SeekFrom::Start(offset))?;
-    let mut bytes = Vec::with_capacity(want);
-    file.by_ref().take(want as u64).read_to_end(&mut bytes)?;
-    Ok(Some(Chunk { id, kind, kind_known, start: offset, bytes, restarted, fingerprint }))
+    let mut bytes = Vec::with_capacity(len.min(64 << 20) as usize);
+    file.by_ref().take(len).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -136,8 +119,14 @@ mod tests {
 
     const T: &str = "$$<C><01-01-2024 00:00:00.000+0><thread=1 (0x1)>";
 
-    fn read(path: &Path, position: Option<Position>) -> Chunk {
-        read_new(path, position, 1 << 20, |_| 0).unwrap().unwrap()
+    fn want(path: &Path, start: u64, max: usize) -> Want<'_> {
+        let meta = std::fs::metadata(path).unwrap();
+        let head = std::fs::read(path).unwrap();
+        Want { path, id: FileId::of(&meta), fingerprint: Fingerprint::of(&head), start, kind: None, max }
+    }
+
+    fn read(path: &Path, start: u64) -> Chunk {
+        read_chunk(want(path, start, 1 << 20)).unwrap().unwrap()
     }
 
     fn texts(chunk: &Chunk, max: usize) -> (Vec<(u64, String)>, u64) {
@@ -146,27 +135,26 @@ mod tests {
         (out, end)
     }
 
-    fn at(chunk: &Chunk, offset: u64) -> Position {
-        chunk.position(offset)
-    }
-
     #[test]
     fn reads_only_complete_records_and_resumes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.log");
         let mut f = std::fs::File::create(&path).unwrap();
         write!(f, "\u{feff}one {T}\r\ntwo {T}\r\nthr").unwrap();
-        let chunk = read(&path, None);
+        let chunk = read(&path, 0);
         assert_eq!(chunk.kind.format, Format::Server);
         let (records, end) = texts(&chunk, 1 << 20);
         let second = 3 + format!("one {T}\r\n").len() as u64;
         assert_eq!(records, vec![(3, "one".to_owned()), (second, "two".to_owned())]);
+        let fingerprint = Fingerprint::of(&chunk.head);
         write!(f, "ee {T}\r\n").unwrap();
-        let chunk = read(&path, Some(at(&chunk, end)));
+        let next = Want { kind: Some(chunk.kind), fingerprint, ..want(&path, end, 1 << 20) };
+        let chunk = read_chunk(next).unwrap().unwrap();
         let (records, end) = texts(&chunk, 1 << 20);
         assert_eq!(records, vec![(second + format!("two {T}\r\n").len() as u64, "three".to_owned())]);
         assert_eq!(end, std::fs::metadata(&path).unwrap().len());
-        assert!(read_new(&path, Some(at(&chunk, end)), 1 << 20, |_| 0).unwrap().is_none());
+        assert!(chunk.at_end);
+        assert!(read_chunk(Want { start: end, ..next }).unwrap().is_none());
     }
 
     #[test]
@@ -177,7 +165,7 @@ mod tests {
         let mut bytes = vec![0xFF, 0xFE];
         bytes.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
         std::fs::write(&path, &bytes).unwrap();
-        let chunk = read(&path, None);
+        let chunk = read(&path, 0);
         assert_eq!(chunk.kind.encoding, Encoding::Utf16Le);
         let (records, end) = texts(&chunk, 1 << 20);
         assert_eq!(records[0], (2, "Grüße".to_owned()));
@@ -186,33 +174,21 @@ mod tests {
     }
 
     #[test]
-    fn a_replaced_or_truncated_file_is_read_from_its_beginning() {
+    fn a_file_that_is_no_longer_the_one_wanted_is_not_read() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.log");
         std::fs::write(&path, format!("one {T}\n")).unwrap();
-        let first = read(&path, None);
-        let chunk = read(&path, Some(at(&first, 1000)));
-        assert_eq!((chunk.start, chunk.restarted), (0, Some("the file was truncated")));
-        let other = Position {
-            id: FileId { device: first.id.device, index: first.id.index + 999_999 },
-            ..first.position(4)
-        };
-        let chunk = read(&path, Some(other));
-        assert_eq!((chunk.start, chunk.restarted), (0, Some("the file was replaced")));
-    }
-
-    #[test]
-    fn a_file_truncated_and_regrown_past_the_position_is_read_from_its_beginning() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.log");
-        std::fs::write(&path, format!("first generation {T}\n")).unwrap();
-        let first = read(&path, None);
-        let end = texts(&first, 1 << 20).1;
-        // Copy-then-truncate roll while the collector was away; the new file is already longer.
-        std::fs::write(&path, format!("second generation, longer {T}\nmore {T}\n")).unwrap();
-        let chunk = read(&path, Some(at(&first, end)));
-        assert_eq!((chunk.start, chunk.restarted), (0, Some("the file was rewritten")));
-        assert_eq!(texts(&chunk, 1 << 20).0[0].1, "second generation, longer");
+        let first = want(&path, 0, 1 << 20);
+        // Rewritten in place (copy-then-truncate and new content): other first bytes.
+        std::fs::write(&path, format!("two, longer than one {T}\n")).unwrap();
+        assert!(read_chunk(first).unwrap().is_none());
+        // Replaced by another file.
+        let second = want(&path, 0, 1 << 20);
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(dir.path().join("filler"), "keeps the inode from being reused").unwrap();
+        std::fs::write(&path, format!("two, longer than one {T}\n")).unwrap();
+        assert!(read_chunk(second).unwrap().is_none());
+        assert!(read_chunk(want(&path, 0, 1 << 20)).unwrap().is_some());
     }
 
     #[test]
@@ -220,17 +196,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.log");
         std::fs::write(&path, vec![b'x'; 10_000]).unwrap();
-        let chunk = read_new(&path, None, 4096, |_| 0).unwrap().unwrap();
+        let chunk = read_chunk(want(&path, 0, 4096)).unwrap().unwrap();
         let (records, end) = texts(&chunk, 4096);
-        assert_eq!((records.len(), end), (1, 4096));
-    }
-
-    #[test]
-    fn start_at_end_skips_existing_content() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.log");
-        std::fs::write(&path, format!("old {T}\n")).unwrap();
-        let chunk = read_new(&path, None, 1 << 20, |len| len).unwrap().unwrap();
-        assert_eq!((chunk.start, chunk.bytes.len()), (std::fs::metadata(&path).unwrap().len(), 0));
+        assert_eq!((records.len(), end, chunk.at_end), (1, 4096, false));
     }
 }

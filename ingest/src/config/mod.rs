@@ -53,6 +53,8 @@ pub struct CollectSettings {
     pub host: String,
     pub poll_interval: Duration,
     pub max_read_bytes: usize,
+    pub spool_dir: PathBuf,
+    pub spool_max_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -113,6 +115,19 @@ impl Settings {
         if raw.collect.max_read_bytes < 4096 {
             return Err(invalid("collect.max_read_bytes", "must be at least 4096"));
         }
+        // Room for a few read chunks' records (an envelope is 3 to 4 times its line).
+        let least_spool = (16 * raw.collect.max_read_bytes as u64).max(1 << 20);
+        if raw.collect.spool_max_bytes < least_spool {
+            return Err(invalid(
+                "collect.spool_max_bytes",
+                format!("must be at least {least_spool} (16 times collect.max_read_bytes, and 1 MiB)"),
+            ));
+        }
+        let spool_dir = if raw.collect.spool_dir.as_os_str().is_empty() {
+            raw.collect.state_dir.join("spool")
+        } else {
+            raw.collect.spool_dir.clone()
+        };
         let host = if raw.collect.host.is_empty() { local_host_name() } else { raw.collect.host.clone() };
         if raw.kafka.brokers.trim().is_empty() {
             return Err(invalid("kafka.brokers", "must name at least one broker"));
@@ -181,6 +196,8 @@ impl Settings {
                 host,
                 poll_interval: Duration::from_millis(raw.collect.poll_interval_ms),
                 max_read_bytes: raw.collect.max_read_bytes,
+                spool_dir,
+                spool_max_bytes: raw.collect.spool_max_bytes,
             },
             kafka: KafkaSettings {
                 brokers: raw.kafka.brokers,

@@ -30,6 +30,9 @@ pub struct RawCollect {
     pub host: String,
     pub poll_interval_ms: u64,
     pub max_read_bytes: usize,
+    /// Empty: `<state_dir>/spool`.
+    pub spool_dir: PathBuf,
+    pub spool_max_bytes: u64,
 }
 
 /// Where to start in a file without checkpoint.
@@ -135,6 +138,8 @@ impl Default for RawCollect {
             host: String::new(),
             poll_interval_ms: 250,
             max_read_bytes: 1 << 20,
+            spool_dir: PathBuf::new(),
+            spool_max_bytes: 256 << 20,
         }
     }
 }

@@ -301,3 +301,97 @@ pub fn free_port_pair(base: u16) -> u16 {
     let start = base + (std::process::id() % 200) as u16 * 2;
     (0..400u16).map(|i| start + i * 2).find(|&p| free(p) && free(p + 1)).expect("no free port pair")
 }
+
+/// A Kafka broker of this test's own (the stack's jars, its own ports and data), so that killing
+/// it disturbs no other test. Needs `deploy/local/install` (the jars) and Java.
+pub struct PrivateKafka {
+    child: Option<Child>,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl PrivateKafka {
+    fn jars() -> PathBuf {
+        if let Ok(jars) = std::env::var("STATMSG_KAFKA_JARS") {
+            return jars.into();
+        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let stack =
+            std::env::var("STATMSG_STACK_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join(".stack"));
+        stack.join("kafka-jars")
+    }
+
+    fn java(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("java");
+        c.args(["-Xms128m", "-Xmx512m", "-XX:+UseG1GC", "-Djava.awt.headless=true"])
+            .arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
+            .arg("-cp")
+            .arg(format!("{}/*", Self::jars().display()))
+            .args(args);
+        c
+    }
+
+    pub fn start(dir: &Path) -> PrivateKafka {
+        let port = free_port_pair(19_400);
+        std::fs::create_dir_all(dir).unwrap();
+        let props = include_str!("../../../deploy/local/kafka-server.properties")
+            .replace("@DATA@", &dir.join("data").display().to_string())
+            .replace("@CONTROLLER_PORT@", &(port + 1).to_string())
+            .replace("@PORT@", &port.to_string());
+        std::fs::write(dir.join("server.properties"), props).unwrap();
+        let me = PrivateKafka { child: None, dir: dir.to_path_buf(), port };
+        let id = me.java(&["kafka.tools.StorageTool", "random-uuid"]).output().unwrap();
+        assert!(id.status.success(), "Kafka jars in {}: run deploy/local/install", Self::jars().display());
+        let id = String::from_utf8(id.stdout).unwrap();
+        let props = dir.join("server.properties").display().to_string();
+        let format =
+            me.java(&["kafka.tools.StorageTool", "format", "-t", id.trim(), "-c", &props]).output().unwrap();
+        assert!(format.status.success(), "{}", String::from_utf8_lossy(&format.stderr));
+        let mut me = me;
+        me.resume();
+        me
+    }
+
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn resume(&mut self) {
+        let log = std::fs::File::create(self.dir.join("kafka.log")).unwrap();
+        let props = self.dir.join("server.properties").display().to_string();
+        let child =
+            self.java(&["kafka.Kafka", &props]).stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap();
+        self.child = Some(child);
+        let brokers = self.brokers();
+        wait_for(
+            Duration::from_secs(90),
+            || {
+                let out = Command::new("kcat").args(["-b", &brokers, "-L", "-m", "3"]).output().unwrap();
+                out.status.success().then_some(())
+            },
+            || std::fs::read_to_string(self.dir.join("kafka.log")).unwrap_or_default(),
+        );
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for PrivateKafka {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Every payload of `topic` from its beginning to its current end.
+pub fn topic_payloads(brokers: &str, topic: &str) -> Vec<String> {
+    let out = Command::new("kcat")
+        .args(["-b", brokers, "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%s\\n"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.is_empty()).map(str::to_owned).collect()
+}

@@ -1,0 +1,109 @@
+//! The sending half of the collector: the spool to Kafka, in order, one batch at a time; a
+//! batch leaves the spool only after Kafka acknowledged all of it. While Kafka is away the
+//! batch is retried with growing pauses and the reader keeps spooling.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::error::KafkaError;
+
+use super::publish::Publisher;
+use super::{CollectError, SharedSpool, MAX_RETRY_WAIT, SHUTDOWN_GRACE};
+use crate::config::KafkaSettings;
+use crate::shutdown::Shutdown;
+
+/// Most entries in one batch (the bytes bound usually comes first).
+const BATCH_ENTRIES: usize = 20_000;
+/// First pause after a failed batch; doubled up to [`MAX_RETRY_WAIT`].
+const FIRST_RETRY_WAIT: Duration = Duration::from_millis(500);
+/// Longest idle wait for an append notification (a safety net, not the normal wake-up).
+const IDLE_WAIT: Duration = Duration::from_secs(1);
+
+/// Sends until shutdown. Never loses an entry: on shutdown, unacknowledged entries stay in the
+/// spool for the next run.
+pub async fn run(
+    kafka: &KafkaSettings,
+    publisher: &Publisher,
+    spool: &Arc<SharedSpool>,
+    batch_bytes: u64,
+    shutdown: &Shutdown,
+) -> Result<(), CollectError> {
+    // The topic check waits for Kafka: it must hold up neither sending nor the shutdown.
+    let topic_check = {
+        let kafka = kafka.clone();
+        tokio::spawn(async move { crate::kafka::ensure_topics(&kafka, &[&kafka.topic]).await })
+    };
+    let result = send(publisher, spool, batch_bytes, shutdown).await;
+    topic_check.abort();
+    result
+}
+
+async fn send(
+    publisher: &Publisher,
+    spool: &Arc<SharedSpool>,
+    batch_bytes: u64,
+    shutdown: &Shutdown,
+) -> Result<(), CollectError> {
+    let mut retry_wait = FIRST_RETRY_WAIT;
+    let mut failing_since: Option<std::time::Instant> = None;
+    while !shutdown.is_cancelled() {
+        let from = spool.acknowledged();
+        let reading = spool.clone();
+        let batch = blocking(move || reading.read(from, BATCH_ENTRIES, batch_bytes)).await?;
+        if batch.damaged_bytes > 0 {
+            tracing::error!(
+                bytes = batch.damaged_bytes,
+                "spool: damaged frames skipped (disk damage: the records in them are lost)"
+            );
+        }
+        if batch.entries.is_empty() {
+            if batch.end > from {
+                let (spool, end) = (spool.clone(), batch.end);
+                blocking(move || spool.acknowledge(end)).await?;
+                continue;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = spool.appended.notified() => {}
+                _ = tokio::time::sleep(IDLE_WAIT) => {}
+            }
+            continue;
+        }
+        let count = batch.entries.len();
+        let messages = batch.entries.into_iter().map(|e| (e.key, e.payload));
+        match publisher.publish_all(messages, shutdown, SHUTDOWN_GRACE).await {
+            Ok(()) => {
+                let (acknowledging, end) = (spool.clone(), batch.end);
+                blocking(move || acknowledging.acknowledge(end)).await?;
+                if let Some(since) = failing_since.take() {
+                    tracing::info!(after = ?since.elapsed(), "Kafka acknowledges again: sending the spool");
+                }
+                retry_wait = FIRST_RETRY_WAIT;
+                tracing::debug!(records = count, "acknowledged by Kafka");
+            }
+            Err(KafkaError::Canceled) if shutdown.is_cancelled() => break,
+            Err(e) => {
+                failing_since.get_or_insert_with(std::time::Instant::now);
+                tracing::error!(
+                    records = count, spooled_bytes = spool.used_bytes(),
+                    "Kafka did not acknowledge: keeping the records in the spool, retrying in {retry_wait:?}: {e}"
+                );
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = tokio::time::sleep(retry_wait) => {}
+                }
+                retry_wait = (retry_wait * 2).min(MAX_RETRY_WAIT);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs spool I/O (reads, fsyncs) off the async threads.
+async fn blocking<T: Send + 'static, E: Into<CollectError> + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, CollectError> {
+    tokio::task::spawn_blocking(move || f().map_err(Into::into))
+        .await
+        .map_err(|e| CollectError::Reader(e.to_string()))?
+}
