@@ -256,11 +256,21 @@ fn a_full_spool_stops_reading_and_it_resumes_with_nothing_lost() {
     let world = World::new("collector_spool");
     let mut kafka = PrivateKafka::start(&world.dir.path().join("kafka"));
     let brokers = kafka.brokers();
+    let metrics_port = free_port_pair(18_600);
     let config = collector_config(
         &world,
         &brokers,
-        "max_read_bytes = 65536\nspool_max_bytes = 1048576\npoll_interval_ms = 100",
+        &format!(
+            "max_read_bytes = 65536\nspool_max_bytes = 1048576\npoll_interval_ms = 100\nmetrics_address = \"127.0.0.1:{metrics_port}\""
+        ),
     );
+    let metrics = || {
+        let out = std::process::Command::new("curl")
+            .args(["-sf", &format!("http://127.0.0.1:{metrics_port}/metrics")])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
     let topic = format!("{}.records", world.name);
     kafka.kill9();
     let collector = Proc::start("collect", &config);
@@ -278,9 +288,18 @@ fn a_full_spool_stops_reading_and_it_resumes_with_nothing_lost() {
     );
     let spool_bytes = dir_size(&world.dir.path().join("state/spool"));
     assert!(spool_bytes <= 1_200_000, "the spool grew to {spool_bytes} bytes");
+    let full = metrics();
+    assert!(full.contains("\nstatmsg_collect_spool_full 1\n"), "{full}");
+    assert!(full.contains("\nstatmsg_collect_files_watched 1\n"), "{full}");
+    assert!(full.contains("\nstatmsg_collect_records_acknowledged_total 0\n"), "{full}");
     kafka.resume();
     wait_all_arrived(&brokers, &topic, total, || collector.output());
     assert!(collector.output().contains("spool has room again: reading resumed"), "{}", collector.output());
+    let acknowledged = format!("\nstatmsg_collect_records_acknowledged_total {total}\n");
+    let after =
+        wait_for(Duration::from_secs(10), || Some(metrics()).filter(|m| m.contains(&acknowledged)), metrics);
+    assert!(after.contains("\nstatmsg_collect_spool_full 0\n"), "{after}");
+    assert!(after.contains("\nstatmsg_collect_spool_entries 0\n"), "{after}");
     let stop = stop_timed(collector);
     let (lost, duplicated) = tally(&arrivals(&brokers, &topic), total);
     eprintln!("spool of 1 MiB, {total} records: {} lost, {duplicated} duplicated, spool at most {spool_bytes} bytes", lost.len());

@@ -2,11 +2,13 @@
 //! batch leaves the spool only after Kafka acknowledged all of it. While Kafka is away the
 //! batch is retried with growing pauses and the reader keeps spooling.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::error::KafkaError;
 
+use super::metrics::CollectMetrics;
 use super::publish::Publisher;
 use super::{CollectError, SharedSpool, MAX_RETRY_WAIT, SHUTDOWN_GRACE};
 use crate::config::KafkaSettings;
@@ -25,6 +27,7 @@ pub async fn run(
     kafka: &KafkaSettings,
     publisher: &Publisher,
     spool: &Arc<SharedSpool>,
+    metrics: &CollectMetrics,
     batch_bytes: u64,
     shutdown: &Shutdown,
 ) -> Result<(), CollectError> {
@@ -33,7 +36,7 @@ pub async fn run(
         let kafka = kafka.clone();
         tokio::spawn(async move { crate::kafka::ensure_topics(&kafka, &[&kafka.topic]).await })
     };
-    let result = send(publisher, spool, batch_bytes, shutdown).await;
+    let result = send(publisher, spool, metrics, batch_bytes, shutdown).await;
     topic_check.abort();
     result
 }
@@ -41,6 +44,7 @@ pub async fn run(
 async fn send(
     publisher: &Publisher,
     spool: &Arc<SharedSpool>,
+    metrics: &CollectMetrics,
     batch_bytes: u64,
     shutdown: &Shutdown,
 ) -> Result<(), CollectError> {
@@ -59,7 +63,7 @@ async fn send(
         if batch.entries.is_empty() {
             if batch.end > from {
                 let (spool, end) = (spool.clone(), batch.end);
-                blocking(move || spool.acknowledge(end)).await?;
+                blocking(move || spool.acknowledge(end, 0)).await?;
                 continue;
             }
             tokio::select! {
@@ -74,7 +78,8 @@ async fn send(
         match publisher.publish_all(messages, shutdown, SHUTDOWN_GRACE).await {
             Ok(()) => {
                 let (acknowledging, end) = (spool.clone(), batch.end);
-                blocking(move || acknowledging.acknowledge(end)).await?;
+                blocking(move || acknowledging.acknowledge(end, count as u64)).await?;
+                metrics.records_acknowledged.fetch_add(count as u64, Relaxed);
                 if let Some(since) = failing_since.take() {
                     tracing::info!(after = ?since.elapsed(), "Kafka acknowledges again: sending the spool");
                 }
@@ -83,6 +88,7 @@ async fn send(
             }
             Err(KafkaError::Canceled) if shutdown.is_cancelled() => break,
             Err(e) => {
+                metrics.delivery_errors.fetch_add(1, Relaxed);
                 failing_since.get_or_insert_with(std::time::Instant::now);
                 tracing::error!(
                     records = count, spooled_bytes = spool.used_bytes(),

@@ -15,12 +15,15 @@
 pub mod checkpoint;
 mod drain;
 pub mod follow;
+pub mod metrics;
 mod publish;
 pub mod read;
 pub mod spool;
 pub mod tail;
+pub mod watch;
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -68,6 +71,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(800);
 /// Longest wait between two attempts after a local I/O error (disk full, permissions).
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
 
+/// With change notification, how often an idle collector still scans (changes the OS does not
+/// report at once: NTFS updates the size of a file its writer keeps open lazily).
+const SAFETY_SCAN: Duration = Duration::from_secs(2);
+
 /// Runs until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), CollectError> {
     let collect = &config.collect;
@@ -81,37 +88,54 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), CollectError>
         start_at: collect.start_at,
         max_read_bytes: collect.max_read_bytes,
     };
-    let reader = Reader::open(reader_config, &collect.state_dir, spool.clone())?;
+    let metrics = Arc::new(metrics::CollectMetrics::default());
+    let reader = Reader::open(reader_config, &collect.state_dir, spool.clone(), metrics.clone())?;
+    let serving = collect.metrics_address.map(|address| {
+        let (spool, metrics) = (spool.clone(), metrics.clone());
+        let render: crate::metrics::Render = Arc::new(move || metrics.render(&spool));
+        tokio::spawn(crate::metrics::serve(address, render, shutdown.clone()))
+    });
     tracing::info!(topic = %config.kafka.topic, spool = %collect.spool_dir.display(), "collecting");
     let reading = {
         let (shutdown, poll, spool) = (shutdown.clone(), collect.poll_interval, spool.clone());
         let handle = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || read_loop(reader, &spool, poll, &shutdown, &handle))
+        let watch = watch::Watch::start(&collect.paths);
+        tokio::task::spawn_blocking(move || read_loop(reader, &spool, &watch, poll, &shutdown, &handle))
     };
     // One drain batch is about one read chunk of records (an envelope is 3 to 4 times its line).
     let batch_bytes = 4 * collect.max_read_bytes as u64;
-    let drained = drain::run(&config.kafka, &publisher, &spool, batch_bytes, &shutdown).await;
+    let drained = drain::run(&config.kafka, &publisher, &spool, &metrics, batch_bytes, &shutdown).await;
     let read = reading.await.map_err(|e| CollectError::Reader(e.to_string())).and_then(|r| r);
     if read.is_err() || drained.is_err() {
         shutdown.cancel();
+    }
+    if let Some(Ok(Err(e))) = match serving {
+        Some(task) => Some(task.await),
+        None => None,
+    } {
+        tracing::error!("metrics endpoint: {e}");
     }
     tracing::info!(spooled_bytes = spool.used_bytes(), "collector stopped");
     read.and(drained)
 }
 
-/// Passes over the files until shutdown: every `poll` when idle, as soon as the drainer freed
-/// room when the spool was full; local I/O errors are retried (nothing is lost meanwhile: the
-/// logs and the spool keep the data).
+/// Passes over the files until shutdown: when a watched folder changed (at most one pass per
+/// `poll`), every [`SAFETY_SCAN`] when idle (every `poll` where nothing can be watched), and as
+/// soon as the drainer freed room when the spool was full. Local I/O errors are retried
+/// (nothing is lost meanwhile: the logs and the spool keep the data).
 fn read_loop(
     mut reader: Reader,
     spool: &SharedSpool,
+    watch: &watch::Watch,
     poll: Duration,
     shutdown: &Shutdown,
     handle: &tokio::runtime::Handle,
 ) -> Result<(), CollectError> {
     let stop = || shutdown.is_cancelled();
+    let idle_wait = if watch.complete { poll.max(SAFETY_SCAN) } else { poll };
     let mut retry_wait = poll;
     while !stop() {
+        let started = tokio::time::Instant::now();
         let full = match reader.pass(&stop) {
             Ok(Pass::Stopped) => break,
             Ok(Pass::Done { .. }) => {
@@ -138,18 +162,29 @@ fn read_loop(
         handle.block_on(async {
             tokio::select! {
                 _ = shutdown.cancelled() => {}
-                _ = tokio::time::sleep(poll) => {}
+                _ = tokio::time::sleep(idle_wait) => {}
                 _ = spool.freed.notified(), if full => {}
+                _ = watch.changed.notified(), if !full => {
+                    // A burst of writes is read in one pass, not one pass per write.
+                    tokio::select! {
+                        _ = shutdown.cancelled() => {}
+                        _ = tokio::time::sleep_until(started + poll) => {}
+                    }
+                }
             }
         });
     }
     Ok(())
 }
 
-/// The spool shared by the reader and the drainer, with the wake-ups between them.
+/// The spool shared by the reader and the drainer, with the wake-ups between them and what the
+/// metrics say of it.
 #[derive(Debug)]
 pub struct SharedSpool {
     spool: Mutex<Spool>,
+    /// The end of every append not yet wholly acknowledged, with when it was appended (the
+    /// first one is the oldest record waiting), and how many entries wait.
+    waiting: Mutex<(VecDeque<(Cursor, std::time::Instant)>, u64)>,
     /// Entries were appended (wakes the drainer).
     appended: tokio::sync::Notify,
     /// Entries were acknowledged (wakes a reader waiting for room).
@@ -160,14 +195,19 @@ pub struct SharedSpool {
 impl SharedSpool {
     pub fn open(dir: &std::path::Path, max_bytes: u64) -> Result<SharedSpool, SpoolError> {
         let spool = Spool::open(dir, max_bytes)?;
+        let mut waiting = (VecDeque::new(), 0);
         if !spool.is_empty() {
+            waiting =
+                (VecDeque::from([(spool.end(), std::time::Instant::now())]), spool.count_unacknowledged()?);
             tracing::info!(
                 bytes = spool.used_bytes(),
+                records = waiting.1,
                 "spool holds records not yet acknowledged by Kafka: sending them first"
             );
         }
         Ok(SharedSpool {
             spool: Mutex::new(spool),
+            waiting: Mutex::new(waiting),
             appended: tokio::sync::Notify::new(),
             freed: tokio::sync::Notify::new(),
             full: AtomicBool::new(false),
@@ -180,7 +220,16 @@ impl SharedSpool {
     }
 
     pub fn append(&self, entries: &[(String, Vec<u8>)]) -> Result<(), SpoolError> {
-        self.lock().append(entries)?;
+        let end = {
+            let mut spool = self.lock();
+            spool.append(entries)?;
+            spool.end()
+        };
+        {
+            let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+            waiting.0.push_back((end, std::time::Instant::now()));
+            waiting.1 += entries.len() as u64;
+        }
         self.appended.notify_one();
         if self.full.swap(false, Ordering::Relaxed) {
             tracing::warn!("spool has room again: reading resumed");
@@ -206,8 +255,16 @@ impl SharedSpool {
         self.lock().read(from, max_entries, max_bytes)
     }
 
-    pub fn acknowledge(&self, upto: Cursor) -> Result<(), SpoolError> {
+    /// Lets everything before `upto` go (`entries` of them) once Kafka acknowledged it.
+    pub fn acknowledge(&self, upto: Cursor, entries: u64) -> Result<(), SpoolError> {
         self.lock().acknowledge(upto)?;
+        {
+            let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+            while waiting.0.front().is_some_and(|(end, _)| *end <= upto) {
+                waiting.0.pop_front();
+            }
+            waiting.1 = waiting.1.saturating_sub(entries);
+        }
         self.freed.notify_one();
         Ok(())
     }
@@ -218,6 +275,18 @@ impl SharedSpool {
 
     pub fn used_bytes(&self) -> u64 {
         self.lock().used_bytes()
+    }
+
+    pub fn max_bytes(&self) -> u64 {
+        self.lock().max_bytes()
+    }
+
+    /// Bytes and entries waiting for Kafka, and how long the oldest has waited.
+    pub fn backlog(&self) -> (u64, u64, Option<Duration>) {
+        let bytes = self.used_bytes();
+        let waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        let oldest = waiting.0.front().map(|(_, at)| at.elapsed()).filter(|_| bytes > 0);
+        (bytes, waiting.1, oldest)
     }
 }
 

@@ -8,11 +8,13 @@
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
 
 use statmsg_schema::{Envelope, SourcePosition, SCHEMA_VERSION};
 
 use super::checkpoint::{Checkpoints, FileId, Fingerprint};
 use super::follow::{Follower, Plan, Seen, Why};
+use super::metrics::CollectMetrics;
 use super::spool::SpoolError;
 use super::tail::{read_chunk, Want};
 use super::{encode_bounded, CollectError, SharedSpool};
@@ -48,6 +50,7 @@ pub struct Reader {
     follower: Follower,
     checkpoints: Checkpoints,
     spool: std::sync::Arc<SharedSpool>,
+    metrics: std::sync::Arc<CollectMetrics>,
     first_scan: bool,
     /// Test hook: fail right after this many more spool appends, before the checkpoint moves
     /// (what a kill at the worst moment leaves behind).
@@ -60,6 +63,7 @@ impl Reader {
         config: ReaderConfig,
         state_dir: &Path,
         spool: std::sync::Arc<SharedSpool>,
+        metrics: std::sync::Arc<CollectMetrics>,
     ) -> Result<Reader, CollectError> {
         let checkpoints = Checkpoints::open(state_dir)?;
         let follower = Follower::new(checkpoints.followed().to_vec());
@@ -68,6 +72,7 @@ impl Reader {
             follower,
             checkpoints,
             spool,
+            metrics,
             first_scan: true,
             #[cfg(test)]
             crash_after_appends: None,
@@ -78,10 +83,13 @@ impl Reader {
     /// fills up or `stop()` says so.
     pub fn pass(&mut self, stop: &dyn Fn() -> bool) -> Result<Pass, CollectError> {
         let seen = self.scan();
+        self.metrics.files_watched.store(seen.len() as u64, Relaxed);
         let start_at_end = self.first_scan && self.config.start_at == StartAt::End;
         self.first_scan = false;
         let plan = self.follower.plan(&seen, |s| if start_at_end { s.len } else { 0 });
-        report(&plan);
+        if report(&plan) {
+            self.metrics.rollover_now();
+        }
         tracing::trace!(?plan, "scan");
         self.checkpoints.save(self.follower.files())?;
         let mut records = 0;
@@ -124,6 +132,8 @@ impl Reader {
                         Err(e) => return Err(e.into()),
                     }
                     records += messages.len();
+                    self.metrics.records_read.fetch_add(messages.len() as u64, Relaxed);
+                    self.metrics.bytes_read.fetch_add(end - chunk.start, Relaxed);
                     #[cfg(test)]
                     if let Some(n) = self.crash_after_appends.as_mut() {
                         if *n <= 1 {
@@ -195,8 +205,14 @@ impl Reader {
     }
 }
 
-fn report(plan: &Plan) {
+/// Logs what a scan found; whether it saw a rollover.
+fn report(plan: &Plan) -> bool {
+    let mut rolled = false;
     for read in &plan.reads {
+        rolled |= matches!(
+            read.why,
+            Why::Copied { .. } | Why::Rewritten | Why::Continued { renamed_from: Some(_) }
+        );
         match &read.why {
             Why::Continued { renamed_from: Some(from) } => {
                 tracing::info!(path = %read.path, from = %from, offset = read.start, "rolled over by rename: continuing")
@@ -223,6 +239,7 @@ fn report(plan: &Plan) {
     for shadow in &plan.shadows {
         tracing::debug!(path = %shadow, "a copy of a file still being read: left alone");
     }
+    rolled
 }
 
 fn observe(path: &Path) -> std::io::Result<Seen> {

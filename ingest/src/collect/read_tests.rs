@@ -95,7 +95,7 @@ impl World {
             start_at: StartAt::Beginning,
             max_read_bytes: MAX_READ,
         };
-        Reader::open(config, &self.dir.path().join("state"), spool.clone()).unwrap()
+        Reader::open(config, &self.dir.path().join("state"), spool.clone(), Arc::default()).unwrap()
     }
 
     fn spool(&self) -> Arc<SharedSpool> {
@@ -224,7 +224,7 @@ fn a_full_spool_stops_reading_and_reading_resumes_where_it_stopped() {
             let envelope: Envelope<'_> = serde_json::from_slice(&e.payload).unwrap();
             delivered.push(envelope.record.text[..6].parse::<u64>().unwrap());
         }
-        spool.acknowledge(batch.end).unwrap();
+        spool.acknowledge(batch.end, batch.entries.len() as u64).unwrap();
         if let Pass::Done { .. } = reader.pass(&|| false).unwrap() {
             break;
         }

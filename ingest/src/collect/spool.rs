@@ -148,6 +148,38 @@ impl Spool {
         self.acknowledged
     }
 
+    /// Just past the last entry appended.
+    pub fn end(&self) -> Cursor {
+        match (self.segments.last(), self.lengths.last()) {
+            (Some(segment), Some(len)) => Cursor { segment: *segment, offset: *len },
+            _ => self.acknowledged,
+        }
+    }
+
+    /// How many entries are not yet acknowledged (reads only the frames' lengths).
+    pub fn count_unacknowledged(&self) -> Result<u64, SpoolError> {
+        use std::io::BufReader;
+        let io = |source| SpoolError::Io { dir: self.dir.clone(), source };
+        let mut count = 0;
+        for (&segment, &len) in self.segments.iter().zip(&self.lengths) {
+            let mut at = if segment == self.acknowledged.segment { self.acknowledged.offset } else { 0 };
+            if segment < self.acknowledged.segment || at >= len {
+                continue;
+            }
+            let mut file = BufReader::new(File::open(segment_path(&self.dir, segment)).map_err(io)?);
+            file.seek(SeekFrom::Start(at)).map_err(io)?;
+            let mut header = [0u8; FRAME_HEADER];
+            while at + FRAME_HEADER as u64 <= len {
+                file.read_exact(&mut header).map_err(io)?;
+                let body = u64::from(u32::from_le_bytes([header[0], header[1], header[2], header[3]]));
+                file.seek_relative(body as i64).map_err(io)?;
+                at += FRAME_HEADER as u64 + body;
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
     /// Appends `entries` in order and fsyncs them, all or nothing: [`SpoolError::Full`] when they
     /// do not fit (an empty spool takes any batch, so a batch larger than the spool cannot stall).
     pub fn append(&mut self, entries: &[(String, Vec<u8>)]) -> Result<(), SpoolError> {

@@ -55,6 +55,7 @@ pub struct CollectSettings {
     pub max_read_bytes: usize,
     pub spool_dir: PathBuf,
     pub spool_max_bytes: u64,
+    pub metrics_address: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -123,6 +124,15 @@ impl Settings {
                 format!("must be at least {least_spool} (16 times collect.max_read_bytes, and 1 MiB)"),
             ));
         }
+        let metrics_address = match raw.collect.metrics_address.trim() {
+            "" => None,
+            address => Some(address.parse().map_err(|e| {
+                invalid(
+                    "collect.metrics_address",
+                    format!("{address:?} is not host:port with a numeric address ({e})"),
+                )
+            })?),
+        };
         let spool_dir = if raw.collect.spool_dir.as_os_str().is_empty() {
             raw.collect.state_dir.join("spool")
         } else {
@@ -198,6 +208,7 @@ impl Settings {
                 max_read_bytes: raw.collect.max_read_bytes,
                 spool_dir,
                 spool_max_bytes: raw.collect.spool_max_bytes,
+                metrics_address,
             },
             kafka: KafkaSettings {
                 brokers: raw.kafka.brokers,

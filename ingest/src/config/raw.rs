@@ -33,6 +33,8 @@ pub struct RawCollect {
     /// Empty: `<state_dir>/spool`.
     pub spool_dir: PathBuf,
     pub spool_max_bytes: u64,
+    /// `host:port` of the Prometheus endpoint; empty: none.
+    pub metrics_address: String,
 }
 
 /// Where to start in a file without checkpoint.
@@ -140,6 +142,7 @@ impl Default for RawCollect {
             max_read_bytes: 1 << 20,
             spool_dir: PathBuf::new(),
             spool_max_bytes: 256 << 20,
+            metrics_address: String::new(),
         }
     }
 }

@@ -1,0 +1,105 @@
+//! The Prometheus endpoint of a stage: `GET /metrics` in the text exposition format on an opt-in
+//! address, rendered on each scrape from the stage's own counters. Anything else gets a 404. One
+//! small connection at a time is all a scraper needs; a slow client is cut off after 5 s.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::shutdown::Shutdown;
+
+/// Renders the current metrics as exposition text.
+pub type Render = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// Serves `render` on `address` until shutdown.
+pub async fn serve(address: SocketAddr, render: Render, shutdown: Shutdown) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    tracing::info!(%address, "metrics at http://{address}/metrics");
+    loop {
+        let (mut stream, _) = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!("metrics: {e}");
+                    continue;
+                }
+            },
+        };
+        let answer = async {
+            let mut request = [0u8; 1024];
+            let n = stream.read(&mut request).await?;
+            let head = String::from_utf8_lossy(&request[..n]);
+            let response = if head.starts_with("GET /metrics ") || head.starts_with("GET /metrics?") {
+                let body = render();
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            } else {
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
+            };
+            stream.write_all(response.as_bytes()).await?;
+            stream.shutdown().await
+        };
+        if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(5), answer).await {
+            tracing::debug!("metrics: {e}");
+        }
+    }
+}
+
+/// Builds exposition text: each metric with its help and type lines.
+#[derive(Debug, Default)]
+pub struct Exposition(String);
+
+impl Exposition {
+    pub fn counter(&mut self, name: &str, help: &str, value: u64) -> &mut Self {
+        let _ = write!(self.0, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n");
+        self
+    }
+
+    pub fn gauge(&mut self, name: &str, help: &str, value: f64) -> &mut Self {
+        let _ = write!(self.0, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n");
+        self
+    }
+
+    pub fn finish(&mut self) -> String {
+        std::mem::take(&mut self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn metrics_are_served_and_anything_else_is_not_found() {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = probe.local_addr().unwrap();
+        drop(probe);
+        let shutdown = Shutdown::new();
+        let render: Render = Arc::new(|| Exposition::default().counter("x_total", "An x.", 7).finish());
+        let server = tokio::spawn(serve(address, render, shutdown.clone()));
+        let get = |path: &'static str| async move {
+            for _ in 0..50 {
+                if let Ok(mut s) = tokio::net::TcpStream::connect(address).await {
+                    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
+                    let mut out = String::new();
+                    s.read_to_string(&mut out).await.unwrap();
+                    return out;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            panic!("the metrics server did not start");
+        };
+        let ok = get("/metrics").await;
+        assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+        assert!(ok.contains("# TYPE x_total counter\nx_total 7\n"), "{ok}");
+        assert!(get("/other").await.starts_with("HTTP/1.1 404"));
+        shutdown.cancel();
+        server.await.unwrap().unwrap();
+    }
+}
