@@ -224,7 +224,7 @@ fn kafka_down_while_the_log_rolls_three_times_loses_nothing() {
     }
     wait_all_arrived(&brokers, &topic, first, || collector.output());
 
-    kafka.kill9();
+    kafka.stop();
     let total = 7_000;
     for n in first..total {
         writer.write(n);
@@ -272,7 +272,7 @@ fn a_full_spool_stops_reading_and_it_resumes_with_nothing_lost() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let topic = format!("{}.records", world.name);
-    kafka.kill9();
+    kafka.stop();
     let collector = Proc::start("collect", &config);
     // 10,000 lines, about 6 MB of envelopes: far more than the 1 MiB spool. No roll: the log keeps
     // what the spool cannot take.

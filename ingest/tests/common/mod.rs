@@ -297,8 +297,12 @@ impl Drop for PrivateInflux {
 
 /// Two adjacent free loopback ports from `base` on (HTTP and RPC of a private InfluxDB).
 pub fn free_port_pair(base: u16) -> u16 {
+    // Tests of one binary run in parallel: each call starts elsewhere, so that two servers that
+    // have not bound their ports yet never get the same pair.
+    static CALLS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
-    let start = base + (std::process::id() % 200) as u16 * 2;
+    let start = base + (std::process::id() % 100) as u16 * 2 + (call % 20) * 1000;
     (0..400u16).map(|i| start + i * 2).find(|&p| free(p) && free(p + 1)).expect("no free port pair")
 }
 
@@ -376,6 +380,24 @@ impl PrivateKafka {
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops the broker as an outage would, but cleanly (SIGTERM, up to 60 s): a broker killed
+    /// with SIGKILL may lose what it acknowledged but had not flushed (its topics' metadata
+    /// included), and these tests count what the collector loses, not what Kafka does.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            Command::new("kill").args(["-TERM", &c.id().to_string()]).status().unwrap();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while c.try_wait().unwrap().is_none() {
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
             let _ = c.wait();
         }
     }
