@@ -332,19 +332,6 @@ fn with_kafka_unreachable_it_still_reads_and_stops_within_two_seconds() {
     assert!(stop < Duration::from_secs(2), "SIGTERM took {stop:?}");
 }
 
-/// The checkpointed offset of the followed file now at `log`.
-fn checkpoint_offset(state: &Path, log: &Path) -> u64 {
-    let Ok(bytes) = std::fs::read(state.join("checkpoints.json")) else { return 0 };
-    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-    v["followed"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|f| f["path"].as_str() == log.to_str())
-        .and_then(|f| f["offset"].as_u64())
-        .unwrap_or(0)
-}
-
 fn dir_size(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .map_or(0, |d| d.filter_map(Result::ok).filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())

@@ -8,7 +8,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -43,18 +42,6 @@ fn stored(url: &str, database: &str) -> (BTreeSet<String>, usize) {
     let values = v["results"][0]["series"][0]["values"].as_array().cloned().unwrap_or_default();
     let markers = values.iter().filter_map(|row| row[1].as_str().map(str::to_owned)).collect();
     (markers, values.len())
-}
-
-/// The checkpointed offset of the followed file now at `log`.
-fn checkpoint_offset(state: &Path, log: &Path) -> u64 {
-    std::fs::read(state.join("checkpoints.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        .and_then(|v| {
-            let files = v["followed"].as_array()?.clone();
-            files.iter().find(|f| f["path"].as_str() == log.to_str()).and_then(|f| f["offset"].as_u64())
-        })
-        .unwrap_or(0)
 }
 
 fn assert_exactly_once(url: &str, database: &str, total: usize) {

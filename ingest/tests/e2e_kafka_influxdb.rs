@@ -146,10 +146,7 @@ fn status_messages_arrive_exactly_once_with_every_field_intact() {
     collector.stop();
     consumer.stop();
     // The checkpoint reached the end of the file, so a restart re-sends nothing.
-    let checkpoint: Value =
-        serde_json::from_slice(&std::fs::read(world.dir.path().join("state/checkpoints.json")).unwrap())
-            .unwrap();
-    let offset = checkpoint["files"][log.to_str().unwrap()]["offset"].as_u64().unwrap();
+    let offset = checkpoint_offset(&world.dir.path().join("state"), &log);
     assert_eq!(offset, std::fs::metadata(&log).unwrap().len());
 }
 

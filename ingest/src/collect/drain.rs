@@ -32,22 +32,10 @@ pub async fn run(
     shutdown: &Shutdown,
 ) -> Result<(), CollectError> {
     // The topic check waits for Kafka: it must hold up neither sending nor the shutdown.
-    let topic_check = {
+    let _topic_check = AbortOnDrop({
         let kafka = kafka.clone();
         tokio::spawn(async move { crate::kafka::ensure_topics(&kafka, &[&kafka.topic]).await })
-    };
-    let result = send(publisher, spool, metrics, batch_bytes, shutdown).await;
-    topic_check.abort();
-    result
-}
-
-async fn send(
-    publisher: &Publisher,
-    spool: &Arc<SharedSpool>,
-    metrics: &CollectMetrics,
-    batch_bytes: u64,
-    shutdown: &Shutdown,
-) -> Result<(), CollectError> {
+    });
     let mut retry_wait = FIRST_RETRY_WAIT;
     let mut failing_since: Option<std::time::Instant> = None;
     while !shutdown.is_cancelled() {
@@ -103,6 +91,15 @@ async fn send(
         }
     }
     Ok(())
+}
+
+/// A task that ends with the scope that spawned it, however that scope is left.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Runs spool I/O (reads, fsyncs) off the async threads.

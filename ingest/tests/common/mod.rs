@@ -384,9 +384,8 @@ impl PrivateKafka {
         }
     }
 
-    /// Stops the broker as an outage would, but cleanly (SIGTERM, up to 60 s): a broker killed
-    /// with SIGKILL may lose what it acknowledged but had not flushed (its topics' metadata
-    /// included), and these tests count what the collector loses, not what Kafka does.
+    /// Stops the broker as an outage would, but cleanly (SIGTERM, up to 60 s): these tests count
+    /// what the collector loses, so the broker's own recovery after a crash is kept out of them.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             Command::new("kill").args(["-TERM", &c.id().to_string()]).status().unwrap();
@@ -416,4 +415,17 @@ pub fn topic_payloads(brokers: &str, topic: &str) -> Vec<String> {
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.is_empty()).map(str::to_owned).collect()
+}
+
+/// The checkpointed offset of the followed file now at `log` (0 when there is none).
+pub fn checkpoint_offset(state: &Path, log: &Path) -> u64 {
+    let Ok(bytes) = std::fs::read(state.join("checkpoints.json")) else { return 0 };
+    let v: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    v["followed"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f["path"].as_str() == log.to_str())
+        .and_then(|f| f["offset"].as_u64())
+        .unwrap_or(0)
 }
