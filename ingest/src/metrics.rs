@@ -1,6 +1,6 @@
 //! The Prometheus endpoint of a stage: `GET /metrics` in the text exposition format on an opt-in
-//! address, rendered on each scrape from the stage's own counters. Anything else gets a 404. One
-//! small connection at a time is all a scraper needs; a slow client is cut off after 5 s.
+//! address, rendered on each scrape from the stage's own counters. Anything else gets a 404; a
+//! slow client is cut off after 5 s.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -29,25 +29,30 @@ pub async fn serve(address: SocketAddr, render: Render, shutdown: Shutdown) -> s
                 }
             },
         };
-        let answer = async {
-            let mut request = [0u8; 1024];
-            let n = stream.read(&mut request).await?;
-            let head = String::from_utf8_lossy(&request[..n]);
-            let response = if head.starts_with("GET /metrics ") || head.starts_with("GET /metrics?") {
-                let body = render();
-                format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                )
-            } else {
-                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
+        // Each scrape in a task of its own: a client that sends nothing holds up neither the
+        // next scrape nor the shutdown.
+        let render = render.clone();
+        tokio::spawn(async move {
+            let answer = async {
+                let mut request = [0u8; 1024];
+                let n = stream.read(&mut request).await?;
+                let head = String::from_utf8_lossy(&request[..n]);
+                let response = if head.starts_with("GET /metrics ") || head.starts_with("GET /metrics?") {
+                    let body = render();
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                } else {
+                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
+                };
+                stream.write_all(response.as_bytes()).await?;
+                stream.shutdown().await
             };
-            stream.write_all(response.as_bytes()).await?;
-            stream.shutdown().await
-        };
-        if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(5), answer).await {
-            tracing::debug!("metrics: {e}");
-        }
+            if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(5), answer).await {
+                tracing::debug!("metrics: {e}");
+            }
+        });
     }
 }
 

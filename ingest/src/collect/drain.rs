@@ -25,7 +25,7 @@ const IDLE_WAIT: Duration = Duration::from_secs(1);
 /// spool for the next run.
 pub async fn run(
     kafka: &KafkaSettings,
-    publisher: &Publisher,
+    mut publisher: Publisher,
     spool: &Arc<SharedSpool>,
     metrics: &CollectMetrics,
     batch_bytes: u64,
@@ -77,6 +77,10 @@ pub async fn run(
             Err(KafkaError::Canceled) if shutdown.is_cancelled() => break,
             Err(e) => {
                 metrics.delivery_errors.fetch_add(1, Relaxed);
+                if let Some(fatal) = publisher.fatal_error() {
+                    tracing::error!("the Kafka producer failed for good ({fatal}): starting a new one");
+                    publisher = Publisher::new(kafka).map_err(CollectError::Producer)?;
+                }
                 failing_since.get_or_insert_with(std::time::Instant::now);
                 tracing::error!(
                     records = count, spooled_bytes = spool.used_bytes(),

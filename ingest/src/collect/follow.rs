@@ -135,13 +135,16 @@ impl Follower {
         let mut matched: Vec<Option<usize>> = vec![None; self.files.len()];
         let mut shadows = Vec::new();
         // Every (followed, seen) pair that may be the same content: the seen file starts with
-        // the fingerprinted bytes and is not shorter than what was read. An empty fingerprint
-        // proves nothing, so it pairs only by id.
+        // the fingerprinted bytes. An empty fingerprint proves nothing, so it pairs only by id.
         let mut pairs: Vec<(u32, bool, usize, usize)> = Vec::new();
         for (k, f) in self.files.iter().enumerate() {
             for (i, s) in seen.iter().enumerate() {
+                // The same file shorter than what was read is a new generation; a copy may be
+                // shorter (caught mid-copy, or missing what was written between copy and
+                // truncate): there is nothing unread in it up to the offset either way.
                 let same_id = s.id == f.id;
-                if (same_id || f.fingerprint.len > 0) && f.fingerprint.matches(&s.head) && s.len >= f.offset {
+                let possible = if same_id { s.len >= f.offset } else { f.fingerprint.len > 0 };
+                if possible && f.fingerprint.matches(&s.head) {
                     pairs.push((f.fingerprint.len, same_id, k, i));
                 }
             }

@@ -163,3 +163,20 @@ fn reads_go_oldest_first_even_when_a_freed_inode_comes_back_as_the_new_log() {
     let order: Vec<(&str, u64)> = plan.reads.iter().map(|r| (r.path.as_str(), r.start)).collect();
     assert_eq!(order, [("X.lo_", 20), ("X.log", 0)]);
 }
+
+#[test]
+fn a_copy_shorter_than_what_was_read_is_never_read_again_from_its_start() {
+    let long = OLD.repeat(60); // longer than a fingerprint
+    let mut f = Follower::default();
+    f.plan(&[seen("X.log", 1, &long)], |_| 0);
+    f.advance("X.log", id(1), 2500, None, long.as_bytes());
+    // Caught mid-copy: the copy has 2,000 bytes, the original is intact.
+    let plan = f.plan(&[seen("X.lo_", 7, &long[..2000]), seen("X.log", 1, &long)], |_| 0);
+    assert_eq!(plan.shadows, vec!["X.lo_".to_owned()]);
+    // The original truncated while the copy lacks what was written after it was taken.
+    let plan = f.plan(&[seen("X.lo_", 7, &long[..2200]), seen("X.log", 1, NEW)], |_| 0);
+    assert_eq!(
+        reads(&plan),
+        vec![("X.lo_", 2500, &Why::Copied { from: "X.log".into() }), ("X.log", 0, &Why::Rewritten)]
+    );
+}

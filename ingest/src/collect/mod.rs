@@ -104,7 +104,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), CollectError>
     };
     // One drain batch is about one read chunk of records (an envelope is 3 to 4 times its line).
     let batch_bytes = 4 * collect.max_read_bytes as u64;
-    let drained = drain::run(&config.kafka, &publisher, &spool, &metrics, batch_bytes, &shutdown).await;
+    let drained = drain::run(&config.kafka, publisher, &spool, &metrics, batch_bytes, &shutdown).await;
     let read = reading.await.map_err(|e| CollectError::Reader(e.to_string())).and_then(|r| r);
     if read.is_err() || drained.is_err() {
         shutdown.cancel();
@@ -220,14 +220,13 @@ impl SharedSpool {
     }
 
     pub fn append(&self, entries: &[(String, Vec<u8>)]) -> Result<(), SpoolError> {
-        let end = {
+        {
+            // The bookkeeping under the spool's lock too, so that an acknowledgement cannot come
+            // between (locks always taken spool first, then waiting).
             let mut spool = self.lock();
             spool.append(entries)?;
-            spool.end()
-        };
-        {
             let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
-            waiting.0.push_back((end, std::time::Instant::now()));
+            waiting.0.push_back((spool.end(), std::time::Instant::now()));
             waiting.1 += entries.len() as u64;
         }
         self.appended.notify_one();
@@ -257,8 +256,9 @@ impl SharedSpool {
 
     /// Lets everything before `upto` go (`entries` of them) once Kafka acknowledged it.
     pub fn acknowledge(&self, upto: Cursor, entries: u64) -> Result<(), SpoolError> {
-        self.lock().acknowledge(upto)?;
         {
+            let mut spool = self.lock();
+            spool.acknowledge(upto)?;
             let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
             while waiting.0.front().is_some_and(|(end, _)| *end <= upto) {
                 waiting.0.pop_front();

@@ -130,6 +130,14 @@ impl Publisher {
     }
 }
 
+impl Publisher {
+    /// The producer's fatal error, if it had one (an idempotent producer can have one): it then
+    /// delivers nothing more and must be replaced.
+    pub fn fatal_error(&self) -> Option<String> {
+        self.producer.client().fatal_error().map(|(code, reason)| format!("{code}: {reason}"))
+    }
+}
+
 impl Drop for Publisher {
     fn drop(&mut self) {
         // The thread ends within a poll period; the producer goes with its last reference.

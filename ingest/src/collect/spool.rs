@@ -76,6 +76,9 @@ pub struct Spool {
     /// Length of every segment in `segments`, in step with it.
     lengths: Vec<u64>,
     writer: Option<File>,
+    /// The last segment may hold bytes past its recorded length (a failed write that could not
+    /// be cut back): the next append starts a new segment.
+    tail_unsure: bool,
     acknowledged: Cursor,
 }
 
@@ -117,6 +120,7 @@ impl Spool {
             segments,
             lengths,
             writer: None,
+            tail_unsure: false,
             acknowledged,
         };
         spool.cut_torn_tail()?;
@@ -202,7 +206,7 @@ impl Spool {
             buf.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
             buf.extend_from_slice(&body);
         }
-        if self.lengths.last().map_or(true, |len| *len >= self.segment_bytes) {
+        if self.tail_unsure || self.lengths.last().map_or(true, |len| *len >= self.segment_bytes) {
             self.start_segment()?;
         }
         let writer = match self.writer.as_mut() {
@@ -219,8 +223,15 @@ impl Spool {
         if let Err(source) = writer.write_all(&buf).and_then(|()| writer.sync_data()) {
             // A partial frame may be on disk: cut the segment back to its last whole frame, and
             // reopen it for the next append.
+            // Part of the batch may be on disk: cut the segment back to its recorded length (the
+            // batch was not appended), or, if even that fails, never write to it again.
             self.writer = None;
-            self.cut_torn_tail()?;
+            let (last, len) = (*self.segments.last().unwrap_or(&0), *self.lengths.last().unwrap_or(&0));
+            let cut = OpenOptions::new()
+                .write(true)
+                .open(segment_path(&self.dir, last))
+                .and_then(|f| f.set_len(len).and_then(|()| f.sync_all()));
+            self.tail_unsure = cut.is_err();
             return Err(SpoolError::Io { dir: self.dir.clone(), source });
         }
         if let Some(len) = self.lengths.last_mut() {
@@ -330,6 +341,7 @@ impl Spool {
         self.segments.push(next);
         self.lengths.push(0);
         self.writer = Some(file);
+        self.tail_unsure = false;
         Ok(())
     }
 

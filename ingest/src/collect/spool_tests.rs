@@ -212,3 +212,23 @@ proptest! {
         prop_assert_eq!(as_pairs(&all), model.into_iter().collect::<Vec<_>>());
     }
 }
+
+#[test]
+fn a_failed_append_leaves_nothing_of_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
+    let first = entries(0, 5, 40);
+    spool.append(&first).unwrap();
+    // What a write that failed half-way leaves: part of a frame after the recorded length.
+    let segment = segment_path(dir.path(), *spool.segments.last().unwrap());
+    std::fs::OpenOptions::new().append(true).open(&segment).unwrap().write_all(&[9; 30]).unwrap();
+    spool.writer = None;
+    spool.tail_unsure = true;
+    let second = entries(5, 5, 40);
+    spool.append(&second).unwrap();
+    assert_eq!(spool.segments.len(), 2, "an unsure tail is never written after");
+    let batch = spool.read(spool.acknowledged(), 100, u64::MAX).unwrap();
+    let mut all = first;
+    all.extend(second);
+    assert_eq!(as_pairs(&batch.entries), all);
+}
