@@ -79,6 +79,8 @@ pub struct Spool {
     /// The last segment may hold bytes past its recorded length (a failed write that could not
     /// be cut back): the next append starts a new segment.
     tail_unsure: bool,
+    /// A new segment's directory entry is not known to be on disk yet.
+    dir_unsynced: bool,
     acknowledged: Cursor,
 }
 
@@ -121,6 +123,7 @@ impl Spool {
             lengths,
             writer: None,
             tail_unsure: false,
+            dir_unsynced: false,
             acknowledged,
         };
         spool.cut_torn_tail()?;
@@ -208,6 +211,9 @@ impl Spool {
         }
         if self.tail_unsure || self.lengths.last().map_or(true, |len| *len >= self.segment_bytes) {
             self.start_segment()?;
+        } else if self.dir_unsynced {
+            sync_dir(&self.dir).map_err(|source| SpoolError::Io { dir: self.dir.clone(), source })?;
+            self.dir_unsynced = false;
         }
         let writer = match self.writer.as_mut() {
             Some(w) => w,
@@ -337,11 +343,15 @@ impl Spool {
             .append(true)
             .open(segment_path(&self.dir, next))
             .map_err(io)?;
-        sync_dir(&self.dir).map_err(io)?;
+        // Known before the directory is synced, so that the number is never created twice; a
+        // failed sync is retried before anything is written to the new segment.
         self.segments.push(next);
         self.lengths.push(0);
         self.writer = Some(file);
         self.tail_unsure = false;
+        self.dir_unsynced = true;
+        sync_dir(&self.dir).map_err(io)?;
+        self.dir_unsynced = false;
         Ok(())
     }
 
