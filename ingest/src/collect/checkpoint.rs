@@ -5,7 +5,6 @@
 //! acknowledged it.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -156,16 +155,7 @@ impl Checkpoints {
         let write_error = |source| CheckpointError::Write { path: self.path.clone(), source };
         let disk = OnDisk { version: VERSION, followed: followed.to_vec(), files: BTreeMap::new() };
         let bytes = serde_json::to_vec_pretty(&disk).map_err(|e| write_error(std::io::Error::other(e)))?;
-        let tmp = self.path.with_extension("json.tmp");
-        let mut f = std::fs::File::create(&tmp).map_err(write_error)?;
-        f.write_all(&bytes).map_err(write_error)?;
-        f.sync_all().map_err(write_error)?;
-        drop(f);
-        std::fs::rename(&tmp, &self.path).map_err(write_error)?;
-        #[cfg(unix)]
-        if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(write_error)?;
-        }
+        super::durable::replace_atomically(&self.path, &bytes).map_err(write_error)?;
         self.saved = followed.to_vec();
         Ok(())
     }

@@ -10,13 +10,13 @@ use rdkafka::error::KafkaError;
 
 use super::metrics::CollectMetrics;
 use super::publish::Publisher;
-use super::{CollectError, SharedSpool, MAX_RETRY_WAIT, SHUTDOWN_GRACE};
+use super::{Backoff, CollectError, SharedSpool, SHUTDOWN_GRACE};
 use crate::config::KafkaSettings;
 use crate::shutdown::Shutdown;
 
 /// Most entries in one batch (the bytes bound usually comes first).
 const BATCH_ENTRIES: usize = 20_000;
-/// First pause after a failed batch; doubled up to [`MAX_RETRY_WAIT`].
+/// First pause after a failed batch (then doubled, see [`Backoff`]).
 const FIRST_RETRY_WAIT: Duration = Duration::from_millis(500);
 /// Longest idle wait for an append notification (a safety net, not the normal wake-up).
 const IDLE_WAIT: Duration = Duration::from_secs(1);
@@ -36,7 +36,7 @@ pub async fn run(
         let kafka = kafka.clone();
         tokio::spawn(async move { crate::kafka::ensure_topics(&kafka, &[&kafka.topic]).await })
     });
-    let mut retry_wait = FIRST_RETRY_WAIT;
+    let mut backoff = Backoff::new(FIRST_RETRY_WAIT);
     let mut failing_since: Option<std::time::Instant> = None;
     while !shutdown.is_cancelled() {
         let from = spool.acknowledged();
@@ -71,7 +71,7 @@ pub async fn run(
                 if let Some(since) = failing_since.take() {
                     tracing::info!(after = ?since.elapsed(), "Kafka acknowledges again: sending the spool");
                 }
-                retry_wait = FIRST_RETRY_WAIT;
+                backoff.succeeded();
                 tracing::debug!(records = count, "acknowledged by Kafka");
             }
             Err(KafkaError::Canceled) if shutdown.is_cancelled() => break,
@@ -81,6 +81,7 @@ pub async fn run(
                     tracing::error!("the Kafka producer failed for good ({fatal}): starting a new one");
                     publisher = Publisher::new(kafka).map_err(CollectError::Producer)?;
                 }
+                let retry_wait = backoff.failed();
                 failing_since.get_or_insert_with(std::time::Instant::now);
                 tracing::error!(
                     records = count, spooled_bytes = spool.used_bytes(),
@@ -90,7 +91,6 @@ pub async fn run(
                     _ = shutdown.cancelled() => {}
                     _ = tokio::time::sleep(retry_wait) => {}
                 }
-                retry_wait = (retry_wait * 2).min(MAX_RETRY_WAIT);
             }
         }
     }

@@ -14,6 +14,7 @@
 
 pub mod checkpoint;
 mod drain;
+mod durable;
 pub mod follow;
 pub mod metrics;
 mod publish;
@@ -68,8 +69,33 @@ pub enum CollectError {
 /// run (they stay in the spool): short, so that a service stop completes within 2 s.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(800);
 
-/// Longest wait between two attempts after a local I/O error (disk full, permissions).
+/// Longest pause between two attempts (Kafka away, disk full, permissions).
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
+
+/// The collector's one way to pause between attempts: from `first`, doubled after each failure
+/// up to [`MAX_RETRY_WAIT`], back to `first` after a success.
+#[derive(Debug)]
+struct Backoff {
+    first: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    fn new(first: Duration) -> Backoff {
+        Backoff { first, next: first }
+    }
+
+    /// The pause to take now; the next one is twice as long.
+    fn failed(&mut self) -> Duration {
+        let now = self.next;
+        self.next = (self.next * 2).min(MAX_RETRY_WAIT);
+        now
+    }
+
+    fn succeeded(&mut self) {
+        self.next = self.first;
+    }
+}
 
 /// With change notification, how often an idle collector still scans (changes the OS does not
 /// report at once: NTFS updates the size of a file its writer keeps open lazily).
@@ -133,13 +159,13 @@ fn read_loop(
 ) -> Result<(), CollectError> {
     let stop = || shutdown.is_cancelled();
     let idle_wait = if watch.complete { poll.max(SAFETY_SCAN) } else { poll };
-    let mut retry_wait = poll;
+    let mut backoff = Backoff::new(poll);
     while !stop() {
         let started = tokio::time::Instant::now();
         let full = match reader.pass(&stop) {
             Ok(Pass::Stopped) => break,
             Ok(Pass::Done { .. }) => {
-                retry_wait = poll;
+                backoff.succeeded();
                 false
             }
             Ok(Pass::SpoolFull { .. }) => true,
@@ -147,6 +173,7 @@ fn read_loop(
                 e @ (CollectError::Spool(SpoolError::Io { .. })
                 | CollectError::Checkpoint(CheckpointError::Write { .. })),
             ) => {
+                let retry_wait = backoff.failed();
                 tracing::error!("{e}; retrying in {retry_wait:?}");
                 handle.block_on(async {
                     tokio::select! {
@@ -154,7 +181,6 @@ fn read_loop(
                         _ = tokio::time::sleep(retry_wait) => {}
                     }
                 });
-                retry_wait = (retry_wait * 2).min(MAX_RETRY_WAIT);
                 continue;
             }
             Err(e) => return Err(e),

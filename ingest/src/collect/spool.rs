@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::durable::{read_at, replace_atomically, sync_dir};
+
 const CURSOR_FILE: &str = "acknowledged.json";
 const SEGMENT_SUFFIX: &str = "spool";
 /// Length and checksum before every body.
@@ -315,14 +317,8 @@ impl Spool {
             return Ok(());
         }
         let io = |source| SpoolError::Io { dir: self.dir.clone(), source };
-        let path = self.dir.join(CURSOR_FILE);
-        let tmp = self.dir.join("acknowledged.json.tmp");
         let bytes = serde_json::to_vec(&upto).map_err(|e| io(std::io::Error::other(e)))?;
-        let mut f = File::create(&tmp).map_err(io)?;
-        f.write_all(&bytes).and_then(|()| f.sync_all()).map_err(io)?;
-        drop(f);
-        std::fs::rename(&tmp, &path).map_err(io)?;
-        sync_dir(&self.dir).map_err(io)?;
+        replace_atomically(&self.dir.join(CURSOR_FILE), &bytes).map_err(io)?;
         self.acknowledged = upto;
         // Segments wholly before the cursor go; the one being written stays.
         while self.segments.len() > 1 && self.segments[0] < upto.segment {
@@ -427,13 +423,6 @@ fn decode_frame(data: &[u8]) -> Frame {
     }
 }
 
-fn read_at(file: &mut File, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
-    file.seek(SeekFrom::Start(offset))?;
-    let mut data = Vec::with_capacity(len as usize);
-    file.take(len).read_to_end(&mut data)?;
-    Ok(data)
-}
-
 fn segment_number(name: &str) -> Option<u64> {
     let digits = name.strip_suffix(SEGMENT_SUFFIX)?.strip_suffix('.')?;
     (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok()).flatten()
@@ -441,13 +430,6 @@ fn segment_number(name: &str) -> Option<u64> {
 
 fn segment_path(dir: &Path, segment: u64) -> PathBuf {
     dir.join(format!("{segment:020}.{SEGMENT_SUFFIX}"))
-}
-
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    File::open(dir)?.sync_all()?;
-    let _ = dir;
-    Ok(())
 }
 
 #[cfg(test)]

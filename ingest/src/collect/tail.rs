@@ -3,12 +3,12 @@
 //! sure it read the file that was decided on.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use statmsg_schema::Record;
 
 use super::checkpoint::{FileId, Fingerprint};
+use super::durable::read_at;
 use statmsg_parse::{self as parse, Encoding, FileKind};
 
 /// Bytes read to detect a file's kind.
@@ -100,13 +100,6 @@ pub fn read_chunk(want: Want<'_>) -> std::io::Result<Option<Chunk>> {
     }
     let at_end = offset + bytes.len() as u64 >= len;
     Ok(Some(Chunk { id: want.id, kind, start: offset, bytes, at_end, head }))
-}
-
-fn read_at(file: &mut File, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
-    file.seek(SeekFrom::Start(offset))?;
-    let mut bytes = Vec::with_capacity(len.min(64 << 20) as usize);
-    file.by_ref().take(len).read_to_end(&mut bytes)?;
-    Ok(bytes)
 }
 
 #[cfg(test)]
