@@ -175,10 +175,11 @@ mod tests {
         // Rewritten in place (copy-then-truncate and new content): other first bytes.
         std::fs::write(&path, format!("two, longer than one {T}\n")).unwrap();
         assert!(read_chunk(first).unwrap().is_none());
-        // Replaced by another file.
+        // Replaced by another file with the same content. The old file stays alive under
+        // another name so that its inode cannot be handed to the new one (filesystems reuse a
+        // freed inode at once, and which one they pick is theirs to decide).
         let second = want(&path, 0, 1 << 20);
-        std::fs::remove_file(&path).unwrap();
-        std::fs::write(dir.path().join("filler"), "keeps the inode from being reused").unwrap();
+        std::fs::rename(&path, dir.path().join("a.lo_")).unwrap();
         std::fs::write(&path, format!("two, longer than one {T}\n")).unwrap();
         assert!(read_chunk(second).unwrap().is_none());
         assert!(read_chunk(want(&path, 0, 1 << 20)).unwrap().is_some());
