@@ -26,6 +26,9 @@
 //! - [`simulate`]: realistic logs of a whole hierarchy with injected faults, and a truth file
 //!   from its own oracle ([`simulate::truth`]), which shares no computation with the tracker it
 //!   judges (only its types and thresholds).
+//! - [`service`]: the collector as a Windows service (install, start, stop; run under the
+//!   service manager); Windows-only code lives in small `cfg(windows)` modules, here and in
+//!   [`config::discover`] (the ConfigMgr registry keys) and [`collect::checkpoint`] (NTFS ids).
 //! - [`shutdown`]: the one shutdown path (Ctrl-C, SIGTERM, or a failing stage).
 //!
 //! Nothing depends on this crate: the core crates must never depend on it, and it adds no logic
@@ -42,5 +45,6 @@ pub mod consume;
 pub mod kafka;
 pub mod metrics;
 pub mod offline;
+pub mod service;
 pub mod shutdown;
 pub mod simulate;

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use statmsg_ingest::config::{RawConfig, Settings, EXAMPLE};
 use statmsg_ingest::simulate::{SimConfig, Simulation};
-use statmsg_ingest::{collect, consume, offline, shutdown};
+use statmsg_ingest::{collect, consume, offline, service, shutdown};
 use statmsg_parse::{self as parse, stats::Stats, FileKind};
 
 /// statmsg: ConfigMgr software-update synchronization, from site-server logs to Kafka and InfluxDB.
@@ -92,6 +92,11 @@ enum Command {
         #[arg(long, short, env = "STATMSG_CONFIG")]
         config: PathBuf,
     },
+    /// The collector as a Windows service: install, start, stop, uninstall.
+    Service {
+        #[command(subcommand)]
+        action: ServiceAction,
+    },
     /// Read records from Kafka: status messages, sync runs and each site's health to InfluxDB.
     Consume {
         #[arg(long, short, env = "STATMSG_CONFIG")]
@@ -108,16 +113,53 @@ enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum ServiceAction {
+    /// Install the service: automatic (delayed) start, restart on failure, running
+    /// `statmsg service run --config CONFIG`; it logs to `logs\` beside the configuration.
+    Install {
+        /// The configuration file (absolute path).
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long, default_value = service::DEFAULT_NAME)]
+        name: String,
+        /// Run as this account (default: LocalSystem), e.g. `NT AUTHORITY\NetworkService` or a
+        /// group managed service account `DOMAIN\statmsg$`.
+        #[arg(long)]
+        account: Option<String>,
+        /// The account's password: the first line of this file (or STATMSG_SERVICE_PASSWORD);
+        /// never on the command line.
+        #[arg(long, requires = "account")]
+        password_file: Option<PathBuf>,
+    },
+    /// Stop the service if it runs, and remove it.
+    Uninstall {
+        #[arg(long, default_value = service::DEFAULT_NAME)]
+        name: String,
+    },
+    /// Start the service and wait until it runs.
+    Start {
+        #[arg(long, default_value = service::DEFAULT_NAME)]
+        name: String,
+    },
+    /// Stop the service and wait until it stopped (state saved).
+    Stop {
+        #[arg(long, default_value = service::DEFAULT_NAME)]
+        name: String,
+    },
+    /// What the service manager starts: `statmsg collect` as a service.
+    #[command(hide = true)]
+    Run {
+        #[arg(long, default_value = service::DEFAULT_NAME)]
+        name: String,
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    init_logging(&cli);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
@@ -176,14 +218,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Collect { config } => {
-            let settings = Settings::load(&config)?;
-            runtime()?.block_on(async {
-                let shutdown = shutdown::on_signals();
-                collect::run(collect::Config::from(&settings), shutdown).await
-            })?;
-            Ok(())
-        }
+        Command::Collect { config } => collect(&config, None),
+        Command::Service { action } => service_action(action),
         Command::Consume { config } => {
             let settings = Settings::load(&config)?;
             runtime()?.block_on(async {
@@ -210,6 +246,95 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Config { .. } => anyhow::bail!("say --example, or --config FILE to check a file"),
     }
+}
+
+/// Logs go to stderr, but a service's go to daily files beside its configuration (it has no
+/// console).
+fn init_logging(cli: &Cli) {
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+    };
+    #[cfg(windows)]
+    if let Command::Service { action: ServiceAction::Run { config, .. } } = &cli.command {
+        use tracing_appender::rolling::{RollingFileAppender, Rotation};
+        let appender = RollingFileAppender::builder()
+            .rotation(Rotation::DAILY)
+            .filename_prefix("statmsg-collect")
+            .filename_suffix("log")
+            .max_log_files(service::LOG_FILES_KEPT)
+            .build(service::log_dir(config));
+        if let Ok(appender) = appender {
+            tracing_subscriber::fmt().with_writer(appender).with_ansi(false).with_env_filter(filter()).init();
+            return;
+        }
+    }
+    let _ = cli;
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(filter())
+        .init();
+}
+
+/// `statmsg collect`, on the process's signals or (as a service) on the service manager's stop.
+fn collect(config: &Path, shutdown: Option<shutdown::Shutdown>) -> anyhow::Result<()> {
+    let (settings, filled) = Settings::load_collector(config)?;
+    for note in &filled {
+        tracing::info!("from the registry: {note}");
+    }
+    runtime()?.block_on(async {
+        let shutdown = shutdown.unwrap_or_else(shutdown::on_signals);
+        collect::run(collect::Config::from(&settings), shutdown).await
+    })?;
+    Ok(())
+}
+
+fn service_action(action: ServiceAction) -> anyhow::Result<()> {
+    match action {
+        ServiceAction::Install { config, name, account, password_file } => {
+            let config = std::path::absolute(&config).with_context(|| format!("{}", config.display()))?;
+            Settings::load(&config).with_context(|| "the service would not start with this configuration")?;
+            let password = match password_file {
+                Some(path) => Some(service::read_password(&path)?),
+                None => std::env::var("STATMSG_SERVICE_PASSWORD").ok().filter(|_| account.is_some()),
+            };
+            let unsupported =
+                service::install(&service::Install::new(name.clone(), config.clone(), account, password)?)?;
+            for setting in &unsupported {
+                eprintln!("statmsg: warning: {setting}");
+            }
+            eprintln!(
+                "statmsg: service {name:?} installed (automatic start, restart on failure) with {}; \
+                 `statmsg service start --name {name}` starts it; it logs to {}",
+                config.display(),
+                service::log_dir(&config).display()
+            );
+        }
+        ServiceAction::Uninstall { name } => {
+            service::uninstall(&name)?;
+            eprintln!("statmsg: service {name:?} removed");
+        }
+        ServiceAction::Start { name } => {
+            service::start(&name)?;
+            eprintln!("statmsg: service {name:?} running");
+        }
+        ServiceAction::Stop { name } => {
+            service::stop(&name)?;
+            eprintln!("statmsg: service {name:?} stopped");
+        }
+        ServiceAction::Run { name, config } => {
+            // Relative paths of the configuration (state_dir) are taken from its folder, not
+            // from the system folder a service starts in.
+            if let Some(folder) = config.parent().filter(|f| !f.as_os_str().is_empty()) {
+                std::env::set_current_dir(folder).with_context(|| format!("{}", folder.display()))?;
+            }
+            service::run(&name, move |shutdown| {
+                collect(&config, Some(shutdown)).map_err(|e| format!("{e:#}"))
+            })?;
+        }
+    }
+    Ok(())
 }
 
 fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {

@@ -30,8 +30,9 @@ pub enum CheckpointError {
     Write { path: PathBuf, source: std::io::Error },
 }
 
-/// Identity of a file that survives renames (device and inode on Unix, creation time on Windows),
-/// so that a file replaced under the same name is not read from the old one's position.
+/// Identity of a file that survives renames (device and inode on Unix, volume serial number and
+/// NTFS file index on Windows), so that a file replaced under the same name is not read from the
+/// old one's position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileId {
     pub device: u64,
@@ -39,21 +40,25 @@ pub struct FileId {
 }
 
 impl FileId {
-    pub fn of(meta: &std::fs::Metadata) -> FileId {
+    /// The identity of an open file (`meta` is its metadata, already read by the caller).
+    pub fn of(file: &std::fs::File, meta: &std::fs::Metadata) -> std::io::Result<FileId> {
         #[cfg(unix)]
         {
             use std::os::unix::fs::MetadataExt;
-            FileId { device: meta.dev(), index: meta.ino() }
+            let _ = file;
+            Ok(FileId { device: meta.dev(), index: meta.ino() })
         }
         #[cfg(windows)]
         {
-            use std::os::windows::fs::MetadataExt;
-            FileId { device: 0, index: meta.creation_time() }
+            // std's own file index is unstable; winapi-util asks GetFileInformationByHandle.
+            let _ = meta;
+            let info = winapi_util::file::information(winapi_util::HandleRef::from_file(file))?;
+            Ok(FileId { device: info.volume_serial_number(), index: info.file_index() })
         }
         #[cfg(not(any(unix, windows)))]
         {
-            let _ = meta;
-            FileId { device: 0, index: 0 }
+            let _ = (file, meta);
+            Ok(FileId { device: 0, index: 0 })
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The file primitives the collector's durability rests on, in one place: replacing a small file
 //! atomically (a crash leaves the old or the new content, never a mix), syncing a directory so a
-//! new or renamed entry survives power loss, and reading a range of a file.
+//! new or renamed entry survives power loss, opening a log without blocking its writer, and
+//! reading a range of a file.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -28,6 +29,23 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()?;
     let _ = dir;
     Ok(())
+}
+
+/// Opens a log for reading without ever standing in its writer's way: on Windows with read, write
+/// and delete sharing (std's default, said here because ConfigMgr's rollover depends on it), so
+/// the writer can append to, rename or replace the file while the collector has it open.
+pub fn open_shared(path: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::OpenOptionsExt as _;
+        const FILE_SHARE_READ: u32 = 0x1;
+        const FILE_SHARE_WRITE: u32 = 0x2;
+        const FILE_SHARE_DELETE: u32 = 0x4;
+        options.share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE);
+    }
+    options.open(path)
 }
 
 /// Up to `len` bytes of `file` from `offset`.

@@ -14,7 +14,7 @@
 
 pub mod checkpoint;
 mod drain;
-mod durable;
+pub mod durable;
 pub mod follow;
 pub mod metrics;
 mod publish;

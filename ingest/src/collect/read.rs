@@ -244,24 +244,33 @@ fn report(plan: &Plan) -> bool {
 
 fn observe(path: &Path) -> std::io::Result<Seen> {
     use std::io::Read as _;
-    let mut file = std::fs::File::open(path)?;
+    let mut file = super::durable::open_shared(path)?;
     let meta = file.metadata()?;
+    let id = FileId::of(&file, &meta)?;
     let mut head = Vec::with_capacity(Fingerprint::MAX_LEN);
     file.by_ref().take(Fingerprint::MAX_LEN as u64).read_to_end(&mut head)?;
     Ok(Seen {
         path: path.to_string_lossy().into_owned(),
-        id: FileId::of(&meta),
+        id,
         len: meta.len(),
         modified: meta.modified().ok(),
         head,
     })
 }
 
+/// How paths match the configured globs: Windows file names ignore case, so do its patterns
+/// (`wsyncmgr*.log` finds `WsyncMgr.log`).
+const MATCH_OPTIONS: glob::MatchOptions = glob::MatchOptions {
+    case_sensitive: !cfg!(windows),
+    require_literal_separator: false,
+    require_literal_leading_dot: false,
+};
+
 /// Files matching the configured globs, sorted, each once.
 fn discover(patterns: &[glob::Pattern]) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = patterns
         .iter()
-        .filter_map(|p| glob::glob(p.as_str()).ok())
+        .filter_map(|p| glob::glob_with(p.as_str(), MATCH_OPTIONS).ok())
         .flatten()
         .filter_map(Result::ok)
         .filter(|p| p.is_file())

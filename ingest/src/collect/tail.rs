@@ -2,13 +2,12 @@
 //! Kafka. Which file and from where is decided by [`super::follow`]; this reads it, and makes
 //! sure it read the file that was decided on.
 
-use std::fs::File;
 use std::path::Path;
 
 use statmsg_schema::Record;
 
 use super::checkpoint::{FileId, Fingerprint};
-use super::durable::read_at;
+use super::durable::{open_shared, read_at};
 use statmsg_parse::{self as parse, Encoding, FileKind};
 
 /// Bytes read to detect a file's kind.
@@ -72,10 +71,10 @@ pub struct Want<'a> {
 /// the next scan sorts it out), checked before and after the read so that a rewrite racing the
 /// read never mixes two generations.
 pub fn read_chunk(want: Want<'_>) -> std::io::Result<Option<Chunk>> {
-    let mut file = File::open(want.path)?;
+    let mut file = open_shared(want.path)?;
     let meta = file.metadata()?;
     let len = meta.len();
-    if FileId::of(&meta) != want.id || len <= want.start {
+    if FileId::of(&file, &meta)? != want.id || len <= want.start {
         return Ok(None);
     }
     let head = read_at(&mut file, 0, Fingerprint::MAX_LEN as u64)?;
@@ -113,9 +112,10 @@ mod tests {
     const T: &str = "$$<C><01-01-2024 00:00:00.000+0><thread=1 (0x1)>";
 
     fn want(path: &Path, start: u64, max: usize) -> Want<'_> {
-        let meta = std::fs::metadata(path).unwrap();
+        let file = std::fs::File::open(path).unwrap();
+        let id = FileId::of(&file, &file.metadata().unwrap()).unwrap();
         let head = std::fs::read(path).unwrap();
-        Want { path, id: FileId::of(&meta), fingerprint: Fingerprint::of(&head), start, kind: None, max }
+        Want { path, id, fingerprint: Fingerprint::of(&head), start, kind: None, max }
     }
 
     fn read(path: &Path, start: u64) -> Chunk {

@@ -3,6 +3,7 @@
 //! documented defaults in `example.toml`) and validated once into [`Settings`]. Stages take their
 //! own validated part and never see raw values.
 
+pub mod discover;
 mod raw;
 
 use std::collections::BTreeMap;
@@ -23,7 +24,7 @@ pub enum ConfigError {
     Load {
         path: PathBuf,
         #[source]
-        source: config::ConfigError,
+        source: Box<config::ConfigError>,
     },
     #[error("configuration key `{key}`: {problem}")]
     Invalid { key: &'static str, problem: String },
@@ -98,6 +99,25 @@ impl Settings {
     pub fn load(path: &Path) -> Result<Settings, ConfigError> {
         let raw = RawConfig::load(Some(path))?;
         Settings::validate(raw)
+    }
+
+    /// [`Settings::load`] for the collector: what `[collect]` leaves empty (`paths`, `site`) is
+    /// read from the ConfigMgr registry keys (on Windows; see [`discover`]). Also returns what
+    /// was filled, for the log.
+    pub fn load_collector(path: &Path) -> Result<(Settings, Vec<String>), ConfigError> {
+        let mut raw = RawConfig::load(Some(path))?;
+        let filled = if raw.collect.paths.is_empty() || raw.collect.site.is_empty() {
+            discover::fill(&mut raw.collect, &discover::this_machine())
+        } else {
+            Vec::new()
+        };
+        if raw.collect.paths.is_empty() {
+            return Err(invalid(
+                "collect.paths",
+                "is empty and no ConfigMgr installation was found in the registry: name the log files to tail",
+            ));
+        }
+        Ok((Settings::validate(raw)?, filled))
     }
 
     /// Validates raw values once; every error names its key.

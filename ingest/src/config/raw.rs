@@ -133,7 +133,7 @@ impl Default for RawConfig {
 impl Default for RawCollect {
     fn default() -> Self {
         RawCollect {
-            paths: vec!["C:/Program Files/Microsoft Configuration Manager/Logs/WsyncMgr.log".into()],
+            paths: Vec::new(),
             state_dir: PathBuf::from("statmsg-state"),
             start_at: StartAt::End,
             site: String::new(),
@@ -245,7 +245,7 @@ impl RawConfig {
             .source(env);
         let load_error = |source| ConfigError::Load {
             path: path.map_or_else(|| PathBuf::from("(environment)"), Path::to_path_buf),
-            source,
+            source: Box::new(source),
         };
         builder.add_source(environment).build().map_err(load_error)?.try_deserialize().map_err(load_error)
     }

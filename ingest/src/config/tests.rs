@@ -132,3 +132,22 @@ fn tracker_thresholds_are_validated_and_overrides_named() {
         assert!(err.contains(key), "{text}: {err}");
     }
 }
+
+/// The configurations shipped in `deploy/` are valid, and say what they promise.
+#[test]
+fn the_deploy_configurations_are_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let empty = HashMap::new();
+    for file in ["deploy/windows/statmsg.toml", "deploy/linux/statmsg.toml"] {
+        let path = root.join(file);
+        let raw = RawConfig::load_with_env(Some(&path), Some(empty.clone()))
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        Settings::validate(raw.clone()).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_ne!(raw.hierarchy, "default", "{file} names its hierarchy");
+    }
+    // On a site server, the registry fills what the Windows configuration leaves empty.
+    let windows =
+        RawConfig::load_with_env(Some(&root.join("deploy/windows/statmsg.toml")), Some(empty)).unwrap();
+    assert!(windows.collect.paths.is_empty() && windows.collect.site.is_empty());
+    assert!(windows.collect.state_dir.is_relative(), "relative to the configuration's folder");
+}
