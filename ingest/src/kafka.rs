@@ -1,10 +1,14 @@
-//! Kafka plumbing shared by the collector and the consumer: client properties and topic creation.
+//! Kafka plumbing shared by the collector and the consumer: client properties, librdkafka's own
+//! logs and errors (into `tracing`), and topic creation.
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::ConsumerContext;
+use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::KafkaSettings;
@@ -24,6 +28,100 @@ pub fn client_config(settings: &KafkaSettings, role_defaults: &[(&str, &str)]) -
     config
 }
 
+/// An error said again within this time is logged at debug level only (librdkafka reports a
+/// refused connection or login at every retry).
+const REPEAT_QUIET: Duration = Duration::from_secs(60);
+
+/// librdkafka's logs and client errors, sent to `tracing` (its defaults write to the `log` crate,
+/// which statmsg does not collect, so a refused login or certificate went unseen), and the last
+/// error, so that a failed delivery can name its cause. Every client's context holds one.
+#[derive(Debug, Default)]
+pub struct ClientEvents {
+    said: Mutex<Said>,
+}
+
+/// The errors said lately (when), and the last one.
+#[derive(Debug, Default)]
+struct Said {
+    recent: Vec<(String, Instant)>,
+    last: Option<String>,
+}
+
+/// Distinct errors remembered for [`REPEAT_QUIET`].
+const RECENT_ERRORS: usize = 16;
+
+impl ClientEvents {
+    /// One of librdkafka's log lines. Its `FAIL` lines are the errors [`ClientEvents::error`]
+    /// reports (with what to check): kept for debugging only.
+    pub fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        if facility == "FAIL" {
+            tracing::debug!(target: "librdkafka", facility, "{message}");
+            return;
+        }
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", facility, "{message}")
+            }
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", facility, "{message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", facility, "{message}")
+            }
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", facility, "{message}"),
+        }
+    }
+
+    /// A client error (a broker unreachable, a login or certificate refused): logged, once a
+    /// minute while it repeats, and kept as the last error.
+    pub fn error(&self, error: KafkaError, reason: &str) {
+        let cause = explain(&error, reason);
+        let mut said = self.said.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        said.recent.retain(|(_, at)| at.elapsed() < REPEAT_QUIET);
+        if said.recent.iter().any(|(e, _)| *e == cause) {
+            tracing::debug!(target: "librdkafka", "Kafka: {cause}");
+        } else {
+            tracing::error!(target: "librdkafka", "Kafka: {cause}");
+            if said.recent.len() == RECENT_ERRORS {
+                said.recent.remove(0);
+            }
+            said.recent.push((cause.clone(), Instant::now()));
+        }
+        said.last = Some(cause);
+    }
+
+    /// The last client error, if any.
+    pub fn last_error(&self) -> Option<String> {
+        self.said.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).last.clone()
+    }
+}
+
+impl ClientContext for ClientEvents {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        ClientEvents::log(self, level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        ClientEvents::error(self, error, reason);
+    }
+}
+
+impl ConsumerContext for ClientEvents {}
+
+/// librdkafka's reason, with what to check for the two causes an administrator must fix.
+fn explain(error: &KafkaError, reason: &str) -> String {
+    let code = error.rdkafka_error_code();
+    let hint = if code == Some(RDKafkaErrorCode::Authentication) || reason.contains("SASL authentication") {
+        " (the broker refused the login: check sasl.username, sasl.mechanisms and the password)"
+    } else if code == Some(RDKafkaErrorCode::SSL) || reason.contains("certificate verify failed") {
+        " (TLS failed: check ssl.ca.location against the broker's certificate, and the broker's name)"
+    } else {
+        ""
+    };
+    format!("{reason}{hint}")
+}
+
 /// Producer properties that make delivery at-least-once without reordering: idempotence
 /// (acks=all, retries without duplicates or reordering inside the producer).
 pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
@@ -38,13 +136,14 @@ pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
 /// refuses (no right to create topics, or a policy) is reported and tolerated: the topics may be
 /// managed elsewhere.
 pub async fn ensure_topics(settings: &KafkaSettings, topics: &[&str]) {
-    let admin: AdminClient<DefaultClientContext> = match client_config(settings, &[]).create() {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::warn!("cannot create Kafka admin client to check topics: {e}");
-            return;
-        }
-    };
+    let admin: AdminClient<ClientEvents> =
+        match client_config(settings, &[]).create_with_context(ClientEvents::default()) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!("cannot create Kafka admin client to check topics: {e}");
+                return;
+            }
+        };
     let new: Vec<NewTopic<'_>> =
         topics.iter().map(|t| NewTopic::new(t, settings.partitions, TopicReplication::Fixed(-1))).collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
@@ -67,13 +166,14 @@ pub async fn ensure_topics(settings: &KafkaSettings, topics: &[&str]) {
 /// Creates `topic` compacted (one value kept per key) where it does not exist yet; tolerated
 /// like [`ensure_topics`] when the broker refuses.
 pub async fn ensure_compacted_topic(settings: &KafkaSettings, topic: &str) {
-    let admin: AdminClient<DefaultClientContext> = match client_config(settings, &[]).create() {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::warn!("cannot create Kafka admin client to check topics: {e}");
-            return;
-        }
-    };
+    let admin: AdminClient<ClientEvents> =
+        match client_config(settings, &[]).create_with_context(ClientEvents::default()) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!("cannot create Kafka admin client to check topics: {e}");
+                return;
+            }
+        };
     let new = NewTopic::new(topic, settings.partitions, TopicReplication::Fixed(-1))
         .set("cleanup.policy", "compact");
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));

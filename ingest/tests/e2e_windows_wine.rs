@@ -7,6 +7,8 @@
 //!   (`examples/win_roll_writer.rs`) appends to it and rolls it with `MoveFileExW` 14 times, each
 //!   roll made while a handle opened the collector's way is held: every roll succeeds and every
 //!   record reaches Kafka exactly once.
+//! - Through a SASL_SSL listener (SCRAM-SHA-512, a CA made at test time): the Windows build's
+//!   librdkafka has TLS (OpenSSL built for the target).
 //! - As a service (`statmsg.exe service install/start/stop/uninstall`) with a configuration that
 //!   leaves `paths` and `site` empty: the log folder and the site code come from the ConfigMgr
 //!   registry keys, the records reach Kafka, the stop saves the checkpoint, the service logs to
@@ -96,8 +98,12 @@ fn z(path: &Path) -> String {
 
 /// How often each `rec-NNNNNN` is in the topic.
 fn delivered(topic: &str) -> BTreeMap<usize, usize> {
+    delivered_from(&kafka_brokers(), topic)
+}
+
+fn delivered_from(brokers: &str, topic: &str) -> BTreeMap<usize, usize> {
     let mut seen = BTreeMap::new();
-    for payload in topic_payloads(&kafka_brokers(), topic) {
+    for payload in topic_payloads(brokers, topic) {
         let v: serde_json::Value = serde_json::from_str(&payload).unwrap();
         let text = v["record"]["text"].as_str().unwrap_or_default();
         if let Some(n) = text.strip_prefix("rec-").and_then(|t| t.get(..6)).and_then(|n| n.parse().ok()) {
@@ -128,7 +134,70 @@ fn under_wine_the_windows_collector_loses_nothing_across_movefileexw_rolls_and_r
     assert!(version.status.success(), "statmsg.exe --version: {}", String::from_utf8_lossy(&version.stderr));
 
     collector_follows_movefileexw_rolls(&wine, &world);
+    collector_delivers_through_sasl_ssl(&wine, &world);
     service_with_the_registrys_paths_and_site(&wine, &world);
+}
+
+/// The Windows build's librdkafka has TLS (OpenSSL built for the target) and SCRAM: it delivers
+/// through a SASL_SSL listener, trusting a CA made at test time, with the password from a file.
+fn collector_delivers_through_sasl_ssl(wine: &Wine, world: &World) {
+    const RECORDS: usize = 300;
+    let dir = world.dir.path().join("tls");
+    let ca = TestCa::new(&dir.join("ca"), "statmsg test CA");
+    let certificate = ca.issue("kafka");
+    let password = "correct horse battery staple";
+    let kafka = PrivateKafka::start_with(
+        &dir.join("kafka"),
+        Some(SaslSsl { user: "statmsg", password, certificate: &certificate }),
+    );
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let lines: String = (0..RECORDS)
+        .map(|n| format!("rec-{n:06} through TLS  $$<SMS_WSUS_SYNC_MANAGER><03-01-2025 08:00:00.000-60><thread=1 (0x1)>\r\n"))
+        .collect();
+    std::fs::write(logs.join("WsyncMgr.log"), lines).unwrap();
+    let password_file = dir.join("kafka.password");
+    std::fs::write(&password_file, format!("{password}\r\n")).unwrap();
+    let name = format!("{}-tls", world.name);
+    let path = dir.join("statmsg.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "hierarchy = \"wine\"\n[collect]\npaths = [\"{logs}/WsyncMgr.log\"]\nsite = \"WN2\"\nstate_dir = \"{state}\"\n\
+             start_at = \"beginning\"\n[kafka]\nbrokers = \"{brokers}\"\ntopic = \"{name}.records\"\n\
+             [kafka.properties]\n\"security.protocol\" = \"sasl_ssl\"\n\"sasl.mechanisms\" = \"SCRAM-SHA-512\"\n\
+             \"sasl.username\" = \"statmsg\"\n\"ssl.ca.location\" = \"{ca}\"\n\
+             [kafka.secret_files]\n\"sasl.password\" = \"{password_file}\"\n",
+            logs = z(&logs),
+            state = z(&dir.join("state")),
+            brokers = kafka.secure_brokers(),
+            ca = z(&ca.cert),
+            password_file = z(&password_file),
+        ),
+    )
+    .unwrap();
+    let output = dir.join("collector.out");
+    let mut collector = wine.spawn("statmsg.exe", &["collect", "--config", &z(&path)], &output);
+    let topic = format!("{name}.records");
+    let seen = wait_for(
+        Duration::from_secs(90),
+        || {
+            let seen = delivered_from(&kafka.brokers(), &topic);
+            (seen.len() == RECORDS).then_some(seen)
+        },
+        || {
+            format!(
+                "not delivered through SASL_SSL:\n{}",
+                std::fs::read_to_string(&output).unwrap_or_default()
+            )
+        },
+    );
+    let _ = collector.kill();
+    let _ = collector.wait();
+    assert!(seen.values().all(|&c| c == 1), "no kill, no duplicate");
+    eprintln!(
+        "under Wine: {RECORDS} records through SASL_SSL (SCRAM-SHA-512, a private CA), 0 lost, 0 duplicated"
+    );
 }
 
 fn collector_follows_movefileexw_rolls(wine: &Wine, world: &World) {

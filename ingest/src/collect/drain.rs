@@ -83,9 +83,13 @@ pub async fn run(
                 }
                 let retry_wait = backoff.failed();
                 failing_since.get_or_insert_with(std::time::Instant::now);
+                let cause = publisher
+                    .last_client_error()
+                    .map(|c| format!("; last client error: {c}"))
+                    .unwrap_or_default();
                 tracing::error!(
                     records = count, spooled_bytes = spool.used_bytes(),
-                    "Kafka did not acknowledge: keeping the records in the spool, retrying in {retry_wait:?}: {e}"
+                    "Kafka did not acknowledge: keeping the records in the spool, retrying in {retry_wait:?}: {e}{cause}"
                 );
                 tokio::select! {
                     _ = shutdown.cancelled() => {}

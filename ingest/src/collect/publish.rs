@@ -9,13 +9,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
 use rdkafka::ClientContext;
 use tokio::sync::oneshot;
 
 use crate::config::KafkaSettings;
-use crate::kafka::{client_config, PRODUCER_DEFAULTS};
+use crate::kafka::{client_config, ClientEvents, PRODUCER_DEFAULTS};
 use crate::shutdown::Shutdown;
 
 /// How long one poll of the producer waits for delivery reports (they are handed on as soon as
@@ -25,10 +26,20 @@ const POLL_PERIOD: Duration = Duration::from_millis(500);
 type Ack = oneshot::Receiver<Result<(), KafkaError>>;
 
 /// Hands each delivery report to the one-shot channel sent along with its message.
-#[derive(Debug)]
-struct AckContext;
+#[derive(Debug, Default)]
+struct AckContext {
+    events: ClientEvents,
+}
 
-impl ClientContext for AckContext {}
+impl ClientContext for AckContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        self.events.log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.events.error(error, reason);
+    }
+}
 
 impl ProducerContext for AckContext {
     type DeliveryOpaque = Box<oneshot::Sender<Result<(), KafkaError>>>;
@@ -53,7 +64,7 @@ impl std::fmt::Debug for Publisher {
 impl Publisher {
     pub fn new(settings: &KafkaSettings) -> Result<Publisher, KafkaError> {
         let producer: BaseProducer<AckContext> =
-            client_config(settings, PRODUCER_DEFAULTS).create_with_context(AckContext)?;
+            client_config(settings, PRODUCER_DEFAULTS).create_with_context(AckContext::default())?;
         let producer = Arc::new(producer);
         let polling = Arc::new(AtomicBool::new(true));
         let (poll_producer, still_polling) = (producer.clone(), polling.clone());
@@ -135,6 +146,11 @@ impl Publisher {
     /// delivers nothing more and must be replaced.
     pub fn fatal_error(&self) -> Option<String> {
         self.producer.client().fatal_error().map(|(code, reason)| format!("{code}: {reason}"))
+    }
+
+    /// The last error of the client (a broker unreachable, a login or certificate refused).
+    pub fn last_client_error(&self) -> Option<String> {
+        self.producer.context().events.last_error()
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod discover;
 mod raw;
+pub mod secrets;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 pub use raw::{RawConfig, RawTrack, StartAt};
+pub use secrets::Secret;
 
 /// The commented example printed by `statmsg config --example`.
 pub const EXAMPLE: &str = include_str!("example.toml");
@@ -59,7 +61,7 @@ pub struct CollectSettings {
     pub metrics_address: Option<std::net::SocketAddr>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct KafkaSettings {
     pub brokers: String,
     pub topic: String,
@@ -68,8 +70,28 @@ pub struct KafkaSettings {
     pub state_topic: String,
     pub group_id: String,
     pub partitions: i32,
-    /// librdkafka properties, names normalized (`_` read as `.`).
+    /// librdkafka properties, names normalized (`_` read as `.`), those of
+    /// `[kafka.secret_files]` read in.
     pub properties: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for KafkaSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let properties: BTreeMap<&str, &str> = self
+            .properties
+            .iter()
+            .map(|(k, v)| (k.as_str(), if secrets::is_secret_property(k) { "***" } else { v.as_str() }))
+            .collect();
+        f.debug_struct("KafkaSettings")
+            .field("brokers", &self.brokers)
+            .field("topic", &self.topic)
+            .field("dead_letter_topic", &self.dead_letter_topic)
+            .field("state_topic", &self.state_topic)
+            .field("group_id", &self.group_id)
+            .field("partitions", &self.partitions)
+            .field("properties", &properties)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -85,13 +107,15 @@ pub struct InfluxSettings {
     pub url: reqwest::Url,
     pub api: InfluxApi,
     pub timeout: Duration,
+    /// Certificate authorities trusted for https://, besides the system's (PEM).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Where and how points are written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InfluxApi {
-    V1 { database: String, retention_policy: String, username: String, password: String },
-    V2 { org: String, bucket: String, token: String },
+    V1 { database: String, retention_policy: String, username: String, password: Secret },
+    V2 { org: String, bucket: String, token: Secret },
 }
 
 impl Settings {
@@ -184,7 +208,19 @@ impl Settings {
         if raw.kafka.partitions < 1 {
             return Err(invalid("kafka.partitions", "must be at least 1"));
         }
-        let properties = raw.kafka.properties.iter().map(|(k, v)| (k.replace('_', "."), v.clone())).collect();
+        let mut properties: BTreeMap<String, String> =
+            raw.kafka.properties.iter().map(|(k, v)| (k.replace('_', "."), v.clone())).collect();
+        for (key, path) in &raw.kafka.secret_files {
+            let key = key.replace('_', ".");
+            if properties.contains_key(&key) {
+                return Err(invalid(
+                    "kafka.secret_files",
+                    format!("{key:?} is also set in kafka.properties: set it in one place"),
+                ));
+            }
+            let secret = secrets::read_secret_file("kafka.secret_files", path)?;
+            properties.insert(key, secret.expose().to_owned());
+        }
         if raw.consume.batch_max_points == 0 {
             return Err(invalid("consume.batch_max_points", "must be at least 1"));
         }
@@ -194,6 +230,33 @@ impl Settings {
             return Err(invalid("influxdb.url", "must be an http:// or https:// URL"));
         }
         let i = raw.influxdb;
+        let from_file = |key: &'static str, value: String, file: &Path| -> Result<Secret, ConfigError> {
+            match (value.is_empty(), file.as_os_str().is_empty()) {
+                (_, true) => Ok(Secret::new(value)),
+                (true, false) => secrets::read_secret_file(key, file),
+                (false, false) => Err(invalid(key, "is set, and so is its value: set it in one place")),
+            }
+        };
+        let ca_file = if i.ca_file.as_os_str().is_empty() {
+            None
+        } else {
+            let pem = std::fs::read(&i.ca_file).map_err(|e| {
+                invalid("influxdb.ca_file", format!("cannot read {}: {e}", i.ca_file.display()))
+            })?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                invalid("influxdb.ca_file", format!("{} is not PEM: {e}", i.ca_file.display()))
+            })?;
+            if certificates.is_empty() {
+                return Err(invalid(
+                    "influxdb.ca_file",
+                    format!("{} holds no certificate", i.ca_file.display()),
+                ));
+            }
+            if url.scheme() != "https" {
+                return Err(invalid("influxdb.ca_file", "is set, but influxdb.url is not https://"));
+            }
+            Some(i.ca_file.clone())
+        };
         let api = match i.api {
             raw::ApiVersion::V1 => {
                 if i.database.is_empty() {
@@ -203,14 +266,18 @@ impl Settings {
                     database: i.database,
                     retention_policy: i.retention_policy,
                     username: i.username,
-                    password: i.password,
+                    password: from_file("influxdb.password_file", i.password, &i.password_file)?,
                 }
             }
             raw::ApiVersion::V2 => {
                 if i.bucket.is_empty() {
                     return Err(invalid("influxdb.bucket", "must not be empty with api = \"v2\""));
                 }
-                InfluxApi::V2 { org: i.org, bucket: i.bucket, token: i.token }
+                InfluxApi::V2 {
+                    org: i.org,
+                    bucket: i.bucket,
+                    token: from_file("influxdb.token_file", i.token, &i.token_file)?,
+                }
             }
         };
         if i.timeout_s == 0 {
@@ -244,7 +311,7 @@ impl Settings {
                 batch_linger: Duration::from_millis(raw.consume.batch_linger_ms),
                 heartbeat: Duration::from_secs(raw.consume.heartbeat_s),
             },
-            influxdb: InfluxSettings { url, api, timeout: Duration::from_secs(i.timeout_s) },
+            influxdb: InfluxSettings { url, api, timeout: Duration::from_secs(i.timeout_s), ca_file },
             track,
         })
     }

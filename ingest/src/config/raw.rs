@@ -55,6 +55,8 @@ pub struct RawKafka {
     pub group_id: String,
     pub partitions: i32,
     pub properties: BTreeMap<String, String>,
+    /// librdkafka properties whose values are read from files (secrets: `sasl.password`, ...).
+    pub secret_files: BTreeMap<String, PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -114,6 +116,11 @@ pub struct RawInflux {
     pub org: String,
     pub bucket: String,
     pub token: String,
+    /// Files holding `password` and `token` (empty: none).
+    pub password_file: PathBuf,
+    pub token_file: PathBuf,
+    /// PEM file of the certificate authorities trusted for an https:// URL, besides the system's.
+    pub ca_file: PathBuf,
     pub timeout_s: u64,
 }
 
@@ -157,6 +164,7 @@ impl Default for RawKafka {
             group_id: "statmsg-consume".into(),
             partitions: 6,
             properties: BTreeMap::new(),
+            secret_files: BTreeMap::new(),
         }
     }
 }
@@ -179,6 +187,9 @@ impl Default for RawInflux {
             org: String::new(),
             bucket: "statmsg".into(),
             token: String::new(),
+            password_file: PathBuf::new(),
+            token_file: PathBuf::new(),
+            ca_file: PathBuf::new(),
             timeout_s: 30,
         }
     }
@@ -214,7 +225,7 @@ impl RawConfig {
         copy.influxdb.password = hide(&copy.influxdb.password);
         copy.influxdb.token = hide(&copy.influxdb.token);
         for (key, value) in copy.kafka.properties.iter_mut() {
-            if key.contains("password") || key.contains("secret") || key.contains("token") {
+            if super::secrets::is_secret_property(key) {
                 *value = hide(value);
             }
         }

@@ -25,8 +25,8 @@ fn example_documents_every_key_with_its_default() {
             Some(rest) if rest.contains(" = ") || rest.starts_with('[') => rest,
             _ => l,
         })
-        .filter(|l| !l.starts_with("\"security.protocol\"") && !l.starts_with("\"message.timeout.ms\""))
-        .filter(|l| !l.starts_with("\"contoso"))
+        // Quoted keys are examples of free-form tables (properties, files, overrides).
+        .filter(|l| !l.starts_with('"'))
         .collect::<Vec<_>>()
         .join("\n");
     let f = file(&uncommented);
@@ -74,7 +74,7 @@ fn environment_overrides_every_section() {
     assert_eq!(s.collect.paths.len(), 2);
     assert_eq!(s.collect.start_at, StartAt::Beginning);
     assert_eq!(s.consume.batch_max_points, 10);
-    assert!(matches!(s.influxdb.api, InfluxApi::V2 { ref token, .. } if token == "secret"));
+    assert!(matches!(s.influxdb.api, InfluxApi::V2 { ref token, .. } if token.expose() == "secret"));
     // Values that look like numbers or booleans stay exactly as written.
     assert_eq!(s.kafka.group_id, "true");
     let raw = RawConfig::load_with_env(
@@ -150,4 +150,58 @@ fn the_deploy_configurations_are_valid() {
         RawConfig::load_with_env(Some(&root.join("deploy/windows/statmsg.toml")), Some(empty)).unwrap();
     assert!(windows.collect.paths.is_empty() && windows.collect.site.is_empty());
     assert!(windows.collect.state_dir.is_relative(), "relative to the configuration's folder");
+}
+
+/// Secrets come from files the configuration names, and no `Debug` or `statmsg config` output
+/// shows them.
+#[test]
+fn secrets_are_read_from_files_and_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let kafka_password = dir.path().join("kafka.password");
+    let influx_password = dir.path().join("influx.password");
+    std::fs::write(&kafka_password, "kafka-s3cret\n").unwrap();
+    std::fs::write(&influx_password, "influx-s3cret").unwrap();
+    let text = format!(
+        "[kafka.properties]\n\"security.protocol\" = \"sasl_ssl\"\n\"sasl.username\" = \"statmsg\"\n\
+         \"ssl.key.password\" = \"inline-s3cret\"\n\
+         [kafka.secret_files]\n\"sasl.password\" = {kafka:?}\n\
+         [influxdb]\nusername = \"statmsg\"\npassword_file = {influx:?}\n",
+        kafka = kafka_password.display().to_string(),
+        influx = influx_password.display().to_string(),
+    );
+    let settings = load(&text, &[]).unwrap();
+    assert_eq!(settings.kafka.properties["sasl.password"], "kafka-s3cret");
+    assert!(
+        matches!(&settings.influxdb.api, InfluxApi::V1 { password, .. } if password.expose() == "influx-s3cret")
+    );
+    let shown = format!("{settings:?}");
+    let f = file(&text);
+    let raw = RawConfig::load_with_env(Some(f.path()), Some(HashMap::new())).unwrap();
+    let printed = toml::to_string_pretty(&raw.redacted()).unwrap();
+    for secret in ["kafka-s3cret", "influx-s3cret", "inline-s3cret"] {
+        assert!(!shown.contains(secret), "Debug shows {secret}: {shown}");
+        assert!(!printed.contains(secret), "statmsg config shows {secret}: {printed}");
+    }
+    assert!(shown.contains("sasl_ssl") && printed.contains("kafka.password"));
+
+    // Set twice, or from a file that is not there: an error naming the key, never the secret.
+    let twice = text.replace("[kafka.properties]\n", "[kafka.properties]\n\"sasl.password\" = \"x\"\n");
+    let error = load(&twice, &[]).unwrap_err().to_string();
+    assert!(error.contains("kafka.secret_files") && error.contains("one place"), "{error}");
+    std::fs::remove_file(&kafka_password).unwrap();
+    let error = load(&text, &[]).unwrap_err().to_string();
+    assert!(error.contains("kafka.secret_files") && error.contains("kafka.password"), "{error}");
+}
+
+#[test]
+fn a_ca_file_must_hold_certificates_for_an_https_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("ca.pem");
+    std::fs::write(&not_pem, "not a certificate").unwrap();
+    let text =
+        format!("[influxdb]\nurl = \"https://influx:8086\"\nca_file = {:?}\n", not_pem.display().to_string());
+    let error = load(&text, &[]).unwrap_err().to_string();
+    assert!(error.contains("influxdb.ca_file"), "{error}");
+    let missing = text.replace("ca.pem", "absent.pem");
+    assert!(load(&missing, &[]).unwrap_err().to_string().contains("cannot read"));
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 use reqwest::{StatusCode, Url};
 use thiserror::Error;
 
+#[cfg(test)]
+use crate::config::Secret;
 use crate::config::{InfluxApi, InfluxSettings};
 
 /// How a write failed, which decides what the consumer does next.
@@ -57,12 +59,20 @@ pub struct InfluxWriter {
 }
 
 impl InfluxWriter {
-    pub fn new(settings: &InfluxSettings) -> Result<InfluxWriter, reqwest::Error> {
-        let client = reqwest::Client::builder()
+    pub fn new(settings: &InfluxSettings) -> Result<InfluxWriter, super::ConsumeError> {
+        let mut builder = reqwest::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("statmsg/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .user_agent(concat!("statmsg/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &settings.ca_file {
+            // A private CA, trusted besides the system's (validated with the configuration).
+            let pem = std::fs::read(path)
+                .map_err(|source| super::ConsumeError::CaFile { path: path.clone(), source })?;
+            for certificate in reqwest::Certificate::from_pem_bundle(&pem)? {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let client = builder.build()?;
         Ok(InfluxWriter { client, write_url: write_url(settings), settings: settings.clone() })
     }
 
@@ -112,10 +122,10 @@ impl InfluxWriter {
     fn authorize(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.settings.api {
             InfluxApi::V1 { username, password, .. } if !username.is_empty() => {
-                request.basic_auth(username, Some(password))
+                request.basic_auth(username, Some(password.expose()))
             }
             InfluxApi::V2 { token, .. } if !token.is_empty() => {
-                request.header(reqwest::header::AUTHORIZATION, format!("Token {token}"))
+                request.header(reqwest::header::AUTHORIZATION, format!("Token {}", token.expose()))
             }
             _ => request,
         }
@@ -172,7 +182,7 @@ mod tests {
     use super::*;
 
     fn settings(url: &str, api: InfluxApi) -> InfluxSettings {
-        InfluxSettings { url: Url::parse(url).unwrap(), api, timeout: Duration::from_secs(1) }
+        InfluxSettings { url: Url::parse(url).unwrap(), api, timeout: Duration::from_secs(1), ca_file: None }
     }
 
     #[test]
@@ -181,7 +191,7 @@ mod tests {
             database: "stat msg".into(),
             retention_policy: "year".into(),
             username: String::new(),
-            password: String::new(),
+            password: Secret::default(),
         };
         assert_eq!(
             write_url(&settings("http://127.0.0.1:8086", v1.clone())).as_str(),
@@ -191,7 +201,8 @@ mod tests {
             write_url(&settings("https://proxy/influx/", v1)).as_str(),
             "https://proxy/influx/write?db=stat+msg&precision=ns&rp=year"
         );
-        let v2 = InfluxApi::V2 { org: "contoso".into(), bucket: "statmsg".into(), token: "t".into() };
+        let v2 =
+            InfluxApi::V2 { org: "contoso".into(), bucket: "statmsg".into(), token: Secret::new("t".into()) };
         assert_eq!(
             write_url(&settings("http://127.0.0.1:8428", v2)).as_str(),
             "http://127.0.0.1:8428/api/v2/write?bucket=statmsg&precision=ns&org=contoso"

@@ -25,7 +25,7 @@ use self::batch::{Batch, Origin};
 use self::influx::{CreateError, InfluxWriter, WriteError};
 use self::state::StateStore;
 use crate::config::{ConsumeSettings, InfluxSettings, KafkaSettings, Settings};
-use crate::kafka::{client_config, PRODUCER_DEFAULTS};
+use crate::kafka::{client_config, ClientEvents, PRODUCER_DEFAULTS};
 use crate::shutdown::Shutdown;
 use statmsg_track::TrackerConfig;
 
@@ -55,6 +55,8 @@ pub enum ConsumeError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("cannot create HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    #[error("cannot read influxdb.ca_file {path}: {source}")]
+    CaFile { path: std::path::PathBuf, source: std::io::Error },
     #[error(transparent)]
     Database(#[from] CreateError),
     #[error(transparent)]
@@ -82,13 +84,21 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ConsumeError>
     consumer_config.set("group.id", &kafka.group_id);
     let watch = tracking::RebalanceWatch::default();
     let consumer: tracking::WatchedConsumer = consumer_config.create_with_context(watch.clone())?;
-    let dead_letters: FutureProducer = client_config(kafka, PRODUCER_DEFAULTS).create()?;
+    let dead_letters: FutureProducer<ClientEvents> =
+        client_config(kafka, PRODUCER_DEFAULTS).create_with_context(ClientEvents::default())?;
     let writer = InfluxWriter::new(&config.influxdb)?;
-    crate::kafka::ensure_topics(kafka, &[&kafka.topic, &kafka.dead_letter_topic]).await;
-    crate::kafka::ensure_compacted_topic(kafka, &kafka.state_topic).await;
-    if let Err(e) = writer.ensure_database().await {
-        // The database may exist already (created by an admin); writing will tell.
-        tracing::warn!("{e}");
+    // Each check waits for its server (up to 30 s): a shutdown must not wait for them.
+    let checks = async {
+        crate::kafka::ensure_topics(kafka, &[&kafka.topic, &kafka.dead_letter_topic]).await;
+        crate::kafka::ensure_compacted_topic(kafka, &kafka.state_topic).await;
+        if let Err(e) = writer.ensure_database().await {
+            // The database may exist already (created by an admin); writing will tell.
+            tracing::warn!("{e}");
+        }
+    };
+    tokio::select! {
+        _ = shutdown.cancelled() => return Ok(()),
+        () = checks => {}
     }
     let mut tracking = tracking::Tracking::new(config.track.clone(), StateStore::open(kafka)?);
     if !tracking.restore_all(&shutdown).await {
@@ -254,7 +264,7 @@ async fn write_retrying(
 /// Publishes the batch's dead letters and waits for their acknowledgement, retrying while Kafka
 /// is unavailable. `false` on shutdown.
 async fn send_dead_letters(
-    producer: &FutureProducer,
+    producer: &FutureProducer<ClientEvents>,
     topic: &str,
     batch: &Batch,
     shutdown: &Shutdown,

@@ -20,7 +20,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::KafkaSettings;
-use crate::kafka::{client_config, PRODUCER_DEFAULTS};
+use crate::kafka::{client_config, ClientEvents, PRODUCER_DEFAULTS};
 use crate::shutdown::Shutdown;
 use statmsg_track::SiteState;
 
@@ -29,8 +29,8 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct StateStore {
     topic: String,
-    reader: StreamConsumer,
-    producer: FutureProducer,
+    reader: StreamConsumer<ClientEvents>,
+    producer: FutureProducer<ClientEvents>,
     /// Partitions assigned to `reader` so far.
     partitions: Vec<i32>,
     latest: HashMap<String, SiteState>,
@@ -57,8 +57,8 @@ impl StateStore {
         config.set("group.id", format!("{}-state-reader", kafka.group_id));
         Ok(StateStore {
             topic: kafka.state_topic.clone(),
-            reader: config.create()?,
-            producer: client_config(kafka, PRODUCER_DEFAULTS).create()?,
+            reader: config.create_with_context(ClientEvents::default())?,
+            producer: client_config(kafka, PRODUCER_DEFAULTS).create_with_context(ClientEvents::default())?,
             partitions: Vec::new(),
             latest: HashMap::new(),
             unreadable: 0,

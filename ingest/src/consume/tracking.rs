@@ -12,20 +12,27 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::influx::InfluxWriter;
 use super::state::{state_key, StateStore};
 use super::{Received, RETRY_MAX, RETRY_MIN};
 use crate::config::ConsumeSettings;
+use crate::kafka::ClientEvents;
 use crate::shutdown::Shutdown;
 use statmsg_track::points::write_site_state;
 use statmsg_track::{SiteKey, Tracker, TrackerConfig};
 
-/// The consumer's context: what rebalances did since the last [`RebalanceWatch::take`].
+/// The consumer's context: what rebalances did since the last [`RebalanceWatch::take`], and
+/// librdkafka's logs and errors.
 #[derive(Debug, Default, Clone)]
-pub struct RebalanceWatch(Arc<Mutex<Rebalanced>>);
+pub struct RebalanceWatch {
+    rebalanced: Arc<Mutex<Rebalanced>>,
+    events: Arc<ClientEvents>,
+}
 
 #[derive(Debug, Default)]
 pub struct Rebalanced {
@@ -37,15 +44,23 @@ pub struct Rebalanced {
 
 impl RebalanceWatch {
     pub fn take(&self) -> Rebalanced {
-        self.0.lock().map(|mut r| std::mem::take(&mut *r)).unwrap_or_default()
+        self.rebalanced.lock().map(|mut r| std::mem::take(&mut *r)).unwrap_or_default()
     }
 }
 
-impl ClientContext for RebalanceWatch {}
+impl ClientContext for RebalanceWatch {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        self.events.log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.events.error(error, reason);
+    }
+}
 
 impl ConsumerContext for RebalanceWatch {
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Ok(mut r) = self.0.lock() {
+        if let Ok(mut r) = self.rebalanced.lock() {
             match rebalance {
                 Rebalance::Revoke(list) => r.revoked.extend(list.elements().iter().map(|e| e.partition())),
                 Rebalance::Assign(_) => r.assigned = true,

@@ -239,12 +239,23 @@ pub struct PrivateInflux {
     child: Option<Child>,
     dir: std::path::PathBuf,
     port: u16,
+    https: bool,
 }
 
 impl PrivateInflux {
     pub fn start(dir: &Path, port: u16, auth: bool) -> PrivateInflux {
+        Self::start_with(dir, port, auth, None)
+    }
+
+    /// Over HTTPS with `certificate` (a server certificate and its key, PEM).
+    pub fn start_with(
+        dir: &Path,
+        port: u16,
+        auth: bool,
+        certificate: Option<&ServerCertificate>,
+    ) -> PrivateInflux {
         let template = include_str!("../../../deploy/local/influxdb.conf");
-        let conf = template
+        let mut conf = template
             .replace("@DIR@", &dir.display().to_string())
             .replace("@PORT@", &port.to_string())
             .replace("@RPC_PORT@", &(port + 1).to_string())
@@ -252,15 +263,26 @@ impl PrivateInflux {
                 "auth-enabled = false",
                 if auth { "auth-enabled = true" } else { "auth-enabled = false" },
             );
+        if let Some(c) = certificate {
+            conf = conf.replace(
+                "  log-enabled = false",
+                &format!(
+                    "  log-enabled = false\n  https-enabled = true\n  https-certificate = \"{}\"\n  https-private-key = \"{}\"",
+                    c.cert.display(),
+                    c.key.display()
+                ),
+            );
+        }
         std::fs::create_dir_all(dir).unwrap();
         std::fs::write(dir.join("influxdb.conf"), conf).unwrap();
-        let mut me = PrivateInflux { child: None, dir: dir.to_path_buf(), port };
+        let mut me =
+            PrivateInflux { child: None, dir: dir.to_path_buf(), port, https: certificate.is_some() };
         me.resume();
         me
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", if self.https { "https" } else { "http" }, self.port)
     }
 
     pub fn resume(&mut self) {
@@ -276,7 +298,8 @@ impl PrivateInflux {
         let ping = format!("{}/ping", self.url());
         wait_for(
             Duration::from_secs(30),
-            || Command::new("curl").args(["-sf", &ping]).status().unwrap().success().then_some(()),
+            // Up is all this asks (-k); the tests' own clients check the certificate.
+            || Command::new("curl").args(["-skf", &ping]).status().unwrap().success().then_some(()),
             || std::fs::read_to_string(self.dir.join("influxd.log")).unwrap_or_default(),
         );
     }
@@ -312,6 +335,14 @@ pub struct PrivateKafka {
     child: Option<Child>,
     dir: PathBuf,
     port: u16,
+    secure_port: Option<u16>,
+}
+
+/// A SASL_SSL listener: SCRAM-SHA-512 with one user, TLS with `certificate`.
+pub struct SaslSsl<'a> {
+    pub user: &'a str,
+    pub password: &'a str,
+    pub certificate: &'a ServerCertificate,
 }
 
 impl PrivateKafka {
@@ -336,20 +367,60 @@ impl PrivateKafka {
     }
 
     pub fn start(dir: &Path) -> PrivateKafka {
+        Self::start_with(dir, None)
+    }
+
+    /// With a SASL_SSL listener besides the PLAINTEXT one (which the tests use to look).
+    pub fn start_with(dir: &Path, secure: Option<SaslSsl<'_>>) -> PrivateKafka {
         let port = free_port_pair(19_400);
         std::fs::create_dir_all(dir).unwrap();
-        let props = include_str!("../../../deploy/local/kafka-server.properties")
+        let mut props = include_str!("../../../deploy/local/kafka-server.properties")
             .replace("@DATA@", &dir.join("data").display().to_string())
             .replace("@CONTROLLER_PORT@", &(port + 1).to_string())
             .replace("@PORT@", &port.to_string());
+        let secure_port = secure.as_ref().map(|_| free_port_pair(23_400));
+        if let (Some(secure), Some(secure_port)) = (&secure, secure_port) {
+            let keystore = dir.join("keystore.pem");
+            let key = std::fs::read_to_string(&secure.certificate.key).unwrap();
+            let cert = std::fs::read_to_string(&secure.certificate.cert).unwrap();
+            std::fs::write(&keystore, format!("{key}{cert}")).unwrap();
+            props = props
+                .replace(
+                    &format!("listeners=PLAINTEXT://127.0.0.1:{port},"),
+                    &format!("listeners=PLAINTEXT://127.0.0.1:{port},SASL_SSL://127.0.0.1:{secure_port},"),
+                )
+                .replace(
+                    &format!("advertised.listeners=PLAINTEXT://127.0.0.1:{port}"),
+                    &format!("advertised.listeners=PLAINTEXT://127.0.0.1:{port},SASL_SSL://127.0.0.1:{secure_port}"),
+                )
+                .replace(
+                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,",
+                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,",
+                );
+            props.push_str(&format!(
+                "sasl.enabled.mechanisms=SCRAM-SHA-512\n\
+                 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;\n\
+                 listener.name.sasl_ssl.ssl.keystore.type=PEM\n\
+                 listener.name.sasl_ssl.ssl.keystore.location={}\n",
+                keystore.display()
+            ));
+        }
         std::fs::write(dir.join("server.properties"), props).unwrap();
-        let me = PrivateKafka { child: None, dir: dir.to_path_buf(), port };
+        let me = PrivateKafka { child: None, dir: dir.to_path_buf(), port, secure_port };
         let id = me.java(&["kafka.tools.StorageTool", "random-uuid"]).output().unwrap();
         assert!(id.status.success(), "Kafka jars in {}: run deploy/local/install", Self::jars().display());
         let id = String::from_utf8(id.stdout).unwrap();
         let props = dir.join("server.properties").display().to_string();
-        let format =
-            me.java(&["kafka.tools.StorageTool", "format", "-t", id.trim(), "-c", &props]).output().unwrap();
+        let mut format_args =
+            vec!["kafka.tools.StorageTool".to_owned(), "format".into(), "-t".into(), id.trim().into()];
+        format_args.extend(["-c".to_owned(), props]);
+        if let Some(secure) = &secure {
+            // The SCRAM user, in the cluster's first metadata.
+            format_args.push("--add-scram".into());
+            format_args.push(format!("SCRAM-SHA-512=[name={},password={}]", secure.user, secure.password));
+        }
+        let format_args: Vec<&str> = format_args.iter().map(String::as_str).collect();
+        let format = me.java(&format_args).output().unwrap();
         assert!(format.status.success(), "{}", String::from_utf8_lossy(&format.stderr));
         let mut me = me;
         me.resume();
@@ -358,6 +429,11 @@ impl PrivateKafka {
 
     pub fn brokers(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The SASL_SSL listener.
+    pub fn secure_brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.secure_port.expect("started with a SASL_SSL listener"))
     }
 
     pub fn resume(&mut self) {
@@ -428,4 +504,82 @@ pub fn checkpoint_offset(state: &Path, log: &Path) -> u64 {
         .find(|f| f["path"].as_str() == log.to_str())
         .and_then(|f| f["offset"].as_u64())
         .unwrap_or(0)
+}
+
+/// A server certificate and its private key (PEM files).
+pub struct ServerCertificate {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// A throw-away certificate authority, made with `openssl` at test time.
+pub struct TestCa {
+    dir: PathBuf,
+    /// The CA's certificate (PEM): what a client trusts.
+    pub cert: PathBuf,
+    key: PathBuf,
+}
+
+impl TestCa {
+    pub fn new(dir: &Path, name: &str) -> TestCa {
+        std::fs::create_dir_all(dir).unwrap();
+        let (cert, key) = (dir.join("ca.pem"), dir.join("ca.key"));
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+            "-keyout",
+            &key.display().to_string(),
+            "-out",
+            &cert.display().to_string(),
+        ]);
+        TestCa { dir: dir.to_path_buf(), cert, key }
+    }
+
+    /// A certificate for 127.0.0.1 and localhost, signed by this CA.
+    pub fn issue(&self, name: &str) -> ServerCertificate {
+        let path = |ext: &str| self.dir.join(format!("{name}.{ext}")).display().to_string();
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            &path("key"),
+            "-out",
+            &path("csr"),
+        ]);
+        std::fs::write(path("ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-days",
+            "2",
+            "-in",
+            &path("csr"),
+            "-CA",
+            &self.cert.display().to_string(),
+            "-CAkey",
+            &self.key.display().to_string(),
+            "-CAcreateserial",
+            "-extfile",
+            &path("ext"),
+            "-out",
+            &path("pem"),
+        ]);
+        ServerCertificate { cert: path("pem").into(), key: path("key").into() }
+    }
+}
+
+fn openssl(args: &[&str]) {
+    let out = Command::new("openssl").args(args).output().expect("openssl (Debian package openssl)");
+    assert!(out.status.success(), "openssl {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
 }
