@@ -62,7 +62,8 @@ if ($Account) {
     if (-not $Account.EndsWith('$')) {
         $secure = Read-Host -AsSecureString "Password of $Account"
         $passwordFile = Join-Path $ConfigDir ".service-password"
-        [System.Net.NetworkCredential]::new("", $secure).Password | Set-Content -NoNewline $passwordFile
+        # UTF-8 without a byte order mark (Set-Content in PowerShell 5 writes ANSI or a BOM).
+        [System.IO.File]::WriteAllText($passwordFile, [System.Net.NetworkCredential]::new("", $secure).Password)
         $installArgs += @("--password-file", $passwordFile)
     }
 }

@@ -25,6 +25,26 @@ pub fn client_config(settings: &KafkaSettings, role_defaults: &[(&str, &str)]) -
     for (k, v) in &settings.properties {
         config.set(k, v);
     }
+    // librdkafka's OpenSSL is statmsg's own (vendored): it knows no system CA folder unless
+    // asked to look for one. Windows reads its certificate store by itself.
+    let tls = config
+        .get("security.protocol")
+        .is_some_and(|p| p.eq_ignore_ascii_case("ssl") || p.eq_ignore_ascii_case("sasl_ssl"));
+    if cfg!(not(windows))
+        && tls
+        && config.get("ssl.ca.location").is_none()
+        && config.get("ssl.ca.pem").is_none()
+    {
+        config.set("ssl.ca.location", "probe");
+    }
+    // Its log lines go to `tracing` (see `ClientEvents`); ask for what would be shown.
+    config.set_log_level(if tracing::enabled!(target: "librdkafka", tracing::Level::DEBUG) {
+        RDKafkaLogLevel::Debug
+    } else if tracing::enabled!(target: "librdkafka", tracing::Level::INFO) {
+        RDKafkaLogLevel::Info
+    } else {
+        RDKafkaLogLevel::Warning
+    });
     config
 }
 
@@ -40,12 +60,15 @@ pub struct ClientEvents {
     said: Mutex<Said>,
 }
 
-/// The errors said lately (when), and the last one.
+/// The errors said lately (when), and the last one (when).
 #[derive(Debug, Default)]
 struct Said {
     recent: Vec<(String, Instant)>,
-    last: Option<String>,
+    last: Option<(String, Instant)>,
 }
+
+/// How long the last client error is taken as the cause of a failed delivery.
+const CAUSE_FRESH: Duration = Duration::from_secs(300);
 
 /// Distinct errors remembered for [`REPEAT_QUIET`].
 const RECENT_ERRORS: usize = 16;
@@ -88,12 +111,14 @@ impl ClientEvents {
             }
             said.recent.push((cause.clone(), Instant::now()));
         }
-        said.last = Some(cause);
+        said.last = Some((cause, Instant::now()));
     }
 
-    /// The last client error, if any.
+    /// The last client error, if it came in the last five minutes (an older one is history, not
+    /// the cause of what fails now).
     pub fn last_error(&self) -> Option<String> {
-        self.said.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).last.clone()
+        let said = self.said.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        said.last.as_ref().filter(|(_, at)| at.elapsed() < CAUSE_FRESH).map(|(e, _)| e.clone())
     }
 }
 

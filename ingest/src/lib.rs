@@ -19,6 +19,7 @@
 //!   (`consume::tracking`), keeps its state in a compacted topic ([`consume::state`]) and
 //!   commits offsets only after all of that was acknowledged.
 //! - [`kafka`]: client properties and topic creation shared by the collector and the consumer.
+//! - [`memory`]: giving the allocator's free memory back once a burst is over.
 //! - [`metrics`]: the opt-in Prometheus endpoint of a stage.
 //! - [`offline`]: whole log files read in parallel at record boundaries (`statmsg parse`,
 //!   `statmsg analyze`).
@@ -43,6 +44,7 @@ pub mod collect;
 pub mod config;
 pub mod consume;
 pub mod kafka;
+pub mod memory;
 pub mod metrics;
 pub mod offline;
 pub mod service;

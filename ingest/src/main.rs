@@ -264,9 +264,24 @@ fn init_logging(cli: &Cli) {
             .filename_suffix("log")
             .max_log_files(service::LOG_FILES_KEPT)
             .build(service::log_dir(config));
-        if let Ok(appender) = appender {
-            tracing_subscriber::fmt().with_writer(appender).with_ansi(false).with_env_filter(filter()).init();
-            return;
+        match appender {
+            Ok(appender) => {
+                tracing_subscriber::fmt()
+                    .with_writer(appender)
+                    .with_ansi(false)
+                    .with_env_filter(filter())
+                    .init();
+                return;
+            }
+            Err(e) => {
+                // A service has no console: without its log file it would fail unseen. The
+                // service manager records the exit.
+                eprintln!(
+                    "statmsg: cannot write the service log in {}: {e}",
+                    service::log_dir(config).display()
+                );
+                std::process::exit(2);
+            }
         }
     }
     let _ = cli;
@@ -279,6 +294,7 @@ fn init_logging(cli: &Cli) {
 
 /// `statmsg collect`, on the process's signals or (as a service) on the service manager's stop.
 fn collect(config: &Path, shutdown: Option<shutdown::Shutdown>) -> anyhow::Result<()> {
+    statmsg_ingest::memory::limit_arenas();
     let (settings, filled) = Settings::load_collector(config)?;
     for note in &filled {
         tracing::info!("from the registry: {note}");
@@ -294,10 +310,15 @@ fn service_action(action: ServiceAction) -> anyhow::Result<()> {
     match action {
         ServiceAction::Install { config, name, account, password_file } => {
             let config = std::path::absolute(&config).with_context(|| format!("{}", config.display()))?;
-            Settings::load(&config).with_context(|| "the service would not start with this configuration")?;
+            // As the service will load it (with the registry's paths and site).
+            Settings::load_collector(&config)
+                .with_context(|| "the service would not start with this configuration")?;
             let password = match password_file {
                 Some(path) => Some(service::read_password(&path)?),
-                None => std::env::var("STATMSG_SERVICE_PASSWORD").ok().filter(|_| account.is_some()),
+                None => std::env::var("STATMSG_SERVICE_PASSWORD")
+                    .ok()
+                    .filter(|_| account.is_some())
+                    .map(statmsg_ingest::config::Secret::new),
             };
             let unsupported =
                 service::install(&service::Install::new(name.clone(), config.clone(), account, password)?)?;

@@ -82,6 +82,12 @@ struct Setup {
 }
 
 impl Setup {
+    /// Each phase its own state (and spool), so that what one phase kept is not taken for
+    /// what another did.
+    fn state(&self, config_file: &str) -> PathBuf {
+        self.dir.join(format!("state-{}", config_file.trim_end_matches(".toml")))
+    }
+
     /// A configuration for both stages; `password_file` and `kafka_ca` are what the phases vary.
     fn config(&self, file: &str, password_file: &Path, kafka_ca: &Path) -> PathBuf {
         let influx_password = self.dir.join("influx.password");
@@ -123,7 +129,7 @@ ca_file = "{ca}"
 "#,
             name = self.name,
             logs = self.dir.join("logs").display(),
-            state = self.dir.join("state").display(),
+            state = self.state(file).display(),
             brokers = self.brokers,
             kafka_ca = kafka_ca.display(),
             password_file = password_file.display(),
@@ -182,10 +188,23 @@ fn collector_and_consumer_deliver_through_sasl_ssl_and_https_and_recover_from_ba
 
     // A wrong password, then an untrusted certificate: the cause is said, nothing is delivered.
     let refused = [
-        ("wrong-password.toml", &wrong, &ca.cert, "SASL authentication"),
-        ("untrusted.toml", &right, &rogue.cert, "certificate verify failed"),
+        (
+            "wrong-password.toml",
+            &wrong,
+            &ca.cert,
+            "SASL authentication",
+            "(the broker refused the login: check",
+        ),
+        (
+            "untrusted.toml",
+            &right,
+            &rogue.cert,
+            "certificate verify failed",
+            "(TLS failed: check ssl.ca.location",
+        ),
     ];
-    for (file, password, kafka_ca, cause) in refused {
+    for (file, password, kafka_ca, cause, hint) in refused {
+        let used = std::fs::read_to_string(password).unwrap().trim().to_owned();
         let config = setup.config(file, password, kafka_ca);
         let collector = Proc::start("collect", &config);
         let consumer = Proc::start("consume", &config);
@@ -196,19 +215,24 @@ fn collector_and_consumer_deliver_through_sasl_ssl_and_https_and_recover_from_ba
                 || format!("{} did not say {cause:?}:\n{}", stage.what, stage.output()),
             );
         }
-        assert!(
-            collector.output().contains("check"),
-            "the error says what to check:\n{}",
-            collector.output()
-        );
-        assert!(!collector.output().contains(PASSWORD), "a password in the log");
+        for stage in [&collector, &consumer] {
+            let said = stage.output();
+            assert!(said.contains(hint), "{} does not say what to check ({hint:?}):\n{said}", stage.what);
+            assert!(
+                !said.contains(&used) && !said.contains(INFLUX_PASSWORD),
+                "a password in the log of {}",
+                stage.what
+            );
+        }
         assert!(
             delivered(&kafka.brokers(), &topic).is_empty(),
             "{file}: delivered through a refused connection"
         );
         collector.stop();
         consumer.stop();
-        let spooled: u64 = std::fs::read_dir(dir.join("state").join("spool"))
+        let points = influx_https(&influx.url(), &ca.cert, &world.name, "SELECT count(pid) FROM statmsg");
+        assert!(points["results"][0]["series"].is_null(), "{file}: the consumer wrote {points}");
+        let spooled: u64 = std::fs::read_dir(setup.state(file).join("spool"))
             .unwrap()
             .filter_map(Result::ok)
             .filter(|e| e.path().extension().is_some_and(|x| x == "spool"))

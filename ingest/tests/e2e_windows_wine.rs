@@ -113,12 +113,13 @@ fn delivered_from(brokers: &str, topic: &str) -> BTreeMap<usize, usize> {
     seen
 }
 
-fn config(dir: &Path, name: &str, collect: &str) -> PathBuf {
+/// A configuration; `state` is its `state_dir` (relative: to the configuration's folder when run
+/// as the service).
+fn config(dir: &Path, name: &str, collect: &str, state: &str) -> PathBuf {
     let path = dir.join(format!("{name}.toml"));
     let text = format!(
         "hierarchy = \"wine\"\n[collect]\n{collect}\nstate_dir = \"{state}\"\nstart_at = \"beginning\"\n\
          poll_interval_ms = 100\n[kafka]\nbrokers = \"{brokers}\"\ntopic = \"{name}.records\"\n",
-        state = z(&dir.join(format!("{name}-state"))),
         brokers = kafka_brokers(),
     );
     std::fs::write(&path, text).unwrap();
@@ -207,7 +208,9 @@ fn collector_follows_movefileexw_rolls(wine: &Wine, world: &World) {
     std::fs::create_dir_all(&logs).unwrap();
     std::fs::create_dir_all(&handshake).unwrap();
     let name = format!("{}-rolls", world.name);
-    let config = config(dir, &name, &format!("paths = [\"{}/WsyncMgr.lo[g_]\"]\nsite = \"WN1\"", z(&logs)));
+    let state = z(&dir.join(format!("{name}-state")));
+    let config =
+        config(dir, &name, &format!("paths = [\"{}/WsyncMgr.lo[g_]\"]\nsite = \"WN1\"", z(&logs)), &state);
     let topic = format!("{name}.records");
 
     let collector_log = dir.join("collector.out");
@@ -297,7 +300,8 @@ fn service_with_the_registrys_paths_and_site(wine: &Wine, world: &World) {
     // In a folder of its own: the service logs to `logs\` beside its configuration.
     let service_dir = dir.join("service");
     std::fs::create_dir_all(&service_dir).unwrap();
-    let config = config(&service_dir, &name, "");
+    // A relative state folder: the service takes it from its configuration's folder.
+    let config = config(&service_dir, &name, "", "state");
     let topic = format!("{name}.records");
     let service = name.as_str();
     let service_cmd = |action: &str| {
@@ -341,7 +345,7 @@ fn service_with_the_registrys_paths_and_site(wine: &Wine, world: &World) {
     assert!(ok, "service stop: {said}\n{}", service_log());
     // The stop command's own start under Wine included; the collector itself stops within 2 s.
     assert!(stop_took < Duration::from_secs(5), "service stop took {stop_took:?}");
-    let state = service_dir.join(format!("{name}-state"));
+    let state = service_dir.join("state");
     let checkpoints = std::fs::read_to_string(state.join("checkpoints.json")).unwrap_or_default();
     let saved: serde_json::Value = serde_json::from_str(&checkpoints).unwrap_or_default();
     let offsets: Vec<u64> =

@@ -31,9 +31,10 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Opens a log for reading without ever standing in its writer's way: on Windows with read, write
-/// and delete sharing (std's default, said here because ConfigMgr's rollover depends on it), so
-/// the writer can append to, rename or replace the file while the collector has it open.
+/// Opens a log for reading without standing in its writer's way: on Windows with read, write and
+/// delete sharing (std's default, said here because ConfigMgr's rollover depends on it), so the
+/// writer can append to the file and rename it while the collector has it open. Windows still
+/// refuses to replace a file that is open: callers hold the handle for one read only.
 pub fn open_shared(path: &Path) -> std::io::Result<File> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true);

@@ -160,15 +160,26 @@ fn read_loop(
     let stop = || shutdown.is_cancelled();
     let idle_wait = if watch.complete { poll.max(SAFETY_SCAN) } else { poll };
     let mut backoff = Backoff::new(poll);
+    // Records read since memory was last handed back: once nothing is new and the spool is
+    // drained, the burst is over (see `crate::memory`).
+    let mut read_since_release = 0;
     while !stop() {
         let started = tokio::time::Instant::now();
         let full = match reader.pass(&stop) {
             Ok(Pass::Stopped) => break,
-            Ok(Pass::Done { .. }) => {
+            Ok(Pass::Done { records }) => {
                 backoff.succeeded();
+                read_since_release += records;
+                if records == 0 && read_since_release > 0 && spool.backlog().1 == 0 {
+                    crate::memory::release_free_memory();
+                    read_since_release = 0;
+                }
                 false
             }
-            Ok(Pass::SpoolFull { .. }) => true,
+            Ok(Pass::SpoolFull { records }) => {
+                read_since_release += records;
+                true
+            }
             Err(
                 e @ (CollectError::Spool(SpoolError::Io { .. })
                 | CollectError::Checkpoint(CheckpointError::Write { .. })),

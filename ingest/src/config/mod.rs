@@ -221,6 +221,7 @@ impl Settings {
             let secret = secrets::read_secret_file("kafka.secret_files", path)?;
             properties.insert(key, secret.expose().to_owned());
         }
+        check_kafka_properties(&properties)?;
         if raw.consume.batch_max_points == 0 {
             return Err(invalid("consume.batch_max_points", "must be at least 1"));
         }
@@ -372,6 +373,24 @@ fn check_tag_value(key: &'static str, value: &str, may_be_empty: bool) -> Result
         return Err(invalid(key, format!("{value:?} must not contain control characters, `\\` or `/`")));
     }
     Ok(())
+}
+
+/// librdkafka accepts every property (names and values), checked now rather than when a client
+/// starts; its complaint about a secret property never repeats the value.
+fn check_kafka_properties(properties: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    let mut config = rdkafka::ClientConfig::new();
+    for (key, value) in properties {
+        config.set(key, value);
+    }
+    config.create_native_config().map(drop).map_err(|e| match e {
+        rdkafka::error::KafkaError::ClientConfig(_, _, key, _) if secrets::is_secret_property(&key) => {
+            invalid("kafka.properties", format!("{key:?}: librdkafka refuses it (its value is not shown)"))
+        }
+        rdkafka::error::KafkaError::ClientConfig(_, description, key, _) => {
+            invalid("kafka.properties", format!("{key:?}: {description}"))
+        }
+        other => invalid("kafka.properties", other.to_string()),
+    })
 }
 
 fn check_topic(key: &'static str, topic: &str) -> Result<(), ConfigError> {

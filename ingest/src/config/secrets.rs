@@ -39,7 +39,9 @@ pub fn is_secret_property(key: &str) -> bool {
     key.contains("password")
         || key.contains("secret")
         || key.contains("token")
-        || key == "ssl.key.pem"
+        || key.contains("passphrase")
+        || key.contains("private.key")
+        || key.ends_with("key.pem")
         || key == "sasl.oauthbearer.config"
         || key == "sasl.jaas.config"
 }
@@ -50,7 +52,9 @@ pub fn is_secret_property(key: &str) -> bool {
 pub fn read_secret_file(key: &'static str, path: &Path) -> Result<Secret, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))?;
-    let value = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
+    // Windows editors and PowerShell 5 write a byte order mark first: not part of the secret.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let value = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(text);
     if value.is_empty() {
         return Err(invalid(key, format!("{} is empty", path.display())));
     }
@@ -78,6 +82,8 @@ mod tests {
             "ssl.keystore.password",
             "ssl.key.pem",
             "sasl.oauthbearer.client.secret",
+            "sasl.oauthbearer.assertion.private.key.passphrase",
+            "sasl.oauthbearer.assertion.private.key.pem",
         ] {
             assert!(is_secret_property(key), "{key}");
         }
@@ -90,7 +96,7 @@ mod tests {
     fn a_secret_file_gives_its_content_without_the_final_line_end() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("password");
-        std::fs::write(&path, "pass word \r\n").unwrap();
+        std::fs::write(&path, "\u{feff}pass word \r\n").unwrap();
         assert_eq!(read_secret_file("kafka.secret_files", &path).unwrap().expose(), "pass word ");
         std::fs::write(&path, "").unwrap();
         let empty = read_secret_file("kafka.secret_files", &path).unwrap_err().to_string();

@@ -205,3 +205,19 @@ fn a_ca_file_must_hold_certificates_for_an_https_url() {
     let missing = text.replace("ca.pem", "absent.pem");
     assert!(load(&missing, &[]).unwrap_err().to_string().contains("cannot read"));
 }
+
+/// librdkafka checks the properties with the configuration, and never repeats a secret.
+#[test]
+fn kafka_properties_are_checked_without_showing_secrets() {
+    let error = load("[kafka.properties]\n\"no.such.property\" = \"x\"\n", &[]).unwrap_err().to_string();
+    assert!(error.contains("no.such.property"), "{error}");
+    let jaas = "org.apache.kafka.common.security.plain.PlainLoginModule required password=\\\"hunter2\\\";";
+    let error = load(&format!("[kafka.properties]\n\"sasl.jaas.config\" = \"{jaas}\"\n"), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("sasl.jaas.config") && !error.contains("hunter2"), "{error}");
+    let error = load("[kafka.properties]\n\"security.protocol\" = \"carrier pigeon\"\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("security.protocol"), "{error}");
+}

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::config::Secret;
 use crate::shutdown::Shutdown;
 
 #[cfg(windows)]
@@ -49,6 +50,8 @@ pub enum ServiceError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    #[error("service {name:?} stopped right after it started (exit code {exit_code}): its log says why")]
+    StoppedAtOnce { name: String, exit_code: String },
     #[error("service {name:?} did not reach {state} within {timeout:?} (now {now})")]
     Timeout { name: String, state: &'static str, timeout: Duration, now: String },
     #[error("the configuration path {path} must be absolute (a service starts in the system folder)")]
@@ -71,7 +74,7 @@ pub struct Install {
     /// or a group managed service account `DOMAIN\statmsg$`.
     pub account: Option<String>,
     /// Its password, read from a file or the environment, never from the command line.
-    pub password: Option<String>,
+    pub password: Option<Secret>,
 }
 
 impl Install {
@@ -80,7 +83,7 @@ impl Install {
         name: String,
         config: PathBuf,
         account: Option<String>,
-        password: Option<String>,
+        password: Option<Secret>,
     ) -> Result<Install, ServiceError> {
         if !config.is_absolute() {
             return Err(ServiceError::RelativeConfig { path: config });
@@ -103,10 +106,12 @@ impl Install {
 
 /// Reads a password file: its first line, without the line end (so an editor's newline is not
 /// part of the password).
-pub fn read_password(path: &Path) -> Result<String, ServiceError> {
+pub fn read_password(path: &Path) -> Result<Secret, ServiceError> {
     let text = std::fs::read_to_string(path)
         .map_err(|source| ServiceError::Password { path: path.to_owned(), source })?;
-    Ok(text.lines().next().unwrap_or_default().to_owned())
+    // Windows editors and PowerShell 5 write a byte order mark first: not part of the password.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    Ok(Secret::new(text.lines().next().unwrap_or_default().to_owned()))
 }
 
 /// Where the service writes its log: `logs/` beside its configuration file (a service has no
@@ -209,8 +214,8 @@ mod tests {
     fn a_password_file_gives_its_first_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("password");
-        std::fs::write(&path, "s3cret with spaces\r\nignored\n").unwrap();
-        assert_eq!(read_password(&path).unwrap(), "s3cret with spaces");
+        std::fs::write(&path, "\u{feff}s3cret with spaces\r\nignored\n").unwrap();
+        assert_eq!(read_password(&path).unwrap().expose(), "s3cret with spaces");
         let missing = read_password(&dir.path().join("absent")).unwrap_err().to_string();
         assert!(missing.contains("absent"), "{missing}");
     }

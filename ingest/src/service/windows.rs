@@ -10,7 +10,7 @@ use windows_service::service::{
     ServiceErrorControl, ServiceExitCode, ServiceFailureActions, ServiceFailureResetPeriod, ServiceInfo,
     ServiceStartType, ServiceState, ServiceStatus, ServiceType,
 };
-use windows_service::service_control_handler::{self, ServiceControlHandlerResult};
+use windows_service::service_control_handler::{self, ServiceControlHandlerResult, ServiceStatusHandle};
 use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
 
 use super::{Install, ServiceError, DESCRIPTION, FAILURE_RESET, RESTART_DELAYS, STATE_CHANGE_TIMEOUT};
@@ -51,12 +51,16 @@ pub fn install(install: &Install) -> Result<Vec<String>, ServiceError> {
         launch_arguments: install.launch_arguments(),
         dependencies: Vec::new(),
         account_name: install.account.as_ref().map(OsString::from),
-        account_password: install.password.as_ref().map(OsString::from),
+        account_password: install.password.as_ref().map(|p| OsString::from(p.expose())),
     };
     let service = manager(ServiceManagerAccess::CREATE_SERVICE, name)?
+        // Restart recovery actions need the right to start the service too.
         .create_service(
             &info,
-            ServiceAccess::CHANGE_CONFIG | ServiceAccess::QUERY_CONFIG | ServiceAccess::DELETE,
+            ServiceAccess::CHANGE_CONFIG
+                | ServiceAccess::QUERY_CONFIG
+                | ServiceAccess::START
+                | ServiceAccess::DELETE,
         )
         .map_err(manager_error("install", name))?;
     let mut unsupported = Vec::new();
@@ -132,8 +136,16 @@ pub fn stop(name: &str) -> Result<(), ServiceError> {
     let service = manager(ServiceManagerAccess::empty(), name)?
         .open_service(name, ServiceAccess::QUERY_STATUS | ServiceAccess::STOP)
         .map_err(manager_error("open", name))?;
-    service.stop().map_err(manager_error("stop", name))?;
-    wait_for(name, ServiceState::Stopped, || service.query_status())
+    const ERROR_SERVICE_NOT_ACTIVE: i32 = 1062;
+    match service.stop() {
+        Err(windows_service::Error::Winapi(e)) if e.raw_os_error() == Some(ERROR_SERVICE_NOT_ACTIVE) => {
+            Ok(())
+        }
+        other => {
+            other.map_err(manager_error("stop", name))?;
+            wait_for(name, ServiceState::Stopped, || service.query_status())
+        }
+    }
 }
 
 fn wait_for(
@@ -143,9 +155,19 @@ fn wait_for(
 ) -> Result<(), ServiceError> {
     let started = Instant::now();
     loop {
-        let now = query().map_err(manager_error("query", name))?.current_state;
+        let status = query().map_err(manager_error("query", name))?;
+        let now = status.current_state;
         if now == wanted {
             return Ok(());
+        }
+        if wanted == ServiceState::Running
+            && now == ServiceState::Stopped
+            && started.elapsed() > Duration::from_secs(1)
+        {
+            return Err(ServiceError::StoppedAtOnce {
+                name: name.to_owned(),
+                exit_code: format!("{:?}", status.exit_code),
+            });
         }
         if started.elapsed() > STATE_CHANGE_TIMEOUT {
             return Err(ServiceError::Timeout {
@@ -191,20 +213,11 @@ fn service_main(_arguments: Vec<OsString>) {
     }
 }
 
-fn serve(name: &str, collect: Collect) -> windows_service::Result<()> {
-    let shutdown = Shutdown::new();
-    let stop = shutdown.clone();
-    let handler = move |control| match control {
-        ServiceControl::Stop | ServiceControl::Shutdown | ServiceControl::Preshutdown => {
-            tracing::info!("stop requested by the service manager");
-            stop.cancel();
-            ServiceControlHandlerResult::NoError
-        }
-        ServiceControl::Interrogate => ServiceControlHandlerResult::NoError,
-        _ => ServiceControlHandlerResult::NotImplemented,
-    };
-    let status = service_control_handler::register(name, handler)?;
-    let report = |state, accept, exit_code| ServiceStatus {
+/// The status handle, for the control handler to report a stop in progress.
+static STATUS: std::sync::OnceLock<ServiceStatusHandle> = std::sync::OnceLock::new();
+
+fn report(state: ServiceState, accept: ServiceControlAccept, exit_code: ServiceExitCode) -> ServiceStatus {
+    ServiceStatus {
         service_type: ServiceType::OWN_PROCESS,
         current_state: state,
         controls_accepted: accept,
@@ -212,7 +225,31 @@ fn serve(name: &str, collect: Collect) -> windows_service::Result<()> {
         checkpoint: 0,
         wait_hint: Duration::from_secs(5),
         process_id: None,
+    }
+}
+
+fn serve(name: &str, collect: Collect) -> windows_service::Result<()> {
+    let shutdown = Shutdown::new();
+    let stop = shutdown.clone();
+    let handler = move |control| match control {
+        ServiceControl::Stop | ServiceControl::Shutdown | ServiceControl::Preshutdown => {
+            tracing::info!("stop requested by the service manager");
+            if let Some(status) = STATUS.get() {
+                // Stopping (saving state) takes up to 2 s: say so, so the manager waits.
+                let _ = status.set_service_status(report(
+                    ServiceState::StopPending,
+                    ServiceControlAccept::empty(),
+                    ServiceExitCode::Win32(0),
+                ));
+            }
+            stop.cancel();
+            ServiceControlHandlerResult::NoError
+        }
+        ServiceControl::Interrogate => ServiceControlHandlerResult::NoError,
+        _ => ServiceControlHandlerResult::NotImplemented,
     };
+    let status = service_control_handler::register(name, handler)?;
+    let _ = STATUS.set(status);
     status.set_service_status(report(
         ServiceState::Running,
         ServiceControlAccept::STOP | ServiceControlAccept::SHUTDOWN,
