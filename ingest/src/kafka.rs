@@ -75,9 +75,12 @@ const RECENT_ERRORS: usize = 16;
 
 impl ClientEvents {
     /// One of librdkafka's log lines. Its `FAIL` lines are the errors [`ClientEvents::error`]
-    /// reports (with what to check): kept for debugging only.
+    /// reports (with what to check), and its `CONFWARN` lines are about properties meant for the
+    /// other kind of client: both kept for debugging only.
     pub fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        if facility == "FAIL" {
+        // CONFWARN: statmsg gives every client the same `[kafka.properties]`, so a producer
+        // always sees the consumer's properties and the other way round.
+        if facility == "FAIL" || facility == "CONFWARN" {
             tracing::debug!(target: "librdkafka", facility, "{message}");
             return;
         }

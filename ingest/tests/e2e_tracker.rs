@@ -122,12 +122,17 @@ fn a_run_survives_a_consumer_kill_in_its_middle_and_heartbeats_carry_the_alerts(
     );
     assert!(consumer.output().contains("sites=1"), "restored one site:\n{}", consumer.output());
     // The restarted consumer wrote the second half's status message and the run, nothing re-read.
-    let points: u64 = consumer
-        .output()
-        .lines()
-        .filter_map(|l| l.split("batch committed points=").nth(1))
-        .filter_map(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
-        .sum();
+    // (The run is in InfluxDB a moment before its batch is committed and logged: wait for it.)
+    let committed = || -> u64 {
+        consumer
+            .output()
+            .lines()
+            .filter_map(|l| l.split("batch committed points=").nth(1))
+            .filter_map(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+            .sum()
+    };
+    let points =
+        wait_for(Duration::from_secs(30), || Some(committed()).filter(|&p| p >= 2), || consumer.output());
     assert_eq!(points, 2, "{}", consumer.output());
     let state = wait_for(
         Duration::from_secs(30),
