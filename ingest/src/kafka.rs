@@ -164,36 +164,21 @@ pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
 /// refuses (no right to create topics, or a policy) is reported and tolerated: the topics may be
 /// managed elsewhere.
 pub async fn ensure_topics(settings: &KafkaSettings, topics: &[&str]) {
-    let admin: AdminClient<ClientEvents> =
-        match client_config(settings, &[]).create_with_context(ClientEvents::default()) {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!("cannot create Kafka admin client to check topics: {e}");
-                return;
-            }
-        };
     let new: Vec<NewTopic<'_>> =
         topics.iter().map(|t| NewTopic::new(t, settings.partitions, TopicReplication::Fixed(-1))).collect();
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    match admin.create_topics(&new, &options).await {
-        Ok(results) => {
-            for result in results {
-                match result {
-                    Ok(topic) => tracing::info!(topic, "created Kafka topic"),
-                    Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                    Err((topic, code)) => {
-                        tracing::warn!(topic, "cannot create Kafka topic: {code}")
-                    }
-                }
-            }
-        }
-        Err(e) => tracing::warn!("cannot check Kafka topics: {e}"),
-    }
+    create_missing(settings, &new).await;
 }
 
 /// Creates `topic` compacted (one value kept per key) where it does not exist yet; tolerated
 /// like [`ensure_topics`] when the broker refuses.
 pub async fn ensure_compacted_topic(settings: &KafkaSettings, topic: &str) {
+    let new = NewTopic::new(topic, settings.partitions, TopicReplication::Fixed(-1))
+        .set("cleanup.policy", "compact");
+    create_missing(settings, &[new]).await;
+}
+
+/// Creates what of `new` does not exist yet, saying what it created and what the broker refused.
+async fn create_missing(settings: &KafkaSettings, new: &[NewTopic<'_>]) {
     let admin: AdminClient<ClientEvents> =
         match client_config(settings, &[]).create_with_context(ClientEvents::default()) {
             Ok(a) => a,
@@ -202,14 +187,12 @@ pub async fn ensure_compacted_topic(settings: &KafkaSettings, topic: &str) {
                 return;
             }
         };
-    let new = NewTopic::new(topic, settings.partitions, TopicReplication::Fixed(-1))
-        .set("cleanup.policy", "compact");
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    match admin.create_topics([&new], &options).await {
+    match admin.create_topics(new, &options).await {
         Ok(results) => {
             for result in results {
                 match result {
-                    Ok(topic) => tracing::info!(topic, "created compacted Kafka topic"),
+                    Ok(topic) => tracing::info!(topic, "created Kafka topic"),
                     Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
                     Err((topic, code)) => tracing::warn!(topic, "cannot create Kafka topic: {code}"),
                 }
