@@ -54,9 +54,11 @@ const REPEAT_QUIET: Duration = Duration::from_secs(60);
 
 /// librdkafka's logs and client errors, sent to `tracing` (its defaults write to the `log` crate,
 /// which statmsg does not collect, so a refused login or certificate went unseen), and the last
-/// error, so that a failed delivery can name its cause. Every client's context holds one.
-#[derive(Debug, Default)]
+/// error, so that a failed delivery can name its cause. Every client's context holds one, named
+/// for the client's job (`client` in every line it logs).
+#[derive(Debug)]
 pub struct ClientEvents {
+    client: &'static str,
     said: Mutex<Said>,
 }
 
@@ -74,6 +76,11 @@ const CAUSE_FRESH: Duration = Duration::from_secs(300);
 const RECENT_ERRORS: usize = 16;
 
 impl ClientEvents {
+    /// The events of the client doing `client` ("producer", "consumer", "topic-check" ...).
+    pub fn new(client: &'static str) -> ClientEvents {
+        ClientEvents { client, said: Mutex::default() }
+    }
+
     /// One of librdkafka's log lines. Its `FAIL` lines are the errors [`ClientEvents::error`]
     /// reports (with what to check), and its `CONFWARN` lines are about properties meant for the
     /// other kind of client: both kept for debugging only.
@@ -81,7 +88,7 @@ impl ClientEvents {
         // CONFWARN: statmsg gives every client the same `[kafka.properties]`, so a producer
         // always sees the consumer's properties and the other way round.
         if facility == "FAIL" || facility == "CONFWARN" {
-            tracing::debug!(target: "librdkafka", facility, "{message}");
+            tracing::debug!(target: "librdkafka", client = self.client, facility, "{message}");
             return;
         }
         match level {
@@ -89,13 +96,17 @@ impl ClientEvents {
             | RDKafkaLogLevel::Alert
             | RDKafkaLogLevel::Critical
             | RDKafkaLogLevel::Error => {
-                tracing::error!(target: "librdkafka", facility, "{message}")
+                tracing::error!(target: "librdkafka", client = self.client, facility, "{message}")
             }
-            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", facility, "{message}"),
+            RDKafkaLogLevel::Warning => {
+                tracing::warn!(target: "librdkafka", client = self.client, facility, "{message}")
+            }
             RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
-                tracing::info!(target: "librdkafka", facility, "{message}")
+                tracing::info!(target: "librdkafka", client = self.client, facility, "{message}")
             }
-            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", facility, "{message}"),
+            RDKafkaLogLevel::Debug => {
+                tracing::debug!(target: "librdkafka", client = self.client, facility, "{message}")
+            }
         }
     }
 
@@ -106,9 +117,9 @@ impl ClientEvents {
         let mut said = self.said.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         said.recent.retain(|(_, at)| at.elapsed() < REPEAT_QUIET);
         if said.recent.iter().any(|(e, _)| *e == cause) {
-            tracing::debug!(target: "librdkafka", "Kafka: {cause}");
+            tracing::debug!(target: "librdkafka", client = self.client, "Kafka: {cause}");
         } else {
-            tracing::error!(target: "librdkafka", "Kafka: {cause}");
+            tracing::error!(target: "librdkafka", client = self.client, "Kafka: {cause}");
             if said.recent.len() == RECENT_ERRORS {
                 said.recent.remove(0);
             }
@@ -180,7 +191,7 @@ pub async fn ensure_compacted_topic(settings: &KafkaSettings, topic: &str) {
 /// Creates what of `new` does not exist yet, saying what it created and what the broker refused.
 async fn create_missing(settings: &KafkaSettings, new: &[NewTopic<'_>]) {
     let admin: AdminClient<ClientEvents> =
-        match client_config(settings, &[]).create_with_context(ClientEvents::default()) {
+        match client_config(settings, &[]).create_with_context(ClientEvents::new("topic-check")) {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!("cannot create Kafka admin client to check topics: {e}");
@@ -188,7 +199,17 @@ async fn create_missing(settings: &KafkaSettings, new: &[NewTopic<'_>]) {
             }
         };
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    match admin.create_topics(new, &options).await {
+    let check = admin.create_topics(new, &options);
+    tokio::pin!(check);
+    let mut serve = tokio::time::interval(ADMIN_EVENTS_EVERY);
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut check => break outcome,
+            _ = serve.tick() => serve_main_queue(admin.inner()),
+        }
+    };
+    serve_main_queue(admin.inner());
+    match outcome {
         Ok(results) => {
             for result in results {
                 match result {
@@ -199,5 +220,75 @@ async fn create_missing(settings: &KafkaSettings, new: &[NewTopic<'_>]) {
             }
         }
         Err(e) => tracing::warn!("cannot check Kafka topics: {e}"),
+    }
+}
+
+/// How often the topic check hands its client's log lines and errors on.
+const ADMIN_EVENTS_EVERY: Duration = Duration::from_millis(250);
+
+/// Hands what waits on `client`'s main queue (librdkafka's log lines and client errors) to its
+/// [`ClientEvents`]. Producers and consumers do this whenever they are polled; rdkafka's admin
+/// client never polls that queue, so without this a login the broker refused during the topic
+/// check would go unsaid (and its log lines pile up until the client is dropped).
+#[allow(unsafe_code)]
+fn serve_main_queue(client: &rdkafka::client::Client<ClientEvents>) {
+    use rdkafka::bindings as rd;
+    use std::ffi::CStr;
+
+    let events = client.context();
+    // SAFETY: the queue handle and each event are owned here and destroyed once read; the strings
+    // an event hands out are read (copied) before the event is destroyed; librdkafka's queues are
+    // thread-safe and the client outlives this call.
+    unsafe {
+        let queue = rd::rd_kafka_queue_get_main(client.native_ptr());
+        if queue.is_null() {
+            return;
+        }
+        loop {
+            let event = rd::rd_kafka_queue_poll(queue, 0);
+            if event.is_null() {
+                break;
+            }
+            match rd::rd_kafka_event_type(event) {
+                rd::RD_KAFKA_EVENT_LOG => {
+                    let (mut facility, mut message, mut level) = (std::ptr::null(), std::ptr::null(), 0);
+                    if rd::rd_kafka_event_log(event, &mut facility, &mut message, &mut level) == 0
+                        && !facility.is_null()
+                        && !message.is_null()
+                    {
+                        let facility = CStr::from_ptr(facility).to_string_lossy();
+                        let message = CStr::from_ptr(message).to_string_lossy();
+                        events.log(syslog_level(level), facility.trim(), message.trim());
+                    }
+                }
+                rd::RD_KAFKA_EVENT_ERROR => {
+                    let code: RDKafkaErrorCode = rd::rd_kafka_event_error(event).into();
+                    let reason = rd::rd_kafka_event_error_string(event);
+                    let reason = if reason.is_null() {
+                        code.to_string()
+                    } else {
+                        CStr::from_ptr(reason).to_string_lossy().into()
+                    };
+                    events.error(KafkaError::Global(code), reason.trim());
+                }
+                _ => {}
+            }
+            rd::rd_kafka_event_destroy(event);
+        }
+        rd::rd_kafka_queue_destroy(queue);
+    }
+}
+
+/// librdkafka's log levels are syslog's (0 emergency .. 7 debug).
+fn syslog_level(level: i32) -> RDKafkaLogLevel {
+    match level {
+        i32::MIN..=0 => RDKafkaLogLevel::Emerg,
+        1 => RDKafkaLogLevel::Alert,
+        2 => RDKafkaLogLevel::Critical,
+        3 => RDKafkaLogLevel::Error,
+        4 => RDKafkaLogLevel::Warning,
+        5 => RDKafkaLogLevel::Notice,
+        6 => RDKafkaLogLevel::Info,
+        _ => RDKafkaLogLevel::Debug,
     }
 }

@@ -294,12 +294,12 @@ fn init_logging(cli: &Cli) {
 
 /// `statmsg collect`, on the process's signals or (as a service) on the service manager's stop.
 fn collect(config: &Path, shutdown: Option<shutdown::Shutdown>) -> anyhow::Result<()> {
-    statmsg_ingest::memory::limit_arenas();
+    statmsg_ingest::memory::configure();
     let (settings, filled) = Settings::load_collector(config)?;
     for note in &filled {
         tracing::info!("from the registry: {note}");
     }
-    runtime()?.block_on(async {
+    collector_runtime()?.block_on(async {
         let shutdown = shutdown.unwrap_or_else(shutdown::on_signals);
         collect::run(collect::Config::from(&settings), shutdown).await
     })?;
@@ -436,6 +436,24 @@ fn progress_bar<T>(
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
 }
+
+/// The collector's runtime: it mostly waits (on file changes, the spool, Kafka's acknowledgements),
+/// so two workers serve it on a site server of any size, and a few blocking threads (the reader,
+/// spool files) that end when idle; each thread more is a stack and allocator cache held for good.
+fn collector_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(COLLECTOR_WORKERS)
+        .max_blocking_threads(COLLECTOR_BLOCKING_THREADS)
+        .thread_keep_alive(std::time::Duration::from_secs(10))
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Async workers of the collector.
+const COLLECTOR_WORKERS: usize = 2;
+/// Blocking threads of the collector: the reader holds one for good, spool I/O the others.
+const COLLECTOR_BLOCKING_THREADS: usize = 4;
 
 fn parse_files(files: &[PathBuf], json: bool) -> anyhow::Result<()> {
     let stdout = std::io::stdout();

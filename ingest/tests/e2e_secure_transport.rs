@@ -211,13 +211,26 @@ fn collector_and_consumer_deliver_through_sasl_ssl_and_https_and_recover_from_ba
         for stage in [&collector, &consumer] {
             wait_for(
                 Duration::from_secs(60),
-                || stage.output().contains(cause).then_some(()),
+                || {
+                    let said = stage.output();
+                    // The topic check's own client must say it too: rdkafka's admin client never
+                    // polls for it, statmsg does.
+                    let topic_check_said = said
+                        .lines()
+                        .any(|line| line.contains("client=\"topic-check\"") && line.contains(cause));
+                    (said.contains(cause) && topic_check_said).then_some(())
+                },
                 || format!("{} did not say {cause:?}:\n{}", stage.what, stage.output()),
             );
         }
         for stage in [&collector, &consumer] {
             let said = stage.output();
             assert!(said.contains(hint), "{} does not say what to check ({hint:?}):\n{said}", stage.what);
+            assert!(
+                said.lines().any(|line| line.contains("client=\"topic-check\"") && line.contains(hint)),
+                "{}'s topic check did not say the cause:\n{said}",
+                stage.what
+            );
             assert!(
                 !said.contains(&used) && !said.contains(INFLUX_PASSWORD),
                 "a password in the log of {}",

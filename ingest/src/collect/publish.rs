@@ -26,9 +26,15 @@ const POLL_PERIOD: Duration = Duration::from_millis(500);
 type Ack = oneshot::Receiver<Result<(), KafkaError>>;
 
 /// Hands each delivery report to the one-shot channel sent along with its message.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct AckContext {
     events: ClientEvents,
+}
+
+impl Default for AckContext {
+    fn default() -> Self {
+        AckContext { events: ClientEvents::new("producer") }
+    }
 }
 
 impl ClientContext for AckContext {

@@ -258,6 +258,54 @@ impl RawConfig {
             path: path.map_or_else(|| PathBuf::from("(environment)"), Path::to_path_buf),
             source: Box::new(source),
         };
-        builder.add_source(environment).build().map_err(load_error)?.try_deserialize().map_err(load_error)
+        let mut raw: RawConfig = builder
+            .add_source(environment)
+            .build()
+            .map_err(load_error)?
+            .try_deserialize()
+            .map_err(load_error)?;
+        if let Some(folder) = path.and_then(Path::parent) {
+            raw.anchor_files_read(folder);
+        }
+        Ok(raw)
+    }
+
+    /// Relative names of the files the configuration has read (secret files, certificate
+    /// authorities, certificates, keys, keytabs) are taken from `folder`, the configuration
+    /// file's, as they are written beside it whatever folder the collector is started from. What
+    /// statmsg writes (`state_dir`, `spool_dir`) stays relative to the working directory.
+    fn anchor_files_read(&mut self, folder: &Path) {
+        let anchor = |file: &mut PathBuf| {
+            if !file.as_os_str().is_empty() && file.is_relative() {
+                *file = folder.join(&*file);
+            }
+        };
+        self.kafka.secret_files.values_mut().for_each(anchor);
+        for file in
+            [&mut self.influxdb.password_file, &mut self.influxdb.token_file, &mut self.influxdb.ca_file]
+        {
+            anchor(file);
+        }
+        for (key, value) in &mut self.kafka.properties {
+            let names_a_file = KAFKA_FILE_PROPERTIES.contains(&key.replace('_', ".").as_str());
+            // "probe": librdkafka looks in the system's usual places.
+            if names_a_file
+                && !value.is_empty()
+                && value != "probe"
+                && Path::new(value.as_str()).is_relative()
+            {
+                *value = folder.join(value.as_str()).display().to_string();
+            }
+        }
     }
 }
+
+/// librdkafka properties naming a file (or folder) it reads.
+const KAFKA_FILE_PROPERTIES: &[&str] = &[
+    "ssl.ca.location",
+    "ssl.certificate.location",
+    "ssl.key.location",
+    "ssl.keystore.location",
+    "ssl.crl.location",
+    "sasl.kerberos.keytab",
+];

@@ -221,3 +221,40 @@ fn kafka_properties_are_checked_without_showing_secrets() {
         .to_string();
     assert!(error.contains("security.protocol"), "{error}");
 }
+
+/// Files the configuration reads are found beside it, whatever the working directory; what
+/// statmsg writes stays relative to the working directory.
+#[test]
+fn relative_files_read_are_taken_from_the_configuration_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("kafka.password"), "kafka-s3cret\n").unwrap();
+    std::fs::write(dir.path().join("influx.password"), "influx-s3cret").unwrap();
+    let config = dir.path().join("statmsg.toml");
+    std::fs::write(
+        &config,
+        "[collect]\nstate_dir = \"state\"\n\
+         [kafka.properties]\n\"security.protocol\" = \"sasl_ssl\"\n\"ssl.ca.location\" = \"ca.pem\"\n\
+         \"ssl.crl.location\" = \"/etc/ssl/crl.pem\"\n\
+         [kafka.secret_files]\n\"sasl.password\" = \"kafka.password\"\n\
+         [influxdb]\nusername = \"statmsg\"\npassword_file = \"influx.password\"\n",
+    )
+    .unwrap();
+    assert_ne!(std::env::current_dir().unwrap(), dir.path(), "the test must run elsewhere");
+    let raw = RawConfig::load_with_env(Some(&config), Some(HashMap::new())).unwrap();
+    assert_eq!(raw.kafka.properties["ssl.ca.location"], dir.path().join("ca.pem").display().to_string());
+    assert_eq!(raw.kafka.properties["ssl.crl.location"], "/etc/ssl/crl.pem", "absolute stays");
+    assert_eq!(
+        raw.collect.state_dir,
+        Path::new("state"),
+        "written files stay relative to the working directory"
+    );
+    let settings = Settings::validate(raw).unwrap();
+    assert_eq!(settings.kafka.properties["sasl.password"], "kafka-s3cret");
+    assert!(
+        matches!(&settings.influxdb.api, InfluxApi::V1 { password, .. } if password.expose() == "influx-s3cret")
+    );
+    let probe = "[kafka.properties]\n\"ssl.ca.location\" = \"probe\"\n";
+    std::fs::write(&config, probe).unwrap();
+    let raw = RawConfig::load_with_env(Some(&config), Some(HashMap::new())).unwrap();
+    assert_eq!(raw.kafka.properties["ssl.ca.location"], "probe");
+}

@@ -85,7 +85,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ConsumeError>
     let watch = tracking::RebalanceWatch::default();
     let consumer: tracking::WatchedConsumer = consumer_config.create_with_context(watch.clone())?;
     let dead_letters: FutureProducer<ClientEvents> =
-        client_config(kafka, PRODUCER_DEFAULTS).create_with_context(ClientEvents::default())?;
+        client_config(kafka, PRODUCER_DEFAULTS).create_with_context(ClientEvents::new("dead-letter"))?;
     let writer = InfluxWriter::new(&config.influxdb)?;
     // Each check waits for its server (up to 30 s): a shutdown must not wait for them.
     let checks = async {

@@ -57,8 +57,9 @@ impl StateStore {
         config.set("group.id", format!("{}-state-reader", kafka.group_id));
         Ok(StateStore {
             topic: kafka.state_topic.clone(),
-            reader: config.create_with_context(ClientEvents::default())?,
-            producer: client_config(kafka, PRODUCER_DEFAULTS).create_with_context(ClientEvents::default())?,
+            reader: config.create_with_context(ClientEvents::new("state-reader"))?,
+            producer: client_config(kafka, PRODUCER_DEFAULTS)
+                .create_with_context(ClientEvents::new("state-writer"))?,
             partitions: Vec::new(),
             latest: HashMap::new(),
             unreadable: 0,

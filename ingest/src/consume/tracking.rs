@@ -28,10 +28,16 @@ use statmsg_track::{SiteKey, Tracker, TrackerConfig};
 
 /// The consumer's context: what rebalances did since the last [`RebalanceWatch::take`], and
 /// librdkafka's logs and errors.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct RebalanceWatch {
     rebalanced: Arc<Mutex<Rebalanced>>,
     events: Arc<ClientEvents>,
+}
+
+impl Default for RebalanceWatch {
+    fn default() -> Self {
+        RebalanceWatch { rebalanced: Arc::default(), events: Arc::new(ClientEvents::new("consumer")) }
+    }
 }
 
 #[derive(Debug, Default)]
