@@ -17,8 +17,10 @@
 //! - [`consume`]: the consumer group. Batches records into InfluxDB points
 //!   ([`consume::batch`], pure), writes them ([`consume::influx`]), feeds the tracker
 //!   (`consume::tracking`), keeps its state in a compacted topic ([`consume::state`]) and
-//!   commits offsets only after all of that was acknowledged.
-//! - [`kafka`]: client properties and topic creation shared by the collector and the consumer.
+//!   commits offsets only after all of that was acknowledged; its counters for Prometheus
+//!   ([`consume::metrics`]), and the dead-letter topic listed and replayed ([`consume::dlq`]).
+//! - [`kafka`]: client properties and topic creation shared by the collector and the consumer,
+//!   and the one acknowledged publish ([`kafka::publish`]).
 //! - [`memory`]: giving the allocator's free memory back once a burst is over.
 //! - [`metrics`]: the opt-in Prometheus endpoint of a stage.
 //! - [`offline`]: whole log files read in parallel at record boundaries (`statmsg parse`,
@@ -30,7 +32,9 @@
 //! - [`service`]: the collector as a Windows service (install, start, stop; run under the
 //!   service manager); Windows-only code lives in small `cfg(windows)` modules, here and in
 //!   [`config::discover`] (the ConfigMgr registry keys) and [`collect::checkpoint`] (NTFS ids).
-//! - [`shutdown`]: the one shutdown path (Ctrl-C, SIGTERM, or a failing stage).
+//! - [`retry`]: the one way to retry (growing pauses until done, refused, or shut down).
+//! - [`shutdown`]: the one shutdown path (Ctrl-C, SIGTERM, or a failing stage), and the one way a
+//!   step says that shutdown came first ([`shutdown::Stopped`]).
 //!
 //! Nothing depends on this crate: the core crates must never depend on it, and it adds no logic
 //! of parsing or tracking of its own.
@@ -47,6 +51,7 @@ pub mod kafka;
 pub mod memory;
 pub mod metrics;
 pub mod offline;
+pub mod retry;
 pub mod service;
 pub mod shutdown;
 pub mod simulate;

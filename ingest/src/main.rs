@@ -102,6 +102,11 @@ enum Command {
         #[arg(long, short, env = "STATMSG_CONFIG")]
         config: PathBuf,
     },
+    /// The dead-letter topic: list what the consumer could not store, replay it after a fix.
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
+    },
     /// Print the example configuration, or check a configuration file.
     Config {
         /// Print every key, commented, with its default.
@@ -110,6 +115,28 @@ enum Command {
         /// Validate this file (with STATMSG__* overrides) and print the effective settings.
         #[arg(long, short, env = "STATMSG_CONFIG")]
         config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DlqAction {
+    /// Every dead letter (reason, origin topic/partition/offset, first bytes of the payload),
+    /// then the counts per reason.
+    List {
+        #[arg(long, short, env = "STATMSG_CONFIG")]
+        config: PathBuf,
+        /// One JSON object per dead letter instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send dead letters back through the consumer's path (messages to the records topic,
+    /// refused points to InfluxDB); idempotent: a record becomes the same point again.
+    Replay {
+        #[arg(long, short, env = "STATMSG_CONFIG")]
+        config: PathBuf,
+        /// Only the letters whose reason contains this text.
+        #[arg(long)]
+        reason: Option<String>,
     },
 }
 
@@ -228,6 +255,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })?;
             Ok(())
         }
+        Command::Dlq { action } => dlq(action),
         Command::Config { example: true, .. } => {
             std::io::stdout().write_all(EXAMPLE.as_bytes())?;
             Ok(())
@@ -355,6 +383,44 @@ fn service_action(action: ServiceAction) -> anyhow::Result<()> {
             })?;
         }
     }
+    Ok(())
+}
+
+/// `statmsg dlq list|replay`.
+fn dlq(action: DlqAction) -> anyhow::Result<()> {
+    use consume::dlq;
+    let (DlqAction::List { config, .. } | DlqAction::Replay { config, .. }) = &action;
+    let config = dlq::Config::from(&Settings::load(config)?);
+    let kafka = config.kafka.clone();
+    let runtime = runtime()?;
+    let letters = runtime
+        .block_on(async { tokio::task::spawn_blocking(move || dlq::read_all(&kafka)).await })
+        .context("reading the dead-letter topic")??;
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    match action {
+        DlqAction::List { json: true, .. } => {
+            for letter in &letters {
+                serde_json::to_writer(&mut out, letter)?;
+                writeln!(out)?;
+            }
+        }
+        DlqAction::List { .. } => dlq::write_list(&letters, &mut out)?,
+        DlqAction::Replay { reason, .. } => {
+            let done = runtime.block_on(async {
+                dlq::replay(&config, &letters, reason.as_deref(), &shutdown::on_signals()).await
+            })?;
+            writeln!(
+                out,
+                "replayed {} messages to {} and {} points to InfluxDB; {} points refused again; {} letters skipped (derived points, foreign messages)",
+                done.messages, config.kafka.topic, done.points, done.refused.len(), done.skipped
+            )?;
+            for (offset, why) in &done.refused {
+                writeln!(out, "  dead letter at offset {offset}: {}", why.escape_debug())?;
+            }
+        }
+    }
+    out.flush()?;
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,6 +57,49 @@ pub async fn serve(address: SocketAddr, render: Render, shutdown: Shutdown) -> s
     }
 }
 
+/// The type of a metric.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    Counter,
+    Gauge,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+        }
+    }
+}
+
+/// Upper bounds of the latency histograms' buckets, in seconds.
+const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// A latency histogram, filled from any thread.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    counts: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, took: Duration) {
+        let seconds = took.as_secs_f64();
+        if let Some(bucket) = BUCKETS.iter().position(|&bound| seconds <= bound) {
+            self.counts[bucket].fetch_add(1, Relaxed);
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_micros.fetch_add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Relaxed);
+    }
+}
+
+/// A label value in the exposition format: backslash, double quote and line end escaped.
+fn escape_label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
 /// Builds exposition text: each metric with its help and type lines.
 #[derive(Debug, Default)]
 pub struct Exposition(String);
@@ -71,6 +115,35 @@ impl Exposition {
         self
     }
 
+    /// One metric with a sample per label set, e.g. `("partition", "3")`.
+    pub fn labeled<'a>(
+        &mut self,
+        name: &str,
+        help: &str,
+        kind: Kind,
+        samples: impl IntoIterator<Item = (&'a str, String, f64)>,
+    ) -> &mut Self {
+        let _ = write!(self.0, "# HELP {name} {help}\n# TYPE {name} {}\n", kind.name());
+        for (label, value, sample) in samples {
+            let _ = writeln!(self.0, "{name}{{{label}=\"{}\"}} {sample}", escape_label(&value));
+        }
+        self
+    }
+
+    pub fn histogram(&mut self, name: &str, help: &str, histogram: &Histogram) -> &mut Self {
+        let _ = write!(self.0, "# HELP {name} {help}\n# TYPE {name} histogram\n");
+        let mut cumulative = 0;
+        for (bound, count) in BUCKETS.iter().zip(&histogram.counts) {
+            cumulative += count.load(Relaxed);
+            let _ = writeln!(self.0, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let count = histogram.count.load(Relaxed);
+        let sum = histogram.sum_micros.load(Relaxed) as f64 / 1e6;
+        let _ =
+            write!(self.0, "{name}_bucket{{le=\"+Inf\"}} {count}\n{name}_sum {sum}\n{name}_count {count}\n");
+        self
+    }
+
     pub fn finish(&mut self) -> String {
         std::mem::take(&mut self.0)
     }
@@ -79,6 +152,27 @@ impl Exposition {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn histograms_are_cumulative_and_labels_escaped() {
+        let h = Histogram::default();
+        for ms in [3, 7, 7, 400, 60_000] {
+            h.observe(Duration::from_millis(ms));
+        }
+        let text = Exposition::default()
+            .histogram("w_seconds", "W.", &h)
+            .labeled("p", "P.", Kind::Gauge, [("m", "a\"b\\c\nd".to_owned(), 1.0)])
+            .finish();
+        assert!(text.contains("w_seconds_bucket{le=\"0.005\"} 1\n"), "{text}");
+        assert!(text.contains("w_seconds_bucket{le=\"0.01\"} 3\n"), "{text}");
+        assert!(text.contains("w_seconds_bucket{le=\"0.5\"} 4\n"), "{text}");
+        assert!(text.contains("w_seconds_bucket{le=\"30\"} 4\n"), "{text}");
+        assert!(
+            text.contains("w_seconds_bucket{le=\"+Inf\"} 5\nw_seconds_sum 60.417\nw_seconds_count 5\n"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE p gauge\np{m=\"a\\\"b\\\\c\\nd\"} 1\n"), "{text}");
+    }
 
     #[tokio::test]
     async fn metrics_are_served_and_anything_else_is_not_found() {

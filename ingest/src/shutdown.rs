@@ -37,3 +37,26 @@ async fn wait_for_signal() {
 async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
+
+/// "Shutdown came first": what a stage's step returns when it gave way to a shutdown before its
+/// work was acknowledged. The caller then moves no checkpoint or offset and returns; with `?` it
+/// travels up to the stage's loop, which ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped;
+
+/// Runs `work` unless shutdown comes first (then `work` is dropped, cancelled).
+pub async fn unless_stopped<F: std::future::Future>(
+    shutdown: &Shutdown,
+    work: F,
+) -> Result<F::Output, Stopped> {
+    tokio::select! {
+        biased;
+        _ = shutdown.cancelled() => Err(Stopped),
+        output = work => Ok(output),
+    }
+}
+
+/// Waits `pause`, or less when shutdown comes first.
+pub async fn pause(shutdown: &Shutdown, pause: std::time::Duration) -> Result<(), Stopped> {
+    unless_stopped(shutdown, tokio::time::sleep(pause)).await
+}

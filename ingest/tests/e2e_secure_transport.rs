@@ -117,6 +117,7 @@ partitions = 3
 [kafka.secret_files]
 "sasl.password" = "{password_file}"
 [consume]
+batch_max_messages = 500
 batch_max_points = 500
 batch_linger_ms = 100
 heartbeat_s = 1

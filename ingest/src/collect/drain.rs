@@ -9,9 +9,10 @@ use std::time::Duration;
 use rdkafka::error::KafkaError;
 
 use super::metrics::CollectMetrics;
-use super::publish::Publisher;
-use super::{Backoff, CollectError, SharedSpool, SHUTDOWN_GRACE};
+use super::{CollectError, SharedSpool, SHUTDOWN_GRACE};
 use crate::config::KafkaSettings;
+use crate::kafka::publish::Publisher;
+use crate::retry::Backoff;
 use crate::shutdown::Shutdown;
 
 /// Most entries in one batch (the bytes bound usually comes first).
@@ -25,7 +26,7 @@ const IDLE_WAIT: Duration = Duration::from_secs(1);
 /// spool for the next run.
 pub async fn run(
     kafka: &KafkaSettings,
-    mut publisher: Publisher,
+    publisher: Publisher,
     spool: &Arc<SharedSpool>,
     metrics: &CollectMetrics,
     batch_bytes: u64,
@@ -62,8 +63,8 @@ pub async fn run(
             continue;
         }
         let count = batch.entries.len();
-        let messages = batch.entries.into_iter().map(|e| (e.key, e.payload));
-        match publisher.publish_all(messages, shutdown, SHUTDOWN_GRACE).await {
+        let messages = batch.entries.into_iter().map(|e| (Some(e.key), e.payload));
+        match publisher.publish_all(&kafka.topic, messages, shutdown, SHUTDOWN_GRACE).await {
             Ok(()) => {
                 let (acknowledging, end) = (spool.clone(), batch.end);
                 blocking(move || acknowledging.acknowledge(end, count as u64)).await?;
@@ -77,10 +78,6 @@ pub async fn run(
             Err(KafkaError::Canceled) if shutdown.is_cancelled() => break,
             Err(e) => {
                 metrics.delivery_errors.fetch_add(1, Relaxed);
-                if let Some(fatal) = publisher.fatal_error() {
-                    tracing::error!("the Kafka producer failed for good ({fatal}): starting a new one");
-                    publisher = Publisher::new(kafka).map_err(CollectError::Producer)?;
-                }
                 let retry_wait = backoff.failed();
                 failing_since.get_or_insert_with(std::time::Instant::now);
                 let cause = publisher

@@ -17,7 +17,6 @@ mod drain;
 pub mod durable;
 pub mod follow;
 pub mod metrics;
-mod publish;
 pub mod read;
 pub mod spool;
 pub mod tail;
@@ -33,10 +32,11 @@ use statmsg_schema::Envelope;
 use thiserror::Error;
 
 use self::checkpoint::CheckpointError;
-use self::publish::Publisher;
 use self::read::{Pass, Reader, ReaderConfig};
 use self::spool::{Batch, Cursor, Spool, SpoolError};
 use crate::config::{CollectSettings, KafkaSettings, Settings};
+use crate::kafka::publish::Publisher;
+use crate::retry::Backoff;
 use crate::shutdown::Shutdown;
 
 /// What the collector needs, validated.
@@ -69,34 +69,6 @@ pub enum CollectError {
 /// run (they stay in the spool): short, so that a service stop completes within 2 s.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(800);
 
-/// Longest pause between two attempts (Kafka away, disk full, permissions).
-const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
-
-/// The collector's one way to pause between attempts: from `first`, doubled after each failure
-/// up to [`MAX_RETRY_WAIT`], back to `first` after a success.
-#[derive(Debug)]
-struct Backoff {
-    first: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    fn new(first: Duration) -> Backoff {
-        Backoff { first, next: first }
-    }
-
-    /// The pause to take now; the next one is twice as long.
-    fn failed(&mut self) -> Duration {
-        let now = self.next;
-        self.next = (self.next * 2).min(MAX_RETRY_WAIT);
-        now
-    }
-
-    fn succeeded(&mut self) {
-        self.next = self.first;
-    }
-}
-
 /// With change notification, how often an idle collector still scans (changes the OS does not
 /// report at once: NTFS updates the size of a file its writer keeps open lazily).
 const SAFETY_SCAN: Duration = Duration::from_secs(2);
@@ -105,7 +77,7 @@ const SAFETY_SCAN: Duration = Duration::from_secs(2);
 pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), CollectError> {
     let collect = &config.collect;
     let spool = Arc::new(SharedSpool::open(&collect.spool_dir, collect.spool_max_bytes)?);
-    let publisher = Publisher::new(&config.kafka).map_err(CollectError::Producer)?;
+    let publisher = Publisher::new(&config.kafka, "producer").map_err(CollectError::Producer)?;
     let reader_config = ReaderConfig {
         hierarchy: config.hierarchy.clone(),
         site: collect.site.clone(),

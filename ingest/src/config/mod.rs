@@ -96,10 +96,16 @@ impl std::fmt::Debug for KafkaSettings {
 
 #[derive(Debug, Clone)]
 pub struct ConsumeSettings {
+    /// Most Kafka messages in one batch (a bound on memory and on what is read again after a
+    /// crash).
+    pub batch_max_messages: usize,
+    /// Most points in one InfluxDB write request.
     pub batch_max_points: usize,
     pub batch_linger: Duration,
     /// How often `site_sync_state` points are written for every site.
     pub heartbeat: Duration,
+    /// Where `GET /metrics` is served; none by default.
+    pub metrics_address: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -168,15 +174,7 @@ impl Settings {
                 format!("must be at least {least_spool} (16 times collect.max_read_bytes, and 1 MiB)"),
             ));
         }
-        let metrics_address = match raw.collect.metrics_address.trim() {
-            "" => None,
-            address => Some(address.parse().map_err(|e| {
-                invalid(
-                    "collect.metrics_address",
-                    format!("{address:?} is not host:port with a numeric address ({e})"),
-                )
-            })?),
-        };
+        let metrics_address = socket_address("collect.metrics_address", &raw.collect.metrics_address)?;
         let spool_dir = if raw.collect.spool_dir.as_os_str().is_empty() {
             raw.collect.state_dir.join("spool")
         } else {
@@ -225,6 +223,10 @@ impl Settings {
         if raw.consume.batch_max_points == 0 {
             return Err(invalid("consume.batch_max_points", "must be at least 1"));
         }
+        if raw.consume.batch_max_messages == 0 {
+            return Err(invalid("consume.batch_max_messages", "must be at least 1"));
+        }
+        let consume_metrics = socket_address("consume.metrics_address", &raw.consume.metrics_address)?;
         let url = reqwest::Url::parse(&raw.influxdb.url)
             .map_err(|e| invalid("influxdb.url", format!("{:?}: {e}", raw.influxdb.url)))?;
         if !matches!(url.scheme(), "http" | "https") {
@@ -308,9 +310,11 @@ impl Settings {
                 properties,
             },
             consume: ConsumeSettings {
+                batch_max_messages: raw.consume.batch_max_messages,
                 batch_max_points: raw.consume.batch_max_points,
                 batch_linger: Duration::from_millis(raw.consume.batch_linger_ms),
                 heartbeat: Duration::from_secs(raw.consume.heartbeat_s),
+                metrics_address: consume_metrics,
             },
             influxdb: InfluxSettings { url, api, timeout: Duration::from_secs(i.timeout_s), ca_file },
             track,
@@ -419,3 +423,14 @@ fn local_host_name() -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// An optional `host:port` with a numeric address (empty: none).
+fn socket_address(key: &'static str, text: &str) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+    match text.trim() {
+        "" => Ok(None),
+        address => address
+            .parse()
+            .map(Some)
+            .map_err(|e| invalid(key, format!("{address:?} is not host:port with a numeric address ({e})"))),
+    }
+}

@@ -62,9 +62,11 @@ pub struct RawKafka {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawConsume {
+    pub batch_max_messages: usize,
     pub batch_max_points: usize,
     pub batch_linger_ms: u64,
     pub heartbeat_s: u64,
+    pub metrics_address: String,
 }
 
 /// Alert thresholds of the sync tracker.
@@ -171,7 +173,13 @@ impl Default for RawKafka {
 
 impl Default for RawConsume {
     fn default() -> Self {
-        RawConsume { batch_max_points: 5000, batch_linger_ms: 500, heartbeat_s: 60 }
+        RawConsume {
+            batch_max_messages: 50_000,
+            batch_max_points: 5000,
+            batch_linger_ms: 500,
+            heartbeat_s: 60,
+            metrics_address: String::new(),
+        }
     }
 }
 

@@ -126,6 +126,8 @@ fn tracker_thresholds_are_validated_and_overrides_named() {
         ("[track]\nexpected_interval_hours = -1.0\n", "track.expected_interval_hours"),
         ("[track.expected_interval_hours_for]\n\"a/b/c\" = 5.0\n", "track.expected_interval_hours_for"),
         ("[consume]\nheartbeat_s = 0\n", "consume.heartbeat_s"),
+        ("[consume]\nbatch_max_messages = 0\n", "consume.batch_max_messages"),
+        ("[consume]\nmetrics_address = \"localhost:9899\"\n", "consume.metrics_address"),
         ("[kafka]\nstate_topic = \"statmsg.records\"\n", "kafka.state_topic"),
     ] {
         let err = load(text, &[]).unwrap_err().to_string();

@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use serde::Serialize;
+use chrono::{DateTime, Utc};
+
+use serde::{Deserialize, Serialize};
 use statmsg_schema::measurement::write_statmsg_point;
 use statmsg_schema::{Envelope, SCHEMA_VERSION};
 
@@ -21,9 +23,36 @@ pub struct Origin {
     pub offset: i64,
 }
 
+/// How far before a site's last record of the previous batch a row may still change: records of
+/// a site's rolled files can come a little out of order.
+pub const PROPAGATION_MARGIN: chrono::Duration = chrono::Duration::days(1);
+
+/// A Kafka message as received, owned (the next batch is gathered while librdkafka's buffers
+/// move on), before it is decoded.
+#[derive(Debug)]
+pub struct Received {
+    pub origin: Origin,
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+}
+
+/// What a dead letter holds, which decides how `statmsg dlq replay` sends it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadKind {
+    /// A Kafka message that could not be decoded or stored: its payload, as received.
+    Message,
+    /// A line-protocol point InfluxDB refused.
+    Point,
+    /// A point the tracker derived that could not be written (its JSON); the tracker derives
+    /// it again, so it is not replayed.
+    Derived,
+}
+
 /// A message statmsg cannot store, with the reason, for the dead-letter topic.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeadLetter {
+    pub kind: DeadKind,
     pub reason: String,
     #[serde(flatten)]
     pub origin: Origin,
@@ -46,6 +75,8 @@ pub struct Batch {
     pub skipped: usize,
     /// Sites whose records this batch fed to the tracker, with the last message of each.
     touched: BTreeMap<SiteKey, Origin>,
+    /// For each of them, its last record's time before this batch (`None`: new to the tracker).
+    seen_before: BTreeMap<SiteKey, Option<DateTime<Utc>>>,
     /// Records the tracker could not place: no site in the envelope nor in the record.
     pub untracked: usize,
 }
@@ -68,13 +99,14 @@ impl Batch {
         let next = self.next_offsets.entry((origin.topic.clone(), origin.partition)).or_insert(0);
         *next = (*next).max(origin.offset + 1);
         let Some(payload) = payload else {
-            return self.dead_letter("empty message", origin, key, "");
+            return self.dead_letter(DeadKind::Message, "empty message", origin, key, "");
         };
         let envelope: Envelope<'_> = match serde_json::from_slice(payload) {
             Ok(e) => e,
             Err(e) => {
                 let text = String::from_utf8_lossy(payload);
-                return self.dead_letter(&format!("not a statmsg envelope: {e}"), origin, key, &text);
+                let reason = format!("not a statmsg envelope: {e}");
+                return self.dead_letter(DeadKind::Message, &reason, origin, key, &text);
             }
         };
         if envelope.schema > SCHEMA_VERSION {
@@ -82,19 +114,34 @@ impl Batch {
                 "envelope schema {} is newer than {SCHEMA_VERSION}: upgrade the consumer",
                 envelope.schema
             );
-            return self.dead_letter(&reason, origin, key, &String::from_utf8_lossy(payload));
+            return self.dead_letter(
+                DeadKind::Message,
+                &reason,
+                origin,
+                key,
+                &String::from_utf8_lossy(payload),
+            );
         }
         if let Some(tracker) = tracker {
             self.track(&envelope, &origin, tracker);
         }
         if let Some(error) = &envelope.record.statmsg_error {
-            return self.dead_letter(error, origin, key, &String::from_utf8_lossy(payload));
+            return self.dead_letter(
+                DeadKind::Message,
+                error,
+                origin,
+                key,
+                &String::from_utf8_lossy(payload),
+            );
         }
         let start = self.body.len();
         match write_statmsg_point(&envelope, &mut self.body) {
             Ok(true) => self.points.push((start..self.body.len(), origin)),
             Ok(false) => self.skipped += 1,
-            Err(e) => self.dead_letter(&e.to_string(), origin, key, &String::from_utf8_lossy(payload)),
+            Err(e) => {
+                let payload = String::from_utf8_lossy(payload);
+                self.dead_letter(DeadKind::Message, &e.to_string(), origin, key, &payload);
+            }
         }
     }
 
@@ -108,9 +155,14 @@ impl Batch {
             source: source_id(&envelope.host, &envelope.source.path, envelope.source.file.as_deref()),
             offset: envelope.source.offset,
         };
+        let key = (envelope.hierarchy.to_string(), site.to_owned());
+        if !self.seen_before.contains_key(&key) {
+            let before = tracker.site(&envelope.hierarchy, site).and_then(|s| s.last_seen);
+            self.seen_before.insert(key.clone(), before);
+        }
         tracker.observe(&envelope.hierarchy, site, &envelope.record, Some(position));
         tracker.set_partition(&envelope.hierarchy, site, origin.partition);
-        self.touched.insert((envelope.hierarchy.to_string(), site.to_owned()), origin.clone());
+        self.touched.insert(key, origin.clone());
     }
 
     /// Appends the `sync_run` points of `runs` (from [`Tracker::take_runs`]).
@@ -120,7 +172,42 @@ impl Batch {
         }
     }
 
-    /// Appends `version_propagation` points (rows of child sites this batch touched).
+    /// Appends the `version_propagation` points this batch may have changed: for every parent
+    /// and child pair with a site this batch touched, the rows of versions either reached since
+    /// [`PROPAGATION_MARGIN`] before the batch's first record of that site. The same rows end up
+    /// stored however the records were batched (each row is written after its last change).
+    pub fn add_changed_propagation(&mut self, tracker: &Tracker) {
+        // Per pair (hierarchy, parent, child): the earliest time from which rows may have changed.
+        let mut pairs: BTreeMap<(&str, &str, &str), Option<DateTime<Utc>>> = BTreeMap::new();
+        let mut note = |pair, since: Option<DateTime<Utc>>| {
+            let earliest = pairs.entry(pair).or_insert(since);
+            *earliest = match (*earliest, since) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                _ => None,
+            };
+        };
+        for ((hierarchy, site), before) in &self.seen_before {
+            let since = before.map(|t| t - PROPAGATION_MARGIN);
+            let Some(state) = tracker.site(hierarchy, site) else { continue };
+            if let Some(parent) = tracker.parent_of(state) {
+                note((hierarchy.as_str(), parent.site.as_str(), site.as_str()), since);
+            }
+            for child in tracker.sites().filter(|c| c.hierarchy == *hierarchy) {
+                if tracker.parent_of(child).is_some_and(|p| p.site == *site) {
+                    note((hierarchy.as_str(), site.as_str(), child.site.as_str()), since);
+                }
+            }
+        }
+        let mut rows = Vec::new();
+        for ((hierarchy, parent, child), since) in pairs {
+            if let (Some(p), Some(c)) = (tracker.site(hierarchy, parent), tracker.site(hierarchy, child)) {
+                rows.extend(tracker.propagation_since(p, c, since));
+            }
+        }
+        self.add_propagation(&rows);
+    }
+
+    /// Appends `version_propagation` points.
     pub fn add_propagation(&mut self, rows: &[Propagation]) {
         for row in rows {
             self.add_derived((&row.hierarchy, &row.child), "version_propagation", row, write_propagation);
@@ -147,7 +234,13 @@ impl Batch {
             Ok(()) => self.points.push((start..self.body.len(), origin)),
             Err(e) => {
                 let json = serde_json::to_string(value).unwrap_or_default();
-                self.dead_letter(&format!("{measurement} point: {e}"), origin, None, &json);
+                self.dead_letter(
+                    DeadKind::Derived,
+                    &format!("{measurement} point: {e}"),
+                    origin,
+                    None,
+                    &json,
+                );
             }
         }
     }
@@ -157,8 +250,16 @@ impl Batch {
         self.touched.keys()
     }
 
-    fn dead_letter(&mut self, reason: &str, origin: Origin, key: Option<&[u8]>, payload: &str) {
+    fn dead_letter(
+        &mut self,
+        kind: DeadKind,
+        reason: &str,
+        origin: Origin,
+        key: Option<&[u8]>,
+        payload: &str,
+    ) {
         self.dead.push(DeadLetter {
+            kind,
             reason: reason.to_owned(),
             origin,
             key: key.map(<[u8]>::to_vec),
@@ -179,6 +280,39 @@ impl Batch {
         &self.body
     }
 
+    /// The body in pieces of at most `max_points` points each (one write request each), with
+    /// the indices of their points (for [`Batch::point`]).
+    pub fn pieces(&self, max_points: usize) -> impl Iterator<Item = (Range<usize>, &str)> {
+        let max_points = max_points.max(1);
+        (0..self.points.len()).step_by(max_points).map(move |first| {
+            let end = (first + max_points).min(self.points.len());
+            let bytes = self.points[first].0.start..self.points[end - 1].0.end;
+            (first..end, &self.body[bytes])
+        })
+    }
+
+    /// Points per measurement, leaving out those at `refused` (indices).
+    pub fn points_per_measurement(&self, refused: &[usize]) -> BTreeMap<&str, u64> {
+        let mut counts = BTreeMap::new();
+        for (index, (range, _)) in self.points.iter().enumerate() {
+            if refused.contains(&index) {
+                continue;
+            }
+            let line = &self.body[range.clone()];
+            // Measurements statmsg writes need no escaping: the name ends at the first comma
+            // or space.
+            let end = line.find([',', ' ']).unwrap_or(line.len());
+            *counts.entry(&line[..end]).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// The point at `index`, with its origin.
+    pub fn point(&self, index: usize) -> (&str, &Origin) {
+        let (range, origin) = &self.points[index];
+        (&self.body[range.clone()], origin)
+    }
+
     /// Each point alone, with its origin (to find the ones InfluxDB refuses).
     pub fn each_point(&self) -> impl Iterator<Item = (&str, &Origin)> {
         self.points.iter().map(|(range, origin)| (&self.body[range.clone()], origin))
@@ -186,7 +320,8 @@ impl Batch {
 
     /// Records a point that InfluxDB refused as a dead letter.
     pub fn refused(&mut self, line: &str, origin: &Origin, reason: &str) {
-        self.dead_letter(&format!("InfluxDB refused the point: {reason}"), origin.clone(), None, line);
+        let reason = format!("InfluxDB refused the point: {reason}");
+        self.dead_letter(DeadKind::Point, &reason, origin.clone(), None, line);
     }
 
     pub fn dead_letters(&self) -> &[DeadLetter] {
@@ -244,6 +379,32 @@ mod tests {
     }
 
     #[test]
+    fn pieces_cover_every_point_once_in_order() {
+        let mut batch = Batch::default();
+        for offset in 0..7 {
+            batch.add(
+                origin(offset),
+                None,
+                Some(STATUS.replace("ID=6701", &format!("ID={offset}")).as_bytes()),
+            );
+        }
+        assert_eq!(batch.points(), 7);
+        let pieces: Vec<_> = batch.pieces(3).collect();
+        assert_eq!(pieces.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>(), vec![0..3, 3..6, 6..7]);
+        assert_eq!(pieces.iter().map(|(_, body)| *body).collect::<String>(), batch.body());
+        for (indices, body) in &pieces {
+            let lines: String = indices.clone().map(|i| batch.point(i).0).collect();
+            assert_eq!(&lines, body);
+            assert_eq!(body.lines().count(), indices.len());
+        }
+        assert_eq!(batch.point(6).1, &origin(6));
+        assert_eq!(batch.points_per_measurement(&[]), BTreeMap::from([("statmsg", 7)]));
+        assert_eq!(batch.points_per_measurement(&[0, 6]), BTreeMap::from([("statmsg", 5)]));
+        assert_eq!(batch.pieces(100).count(), 1);
+        assert_eq!(Batch::default().pieces(3).count(), 0);
+    }
+
+    #[test]
     fn malformed_status_messages_and_unwritable_points_are_dead_letters() {
         let mut batch = Batch::default();
         let malformed = PLAIN.replace(
@@ -290,20 +451,8 @@ mod tests {
 
     #[test]
     fn a_child_reaching_its_parents_version_becomes_a_propagation_point() {
-        use statmsg_schema::SourcePosition;
         let envelope = |site: &str, offset: u64, message: &str, time: &str| {
-            let line = format!("{message}  $$<SMS_WSUS_SYNC_MANAGER><{time}+0><thread=1 (0x1)>");
-            let record = statmsg_parse::parse_line(&line).into_owned();
-            let env = Envelope {
-                schema: SCHEMA_VERSION,
-                hierarchy: "h".into(),
-                site: site.to_owned().into(),
-                host: site.to_lowercase().into(),
-                source: SourcePosition { path: "WsyncMgr.log".into(), offset, file: Some("1:2".into()) },
-                truncated: None,
-                record,
-            };
-            serde_json::to_vec(&env).unwrap()
+            server_envelope(site, offset, message.to_owned(), time.to_owned())
         };
         let parent = [
             ("Starting Sync", "03-01-2024 10:00:00.000"),
@@ -326,9 +475,7 @@ mod tests {
                 batch.add_tracked(origin, None, Some(&payload), Some(&mut tracker));
             }
         }
-        let child_state = tracker.site("h", "P01").unwrap();
-        let rows = tracker.recent_propagation(child_state, 3);
-        batch.add_propagation(&rows);
+        batch.add_changed_propagation(&tracker);
         assert!(
             batch.body().contains(
                 "version_propagation,hierarchy=h,parent=CAS,child=P01 version=34i,reached=true,child_reached_ms=1709287801000i,delay_s=300.0 1709287501000000000\n"
@@ -336,5 +483,88 @@ mod tests {
             "{}",
             batch.body()
         );
+    }
+
+    /// The envelope of a server-format line of `site` at `time` (local, bias 0).
+    fn server_envelope(site: &str, offset: u64, message: String, time: String) -> Vec<u8> {
+        use statmsg_schema::SourcePosition;
+        let line = format!("{message}  $$<SMS_WSUS_SYNC_MANAGER><{time}+0><thread=1 (0x1)>");
+        let record = statmsg_parse::parse_line(&line).into_owned();
+        let env = Envelope {
+            schema: SCHEMA_VERSION,
+            hierarchy: "h".into(),
+            site: site.to_owned().into(),
+            host: site.to_lowercase().into(),
+            source: SourcePosition { path: "WsyncMgr.log".into(), offset, file: Some("1:2".into()) },
+            truncated: None,
+            record,
+        };
+        serde_json::to_vec(&env).unwrap()
+    }
+
+    /// A parent reaching a new version every day and its child following an hour later, as
+    /// (site, partition, payload) in log order.
+    fn days_of_propagation(days: u32) -> Vec<(&'static str, i32, Vec<u8>)> {
+        let envelope = server_envelope;
+        let mut out = Vec::new();
+        for day in 1..=days {
+            let at = |h: u32, m: u32| format!("03-{day:02}-2024 {h:02}:{m:02}:00.000");
+            let version = 100 + day;
+            let parent = [
+                ("Starting Sync".to_owned(), at(10, 0)),
+                (format!("Set content version of update source {{X}} for site CAS to {version}"), at(10, 5)),
+                ("Sync succeeded. Setting sync alert to canceled state on site CAS".to_owned(), at(10, 6)),
+                ("Sending sync notification to child site(s): P01".to_owned(), at(10, 7)),
+            ];
+            let child = [
+                ("Found parent sync notification file CAS.SYN.".to_owned(), at(11, 0)),
+                ("Starting Sync".to_owned(), at(11, 0)),
+                (format!("Set content version of update source {{X}} for site P01 to {version}"), at(11, 5)),
+                ("Sync succeeded. Setting sync alert to canceled state on site P01".to_owned(), at(11, 6)),
+            ];
+            for (site, partition, lines) in [("CAS", 0, parent), ("P01", 1, child)] {
+                for (k, (message, time)) in lines.into_iter().enumerate() {
+                    let offset = u64::from(day) * 1000 + k as u64 * 100;
+                    out.push((site, partition, envelope(site, offset, message, time)));
+                }
+            }
+        }
+        out
+    }
+
+    /// The `version_propagation` rows stored after writing `messages` in batches of `size`:
+    /// per series and time, the last line written.
+    fn stored_propagation(messages: &[(&str, i32, Vec<u8>)], size: usize) -> BTreeMap<String, String> {
+        let mut tracker = Tracker::new(statmsg_track::TrackerConfig::default());
+        let mut stored = BTreeMap::new();
+        for (n, chunk) in messages.chunks(size).enumerate() {
+            let mut batch = Batch::default();
+            for (k, (_, partition, payload)) in chunk.iter().enumerate() {
+                let origin =
+                    Origin { topic: "t".into(), partition: *partition, offset: (n * size + k) as i64 };
+                batch.add_tracked(origin, None, Some(payload), Some(&mut tracker));
+            }
+            batch.add_changed_propagation(&tracker);
+            for line in batch.body().lines().filter(|l| l.starts_with("version_propagation,")) {
+                let (series, rest) = line.split_once(' ').unwrap();
+                let time = rest.rsplit_once(' ').unwrap().1;
+                stored.insert(format!("{series} {time}"), line.to_owned());
+            }
+        }
+        stored
+    }
+
+    #[test]
+    fn propagation_rows_stored_do_not_depend_on_batching() {
+        let messages = days_of_propagation(12);
+        let whole = stored_propagation(&messages, messages.len());
+        assert_eq!(whole.len(), 12, "one row per version: {whole:#?}");
+        assert!(
+            whole.values().all(|l| l.contains("reached=true") && l.contains("delay_s=3600.0")),
+            "{whole:#?}"
+        );
+        for size in [1, 3, 8, 40] {
+            assert_eq!(stored_propagation(&messages, size), whole, "batches of {size}");
+        }
     }
 }

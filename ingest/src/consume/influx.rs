@@ -76,9 +76,14 @@ impl InfluxWriter {
         Ok(InfluxWriter { client, write_url: write_url(settings), settings: settings.clone() })
     }
 
-    /// Posts a line-protocol body (nanosecond timestamps).
+    /// Posts a line-protocol body (nanosecond timestamps), gzip-compressed (InfluxDB 1.x, 2.x,
+    /// 3.x and VictoriaMetrics all take `Content-Encoding: gzip`; points of a fleet shrink about
+    /// tenfold).
     pub async fn write(&self, body: &str) -> Result<(), WriteError> {
-        let request = self.authorize(self.client.post(self.write_url.clone())).body(body.to_owned());
+        let request = self
+            .authorize(self.client.post(self.write_url.clone()))
+            .header(reqwest::header::CONTENT_ENCODING, "gzip")
+            .body(gzip(body.as_bytes()));
         let response = request.send().await.map_err(|e| WriteError::Unavailable(error_chain(&e)))?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
@@ -130,6 +135,16 @@ impl InfluxWriter {
             _ => request,
         }
     }
+}
+
+/// `bytes` gzip-compressed at the fastest level (a few milliseconds for a 5,000-point body).
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder =
+        flate2::write::GzEncoder::new(Vec::with_capacity(bytes.len() / 4), flate2::Compression::fast());
+    // Writing to a Vec cannot fail.
+    encoder.write_all(bytes).expect("writing to memory");
+    encoder.finish().expect("writing to memory")
 }
 
 /// The write endpoint with its query parameters (pure, tested below).
@@ -221,6 +236,17 @@ mod tests {
         assert!(matches!(classify(StatusCode::FORBIDDEN, "{}"), Err(WriteError::Unauthorized { .. })));
         assert!(matches!(classify(StatusCode::SERVICE_UNAVAILABLE, ""), Err(WriteError::Unavailable(_))));
         assert!(matches!(classify(StatusCode::TOO_MANY_REQUESTS, ""), Err(WriteError::Unavailable(_))));
+    }
+
+    #[test]
+    fn bodies_are_gzip_that_decompresses_to_them() {
+        use std::io::Read as _;
+        let body = "statmsg,site=CS1 id=6702i 1\n".repeat(1000);
+        let compressed = gzip(body.as_bytes());
+        assert!(compressed.len() * 10 < body.len(), "{} bytes", compressed.len());
+        let mut back = String::new();
+        flate2::read::GzDecoder::new(&compressed[..]).read_to_string(&mut back).unwrap();
+        assert_eq!(back, body);
     }
 
     #[test]

@@ -7,26 +7,45 @@
 //! idempotent (a record always becomes the same point, a run is keyed by its start), so the
 //! re-delivery that at-least-once implies after a crash or a rebalance overwrites rather than
 //! duplicates, and the restored tracker skips records it already applied.
+//!
+//! Within a batch everything that can wait together does: the body goes to InfluxDB in pieces of
+//! `batch_max_points` points, [`WRITES_IN_FLIGHT`] at a time, gzip-compressed; the tracker
+//! states and the dead letters are each sent at once and awaited together. Batches follow each
+//! other: the next one is gathered only after this one's offsets are committed, so a rebalance
+//! (served while gathering) never finds a batch half stored.
+//!
+//! Every wait for a server goes through [`crate::retry`]; every step that gives way to a
+//! shutdown says so with [`Stopped`], and then nothing after it happens (no offset moves).
 
 pub mod batch;
+pub mod dlq;
 pub mod influx;
+pub mod metrics;
 pub mod state;
 mod tracking;
 
-use std::time::Duration;
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use futures_util::stream::{self, StreamExt, TryStreamExt};
 use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use thiserror::Error;
 
-use self::batch::{Batch, Origin};
+use self::batch::{Batch, Origin, Received};
 use self::influx::{CreateError, InfluxWriter, WriteError};
+use self::metrics::ConsumeMetrics;
 use self::state::StateStore;
 use crate::config::{ConsumeSettings, InfluxSettings, KafkaSettings, Settings};
-use crate::kafka::{client_config, ClientEvents, PRODUCER_DEFAULTS};
-use crate::shutdown::Shutdown;
+use crate::kafka::client_config;
+use crate::kafka::publish::Publisher;
+use crate::retry::{until_done, Failure, Retry};
+use crate::shutdown::{unless_stopped, Shutdown, Stopped};
 use statmsg_track::TrackerConfig;
 
 /// What the consumer needs, validated.
@@ -68,236 +87,406 @@ const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("enable.auto.offset.store", "false"),
     ("auto.offset.reset", "earliest"),
     ("partition.assignment.strategy", "cooperative-sticky"),
+    // Tells when the consumer has caught up with a partition (logged, and in the metrics).
+    ("enable.partition.eof", "true"),
 ];
 
-/// Versions of a child's parent written with every batch that touches the child.
-const PROPAGATION_ROWS: usize = 3;
+/// Most InfluxDB write requests of one batch in flight at once.
+pub const WRITES_IN_FLIGHT: usize = 4;
 
-/// Backoff between attempts while InfluxDB or Kafka is unavailable.
-const RETRY_MIN: Duration = Duration::from_millis(200);
-const RETRY_MAX: Duration = Duration::from_secs(30);
+/// First pause after a failed attempt (InfluxDB or Kafka unavailable), then doubled.
+pub(crate) const FIRST_RETRY_WAIT: Duration = Duration::from_millis(200);
+
+/// How a batch step ended early: shutdown came first, or something no retry can fix.
+#[derive(Debug)]
+enum Interrupted {
+    Stopped,
+    Failed(ConsumeError),
+}
+
+impl From<Stopped> for Interrupted {
+    fn from(_: Stopped) -> Self {
+        Interrupted::Stopped
+    }
+}
+
+impl From<ConsumeError> for Interrupted {
+    fn from(e: ConsumeError) -> Self {
+        Interrupted::Failed(e)
+    }
+}
+
+/// How often librdkafka reports its statistics (the lag per partition) when metrics are on.
+const STATISTICS_INTERVAL_MS: &str = "5000";
+
+/// What the consumer works with once started.
+struct Consumer_ {
+    metrics: Arc<ConsumeMetrics>,
+    config: Config,
+    consumer: tracking::WatchedConsumer,
+    watch: tracking::RebalanceWatch,
+    publisher: Publisher,
+    writer: InfluxWriter,
+    tracking: tracking::Tracking,
+    /// Partitions whose end this consumer has reached (since their last message).
+    at_end: BTreeSet<i32>,
+    /// Reading a backlog: since the start, a rebalance, or a full batch.
+    behind: bool,
+    /// The batch being gathered ends the backlog (logged once it is stored).
+    caught_up: bool,
+    totals: Totals,
+}
+
+#[derive(Debug, Default)]
+struct Totals {
+    points: usize,
+    dead_letters: usize,
+    skipped: usize,
+}
 
 /// Runs until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ConsumeError> {
+    match consume(config, &shutdown).await {
+        Ok(()) | Err(Interrupted::Stopped) => Ok(()),
+        Err(Interrupted::Failed(e)) => Err(e),
+    }
+}
+
+async fn consume(config: Config, shutdown: &Shutdown) -> Result<(), Interrupted> {
     let kafka = &config.kafka;
     let mut consumer_config = client_config(kafka, CONSUMER_DEFAULTS);
     consumer_config.set("group.id", &kafka.group_id);
-    let watch = tracking::RebalanceWatch::default();
-    let consumer: tracking::WatchedConsumer = consumer_config.create_with_context(watch.clone())?;
-    let dead_letters: FutureProducer<ClientEvents> =
-        client_config(kafka, PRODUCER_DEFAULTS).create_with_context(ClientEvents::new("dead-letter"))?;
+    let metrics = Arc::new(ConsumeMetrics::default());
+    let serving = config.consume.metrics_address.map(|address| {
+        consumer_config.set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
+        let metrics = metrics.clone();
+        let render: crate::metrics::Render = Arc::new(move || metrics.render());
+        AbortOnDrop(tokio::spawn(async move {
+            // Ended by AbortOnDrop when the consumer returns, whatever the reason.
+            if let Err(e) = crate::metrics::serve(address, render, Shutdown::new()).await {
+                tracing::error!("metrics endpoint {address}: {e}");
+            }
+        }))
+    });
+    let watch = tracking::RebalanceWatch::new(metrics.clone(), &kafka.topic);
+    let consumer: tracking::WatchedConsumer =
+        consumer_config.create_with_context(watch.clone()).map_err(ConsumeError::Kafka)?;
+    let publisher = Publisher::new(kafka, "producer").map_err(ConsumeError::Kafka)?;
     let writer = InfluxWriter::new(&config.influxdb)?;
     // Each check waits for its server (up to 30 s): a shutdown must not wait for them.
-    let checks = async {
+    unless_stopped(shutdown, async {
         crate::kafka::ensure_topics(kafka, &[&kafka.topic, &kafka.dead_letter_topic]).await;
         crate::kafka::ensure_compacted_topic(kafka, &kafka.state_topic).await;
         if let Err(e) = writer.ensure_database().await {
             // The database may exist already (created by an admin); writing will tell.
             tracing::warn!("{e}");
         }
-    };
-    tokio::select! {
-        _ = shutdown.cancelled() => return Ok(()),
-        () = checks => {}
-    }
-    let mut tracking = tracking::Tracking::new(config.track.clone(), StateStore::open(kafka)?);
-    if !tracking.restore_all(&shutdown).await {
-        return Ok(());
-    }
-    consumer.subscribe(&[&kafka.topic])?;
+    })
+    .await?;
+    let store = StateStore::open(kafka).map_err(ConsumeError::Kafka)?;
+    let mut tracking = tracking::Tracking::new(config.track.clone(), store);
+    tracking.restore_all(shutdown).await?;
+    consumer.subscribe(&[&kafka.topic]).map_err(ConsumeError::Kafka)?;
     tracing::info!(topic = %kafka.topic, group = %kafka.group_id, sites = tracking.tracker.sites().count(), "consuming");
+    let mut this = Consumer_ {
+        metrics,
+        config,
+        consumer,
+        watch,
+        publisher,
+        writer,
+        tracking,
+        at_end: BTreeSet::new(),
+        behind: true,
+        caught_up: false,
+        totals: Totals::default(),
+    };
+    let ended = this.batches(shutdown).await;
+    let t = &this.totals;
+    tracing::info!(points = t.points, dead_letters = t.dead_letters, skipped = t.skipped, "consumer stopped");
+    drop(serving);
+    ended
+}
 
-    let mut totals = (0usize, 0usize, 0usize);
-    let mut next_heartbeat = tokio::time::Instant::now() + config.consume.heartbeat;
-    while !shutdown.is_cancelled() {
-        let Some(mut messages) = next_messages(&consumer, &config, &shutdown, next_heartbeat).await else {
-            break;
-        };
-        // Rebalances happen while messages are gathered (librdkafka serves them in `recv`).
-        let rebalanced = watch.take();
-        if !tracking.follow_assignment(&consumer, &kafka.topic, rebalanced, &mut messages, &shutdown).await {
-            break;
+/// A task that ends with the scope that owns it, however that scope is left.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Consumer_ {
+    async fn batches(&mut self, shutdown: &Shutdown) -> Result<(), Interrupted> {
+        let mut next_heartbeat = tokio::time::Instant::now() + self.config.consume.heartbeat;
+        loop {
+            let gathering = Instant::now();
+            let mut messages = self.next_messages(shutdown, next_heartbeat).await?;
+            tracing::trace!(messages = messages.len(), took = ?gathering.elapsed(), "gathered");
+            // Rebalances happen while messages are gathered (librdkafka serves them in `recv`).
+            let rebalanced = self.watch.take();
+            if !rebalanced.revoked.is_empty() || rebalanced.assigned {
+                self.behind = true;
+            }
+            if messages.len() >= self.config.consume.batch_max_messages {
+                self.behind = true;
+            }
+            let topic = &self.config.kafka.topic;
+            self.tracking
+                .follow_assignment(&self.consumer, topic, rebalanced, &mut messages, shutdown)
+                .await?;
+            self.store_batch(&messages, shutdown).await?;
+            if tokio::time::Instant::now() >= next_heartbeat {
+                if self.tracking.heartbeat(&self.writer, &self.config.consume, shutdown).await? {
+                    self.metrics.heartbeat_now();
+                }
+                next_heartbeat = tokio::time::Instant::now() + self.config.consume.heartbeat;
+            }
         }
+    }
+
+    /// Decodes `messages` into a batch and stores it: InfluxDB, dead letters, tracker states,
+    /// then the offsets.
+    async fn store_batch(&mut self, messages: &[Received], shutdown: &Shutdown) -> Result<(), Interrupted> {
+        let started = Instant::now();
+        let tracker = &mut self.tracking.tracker;
         let mut batch = Batch::default();
-        for m in &messages {
-            batch.add_tracked(
-                m.origin.clone(),
-                m.key.as_deref(),
-                m.payload.as_deref(),
-                Some(&mut tracking.tracker),
+        for m in messages {
+            batch.add_tracked(m.origin.clone(), m.key.as_deref(), m.payload.as_deref(), Some(tracker));
+        }
+        batch.add_runs(&tracker.take_runs());
+        // Versions reached by a touched child or parent (rewritten, idempotent).
+        batch.add_changed_propagation(tracker);
+        let changed: Vec<_> =
+            batch.touched_sites().filter_map(|(h, s)| tracker.site(h, s).cloned()).collect();
+
+        let decoded = started.elapsed();
+        let metrics = &*self.metrics;
+        let max_points = self.config.consume.batch_max_points;
+        let refused = store(&self.writer, &mut batch, max_points, metrics, shutdown).await?;
+        let stored = started.elapsed();
+        let dead_letter_topic = &self.config.kafka.dead_letter_topic;
+        send_dead_letters(&self.publisher, dead_letter_topic, &batch, metrics, shutdown).await?;
+        let publishing = Instant::now();
+        self.tracking.store.publish(&self.publisher, changed, metrics, shutdown).await?;
+        metrics.state_publish_seconds.observe(publishing.elapsed());
+        let published = started.elapsed();
+        commit(&self.consumer, &batch);
+        for (measurement, points) in batch.points_per_measurement(&refused) {
+            metrics.points_written(measurement, points);
+        }
+        metrics.dead_letters.fetch_add(batch.dead_letters().len() as u64, Relaxed);
+        metrics.batches_committed.fetch_add(1, Relaxed);
+        metrics.tracker_sites.store(self.tracking.tracker.sites().count() as u64, Relaxed);
+        self.totals.points += batch.points();
+        self.totals.dead_letters += batch.dead_letters().len();
+        self.totals.skipped += batch.skipped;
+        if batch.messages() > 0 {
+            tracing::debug!(
+                points = batch.points(),
+                messages = batch.messages(),
+                dead = batch.dead_letters().len(),
+                decoded = ?decoded,
+                stored = ?stored,
+                published = ?published,
+                committed = ?started.elapsed(),
+                "batch committed"
             );
         }
-        batch.add_runs(&tracking.tracker.take_runs());
-        // The last versions each touched child got from its parent (rewritten, idempotent).
-        let rows: Vec<_> = batch
-            .touched_sites()
-            .filter_map(|(h, s)| tracking.tracker.site(h, s))
-            .flat_map(|child| tracking.tracker.recent_propagation(child, PROPAGATION_ROWS))
-            .collect();
-        batch.add_propagation(&rows);
-        if !store(&writer, &mut batch, &shutdown).await? {
-            break; // shutdown before InfluxDB acknowledged: commit nothing
+        if std::mem::take(&mut self.caught_up) && std::mem::take(&mut self.behind) {
+            tracing::info!(partitions = ?self.at_end, points = self.totals.points, "caught up: every assigned partition read to its end and stored");
         }
-        if !send_dead_letters(&dead_letters, &kafka.dead_letter_topic, &batch, &shutdown).await {
-            break;
-        }
-        let changed: Vec<_> =
-            batch.touched_sites().filter_map(|(h, s)| tracking.tracker.site(h, s).cloned()).collect();
-        if !tracking.store.publish(changed, &shutdown).await {
-            break; // the state is not saved: commit nothing
-        }
-        commit(&consumer, &batch);
-        totals.0 += batch.points();
-        totals.1 += batch.dead_letters().len();
-        totals.2 += batch.skipped;
-        if batch.messages() > 0 {
-            tracing::debug!(points = batch.points(), dead = batch.dead_letters().len(), "batch committed");
-        }
-        if tokio::time::Instant::now() >= next_heartbeat {
-            tracking.heartbeat(&writer, &config.consume, &shutdown).await;
-            next_heartbeat = tokio::time::Instant::now() + config.consume.heartbeat;
-        }
+        Ok(())
     }
-    tracing::info!(points = totals.0, dead_letters = totals.1, skipped = totals.2, "consumer stopped");
-    Ok(())
-}
 
-/// A message as received, owned, before it is decoded.
-#[derive(Debug)]
-pub(crate) struct Received {
-    origin: Origin,
-    key: Option<Vec<u8>>,
-    payload: Option<Vec<u8>>,
-}
-
-/// Waits for a first message, then gathers more for up to `batch_linger` or `batch_max_points`
-/// messages; returns early (possibly with none) at `heartbeat`. `None` on shutdown.
-async fn next_messages(
-    consumer: &tracking::WatchedConsumer,
-    config: &Config,
-    shutdown: &Shutdown,
-    heartbeat: tokio::time::Instant,
-) -> Option<Vec<Received>> {
-    let mut messages = Vec::new();
-    let mut deadline = heartbeat;
-    while messages.len() < config.consume.batch_max_points {
-        let received = tokio::select! {
-            _ = shutdown.cancelled() => return None,
-            r = tokio::time::timeout_at(deadline, consumer.recv()) => r.ok(),
-        };
-        match received {
-            None => break, // linger over, or time for a heartbeat
-            Some(Ok(m)) => {
-                let origin =
-                    Origin { topic: m.topic().to_owned(), partition: m.partition(), offset: m.offset() };
-                messages.push(Received {
-                    origin,
-                    key: m.key().map(<[u8]>::to_vec),
-                    payload: m.payload().map(<[u8]>::to_vec),
-                });
-                deadline = deadline.min(tokio::time::Instant::now() + config.consume.batch_linger);
-            }
-            Some(Err(e)) => {
-                tracing::warn!("Kafka: {e}");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return None,
-                    _ = tokio::time::sleep(RETRY_MIN) => {}
+    /// Waits for a first message, then gathers more for up to `batch_linger` or
+    /// `batch_max_messages` messages, or until every assigned partition is read to its end (no
+    /// waiting for more when there is none); returns early (possibly with none) at `heartbeat`.
+    async fn next_messages(
+        &mut self,
+        shutdown: &Shutdown,
+        heartbeat: tokio::time::Instant,
+    ) -> Result<Vec<Received>, Stopped> {
+        let consume = &self.config.consume;
+        let mut messages = Vec::new();
+        let mut deadline = heartbeat;
+        let mut retry = Retry::new(shutdown, "Kafka", FIRST_RETRY_WAIT);
+        while messages.len() < consume.batch_max_messages {
+            let received =
+                unless_stopped(shutdown, tokio::time::timeout_at(deadline, self.consumer.recv())).await?;
+            match received {
+                Err(_) => break, // linger over, or time for a heartbeat
+                Ok(Ok(m)) => {
+                    self.metrics.records_read.fetch_add(1, Relaxed);
+                    let origin =
+                        Origin { topic: m.topic().to_owned(), partition: m.partition(), offset: m.offset() };
+                    self.at_end.remove(&origin.partition);
+                    messages.push(Received {
+                        origin,
+                        key: m.key().map(<[u8]>::to_vec),
+                        payload: m.payload().map(<[u8]>::to_vec),
+                    });
+                    deadline = deadline.min(tokio::time::Instant::now() + consume.batch_linger);
                 }
+                Ok(Err(KafkaError::PartitionEOF(partition))) => {
+                    if self.at_end.insert(partition) && self.all_at_end() {
+                        // Told once this batch, which holds the last messages, is stored.
+                        self.caught_up = true;
+                        break;
+                    }
+                }
+                Ok(Err(e)) => retry.after(e).await?,
             }
         }
+        Ok(messages)
     }
-    Some(messages)
+
+    /// Every partition assigned to this consumer is at its end.
+    fn all_at_end(&self) -> bool {
+        let Ok(assigned) = self.consumer.assignment() else {
+            return false;
+        };
+        let partitions = assigned.elements_for_topic(&self.config.kafka.topic);
+        !partitions.is_empty() && partitions.iter().all(|e| self.at_end.contains(&e.partition()))
+    }
 }
 
-/// Writes the batch's points, retrying while InfluxDB is unavailable. Points InfluxDB refuses
-/// become dead letters (found by writing the batch point by point). `Ok(false)` on shutdown.
-async fn store(writer: &InfluxWriter, batch: &mut Batch, shutdown: &Shutdown) -> Result<bool, ConsumeError> {
-    if batch.points() == 0 {
-        return Ok(true);
-    }
-    match write_retrying(writer, batch.body(), shutdown).await? {
-        Some(Ok(())) => return Ok(true),
-        None => return Ok(false),
-        Some(Err(rejected)) => tracing::warn!("{rejected}; writing the batch point by point"),
-    }
-    let points: Vec<(String, Origin)> = batch.each_point().map(|(l, o)| (l.to_owned(), o.clone())).collect();
-    for (line, origin) in points {
-        match write_retrying(writer, &line, shutdown).await? {
-            Some(Ok(())) => {}
-            Some(Err(WriteError::Rejected { body, .. })) => batch.refused(&line, &origin, &body),
-            Some(Err(other)) => batch.refused(&line, &origin, &other.to_string()),
-            None => return Ok(false),
+/// Why a write will not succeed by trying again.
+#[derive(Debug)]
+enum Refusal {
+    /// InfluxDB refused the points themselves.
+    Points(String),
+    /// Nothing will work until the configuration or the server's rights change.
+    Fatal(ConsumeError),
+}
+
+/// Writes the batch's points in pieces of `max_points`, [`WRITES_IN_FLIGHT`] at a time,
+/// retrying while InfluxDB is unavailable. A piece InfluxDB refuses is written point by point,
+/// and the points it refuses become dead letters; their indices are returned.
+async fn store(
+    writer: &InfluxWriter,
+    batch: &mut Batch,
+    max_points: usize,
+    metrics: &ConsumeMetrics,
+    shutdown: &Shutdown,
+) -> Result<Vec<usize>, Interrupted> {
+    let refused_pieces: Vec<std::ops::Range<usize>> = stream::iter(batch.pieces(max_points))
+        .map(|(points, body)| async move {
+            match write_until_done(writer, body, metrics, shutdown).await? {
+                Ok(()) => Ok(None),
+                Err(Refusal::Points(why)) => {
+                    tracing::warn!("InfluxDB refused the points ({why}); writing them one by one");
+                    Ok(Some(points))
+                }
+                Err(Refusal::Fatal(e)) => Err(Interrupted::Failed(e)),
+            }
+        })
+        .buffer_unordered(WRITES_IN_FLIGHT)
+        .try_filter_map(|refused| async move { Ok(refused) })
+        .try_collect()
+        .await?;
+    let mut refused = Vec::new();
+    for index in refused_pieces.into_iter().flatten() {
+        let (line, origin) = batch.point(index);
+        let (line, origin) = (line.to_owned(), origin.clone());
+        match write_until_done(writer, &line, metrics, shutdown).await? {
+            Ok(()) => {}
+            Err(Refusal::Points(why)) => {
+                batch.refused(&line, &origin, &why);
+                refused.push(index);
+            }
+            Err(Refusal::Fatal(e)) => return Err(e.into()),
         }
     }
-    Ok(true)
+    Ok(refused)
 }
 
-/// One body until it is stored or refused. `None` on shutdown; `Some(Err)` only for `Rejected`.
-async fn write_retrying(
+/// One body until InfluxDB stored or refused it.
+async fn write_until_done(
     writer: &InfluxWriter,
     body: &str,
+    metrics: &ConsumeMetrics,
     shutdown: &Shutdown,
-) -> Result<Option<Result<(), WriteError>>, ConsumeError> {
-    let mut delay = RETRY_MIN;
-    loop {
-        let error = match writer.write(body).await {
-            Ok(()) => return Ok(Some(Ok(()))),
-            Err(e @ WriteError::Rejected { .. }) => return Ok(Some(Err(e))),
+) -> Result<Result<(), Refusal>, Stopped> {
+    until_done(shutdown, "InfluxDB", FIRST_RETRY_WAIT, || async {
+        let writing = Instant::now();
+        let written = writer.write(body).await;
+        metrics.write_seconds.observe(writing.elapsed());
+        match written {
+            Ok(()) => Ok(()),
+            Err(WriteError::Rejected { body, .. }) => Err(Failure::Final(Refusal::Points(body))),
+            Err(e @ WriteError::Unauthorized { .. }) => {
+                Err(Failure::Final(Refusal::Fatal(ConsumeError::Credentials(e))))
+            }
             Err(WriteError::DatabaseMissing(detail)) => {
                 tracing::warn!("{detail}: creating it");
-                writer.ensure_database().await?;
-                // Created, yet a write may still miss it (a proxy, a replica): back off below.
-                WriteError::Unavailable(format!("database missing after creation: {detail}"))
+                match writer.ensure_database().await {
+                    // Created, yet a write may still miss it (a proxy, a replica): back off.
+                    Ok(()) => Err(Failure::Transient(format!("database missing after creation: {detail}"))),
+                    Err(e) => Err(Failure::Final(Refusal::Fatal(e.into()))),
+                }
             }
-            Err(e @ WriteError::Unauthorized { .. }) => return Err(ConsumeError::Credentials(e)),
-            Err(e) => e,
-        };
-        tracing::warn!("{error}; retrying in {delay:?}");
-        tokio::select! {
-            _ = shutdown.cancelled() => return Ok(None),
-            _ = tokio::time::sleep(delay) => {}
+            Err(e @ WriteError::Unavailable(_)) => {
+                metrics.retries.fetch_add(1, Relaxed);
+                Err(Failure::Transient(e.to_string()))
+            }
         }
-        delay = (delay * 2).min(RETRY_MAX);
+    })
+    .await
+}
+
+/// Publishes `messages` to `topic` until Kafka acknowledged all of them (sent at once, awaited
+/// together), retrying while Kafka is unavailable. What was sent before a shutdown may arrive
+/// anyway; nothing after this step happens then, and the batch is sent again next time.
+pub(crate) async fn publish_until_acknowledged(
+    publisher: &Publisher,
+    topic: &str,
+    messages: &[(Option<Vec<u8>>, Vec<u8>)],
+    metrics: &ConsumeMetrics,
+    shutdown: &Shutdown,
+) -> Result<(), Stopped> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let delivered = until_done(shutdown, format!("Kafka topic {topic}"), FIRST_RETRY_WAIT, || async {
+        let messages = messages.iter().map(|(key, payload)| (key.as_ref(), payload));
+        publisher.publish_all(topic, messages, shutdown, Duration::ZERO).await.map_err(|e| {
+            metrics.retries.fetch_add(1, Relaxed);
+            let cause = publisher
+                .last_client_error()
+                .map(|c| format!("; last client error: {c}"))
+                .unwrap_or_default();
+            Failure::<Infallible>::Transient(format!("{e}{cause}"))
+        })
+    })
+    .await?;
+    match delivered {
+        Ok(()) => Ok(()),
+        Err(never) => match never {},
     }
 }
 
-/// Publishes the batch's dead letters and waits for their acknowledgement, retrying while Kafka
-/// is unavailable. `false` on shutdown.
+/// Publishes the batch's dead letters and waits for their acknowledgement.
 async fn send_dead_letters(
-    producer: &FutureProducer<ClientEvents>,
+    publisher: &Publisher,
     topic: &str,
     batch: &Batch,
+    metrics: &ConsumeMetrics,
     shutdown: &Shutdown,
-) -> bool {
-    for dead in batch.dead_letters() {
-        tracing::warn!(topic = %dead.origin.topic, partition = dead.origin.partition,
-            offset = dead.origin.offset, "dead letter: {}", dead.reason);
-        // Infallible: plain strings and numbers.
-        let payload = serde_json::to_vec(dead).expect("a dead letter always serializes");
-        let mut delay = RETRY_MIN;
-        loop {
-            let mut record = FutureRecord::to(topic).payload(&payload);
-            if let Some(key) = &dead.key {
-                record = record.key(key);
-            }
-            let sent = tokio::select! {
-                _ = shutdown.cancelled() => return false,
-                r = producer.send(record, Duration::from_secs(30)) => r,
-            };
-            match sent {
-                Ok(_) => break,
-                Err((e, _)) => {
-                    tracing::warn!("dead-letter topic {topic}: {e}; retrying in {delay:?}")
-                }
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return false,
-                _ = tokio::time::sleep(delay) => {}
-            }
-            delay = (delay * 2).min(RETRY_MAX);
-        }
-    }
-    true
+) -> Result<(), Stopped> {
+    let messages: Vec<_> = batch
+        .dead_letters()
+        .iter()
+        .map(|dead| {
+            tracing::warn!(topic = %dead.origin.topic, partition = dead.origin.partition,
+                offset = dead.origin.offset, "dead letter: {}", dead.reason);
+            // Infallible: plain strings and numbers.
+            let payload = serde_json::to_vec(dead).expect("a dead letter always serializes");
+            (dead.key.clone(), payload)
+        })
+        .collect();
+    publish_until_acknowledged(publisher, topic, &messages, metrics, shutdown).await
 }
 
 /// Commits the batch's offsets. A failed commit (typically a rebalance that moved the partition)

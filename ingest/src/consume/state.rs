@@ -16,12 +16,12 @@ use std::time::Duration;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::KafkaSettings;
-use crate::kafka::{client_config, ClientEvents, PRODUCER_DEFAULTS};
-use crate::shutdown::Shutdown;
+use crate::kafka::publish::Publisher;
+use crate::kafka::{client_config, ClientEvents};
+use crate::shutdown::{Shutdown, Stopped};
 use statmsg_track::SiteState;
 
 /// Longest wait for the broker's answer about the topic's partitions and their ends.
@@ -30,7 +30,6 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct StateStore {
     topic: String,
     reader: StreamConsumer<ClientEvents>,
-    producer: FutureProducer<ClientEvents>,
     /// Partitions assigned to `reader` so far.
     partitions: Vec<i32>,
     latest: HashMap<String, SiteState>,
@@ -58,8 +57,6 @@ impl StateStore {
         Ok(StateStore {
             topic: kafka.state_topic.clone(),
             reader: config.create_with_context(ClientEvents::new("state-reader"))?,
-            producer: client_config(kafka, PRODUCER_DEFAULTS)
-                .create_with_context(ClientEvents::new("state-writer"))?,
             partitions: Vec::new(),
             latest: HashMap::new(),
             unreadable: 0,
@@ -75,8 +72,10 @@ impl StateStore {
     }
 
     /// Reads the topic up to its end as of this call. Blocks the calling task while it asks the
-    /// broker for metadata (bounded by [`METADATA_TIMEOUT`]).
-    pub async fn catch_up(&mut self, shutdown: &Shutdown) -> Result<(), KafkaError> {
+    /// broker for metadata (bounded by [`METADATA_TIMEOUT`]). Safe to drop at any await (on a
+    /// shutdown): what was read is kept, and the next call continues.
+    pub async fn catch_up(&mut self) -> Result<(), KafkaError> {
+        let started = std::time::Instant::now();
         let (topic, reader) = (self.topic.clone(), &self.reader);
         let metadata = tokio::task::block_in_place(|| reader.fetch_metadata(Some(&topic), METADATA_TIMEOUT))?;
         let partitions: Vec<i32> = metadata
@@ -101,12 +100,25 @@ impl StateStore {
             reader.assign(&list)?;
             self.partitions = partitions.clone();
         }
-        let mut ends: HashMap<i32, i64> = HashMap::new();
-        for &p in &partitions {
-            let (_, high) =
-                tokio::task::block_in_place(|| reader.fetch_watermarks(&topic, p, METADATA_TIMEOUT))?;
-            ends.insert(p, high);
-        }
+        // One request per partition, all at once: each waits for its answer on its own.
+        let topic_name = topic.as_str();
+        let ends: HashMap<i32, i64> = tokio::task::block_in_place(|| {
+            std::thread::scope(|scope| {
+                let asking: Vec<_> = partitions
+                    .iter()
+                    .map(|&p| {
+                        scope.spawn(move || (p, reader.fetch_watermarks(topic_name, p, METADATA_TIMEOUT)))
+                    })
+                    .collect();
+                asking
+                    .into_iter()
+                    .map(|a| {
+                        let (p, answer) = a.join().map_err(|_| KafkaError::Canceled)?;
+                        answer.map(|(_, high)| (p, high))
+                    })
+                    .collect::<Result<HashMap<_, _>, KafkaError>>()
+            })
+        })?;
         let mut next: HashMap<i32, i64> = HashMap::new();
         if let Ok(pos) = reader.position() {
             for e in pos.elements_for_topic(&topic) {
@@ -115,68 +127,89 @@ impl StateStore {
                 }
             }
         }
+        tracing::trace!(took = ?started.elapsed(), "tracker state topic: ends known");
         let done = |next: &HashMap<i32, i64>| {
             ends.iter().all(|(p, high)| *high == 0 || next.get(p).is_some_and(|n| n >= high))
         };
         while !done(&next) {
-            let message = tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                m = tokio::time::timeout(METADATA_TIMEOUT * 3, reader.recv()) => match m {
-                    Ok(m) => m?,
-                    Err(_) => return Err(KafkaError::MessageConsumption(rdkafka::types::RDKafkaErrorCode::RequestTimedOut)),
-                },
+            let message = match tokio::time::timeout(METADATA_TIMEOUT * 3, reader.recv()).await {
+                Ok(m) => m?,
+                Err(_) => {
+                    return Err(KafkaError::MessageConsumption(
+                        rdkafka::types::RDKafkaErrorCode::RequestTimedOut,
+                    ))
+                }
             };
             next.insert(message.partition(), message.offset() + 1);
-            let Some(key) = message.key().map(|k| String::from_utf8_lossy(k).into_owned()) else {
-                self.unreadable += 1;
-                continue;
-            };
-            match message.payload() {
-                None => {
-                    self.latest.remove(&key); // a tombstone: the site was retired
-                }
-                Some(payload) => match serde_json::from_slice::<SiteState>(payload) {
-                    Ok(state) => {
-                        self.latest.insert(key, state);
-                    }
-                    Err(e) => {
-                        self.unreadable += 1;
-                        tracing::warn!(key, "tracker state topic: unreadable state ({e}); ignored");
-                    }
-                },
-            }
+            apply(&mut self.latest, &mut self.unreadable, message.key(), message.payload());
         }
         Ok(())
     }
 
-    /// Publishes `states` and waits until Kafka acknowledged every one, retrying while Kafka is
-    /// unavailable. `false` on shutdown (then nothing may be committed).
-    pub async fn publish(&mut self, states: Vec<SiteState>, shutdown: &Shutdown) -> bool {
-        for state in states {
-            let key = state_key(&state.hierarchy, &state.site);
-            // Infallible: plain data.
-            let payload = serde_json::to_vec(&state).expect("a site state always serializes");
-            let mut delay = super::RETRY_MIN;
-            loop {
-                let record = FutureRecord::to(&self.topic).key(&key).payload(&payload);
-                let sent = tokio::select! {
-                    _ = shutdown.cancelled() => return false,
-                    r = self.producer.send(record, Duration::from_secs(30)) => r,
-                };
-                match sent {
-                    Ok(_) => break,
-                    Err((e, _)) => {
-                        tracing::warn!("tracker state topic {}: {e}; retrying in {delay:?}", self.topic)
-                    }
-                }
-                tokio::select! {
-                    _ = shutdown.cancelled() => return false,
-                    _ = tokio::time::sleep(delay) => {}
-                }
-                delay = (delay * 2).min(super::RETRY_MAX);
-            }
-            self.latest.insert(key, state);
+    /// Takes in what the reader has already fetched, without waiting for more: the states other
+    /// consumers published lately (for the lag of children behind parents this consumer does not
+    /// own), as fresh as librdkafka's prefetching keeps them.
+    pub async fn refresh(&mut self) -> Result<(), KafkaError> {
+        if self.partitions.is_empty() {
+            return Ok(()); // never caught up: nothing assigned yet
         }
-        true
+        // A zero timeout polls the reader once: a message it holds is returned at once.
+        while let Ok(message) = tokio::time::timeout(Duration::ZERO, self.reader.recv()).await {
+            let message = message?;
+            let (key, payload) = (message.key().map(<[u8]>::to_vec), message.payload().map(<[u8]>::to_vec));
+            apply(&mut self.latest, &mut self.unreadable, key.as_deref(), payload.as_deref());
+        }
+        Ok(())
+    }
+
+    /// Publishes `states` (sent at once, awaited together) until Kafka acknowledged every one.
+    /// `Err(Stopped)` on shutdown (then nothing may be committed).
+    pub async fn publish(
+        &mut self,
+        publisher: &Publisher,
+        states: Vec<SiteState>,
+        metrics: &super::metrics::ConsumeMetrics,
+        shutdown: &Shutdown,
+    ) -> Result<(), Stopped> {
+        let messages: Vec<_> = states
+            .iter()
+            .map(|state| {
+                let key = state_key(&state.hierarchy, &state.site).into_bytes();
+                // Infallible: plain data.
+                (Some(key), serde_json::to_vec(state).expect("a site state always serializes"))
+            })
+            .collect();
+        super::publish_until_acknowledged(publisher, &self.topic, &messages, metrics, shutdown).await?;
+        for state in states {
+            self.latest.insert(state_key(&state.hierarchy, &state.site), state);
+        }
+        Ok(())
+    }
+}
+
+/// One message of the topic: a site's state, or a tombstone (the site was retired).
+fn apply(
+    latest: &mut HashMap<String, SiteState>,
+    unreadable: &mut u64,
+    key: Option<&[u8]>,
+    payload: Option<&[u8]>,
+) {
+    let Some(key) = key.map(|k| String::from_utf8_lossy(k).into_owned()) else {
+        *unreadable += 1;
+        return;
+    };
+    match payload {
+        None => {
+            latest.remove(&key);
+        }
+        Some(payload) => match serde_json::from_slice::<SiteState>(payload) {
+            Ok(state) => {
+                latest.insert(key, state);
+            }
+            Err(e) => {
+                *unreadable += 1;
+                tracing::warn!(key, "tracker state topic: unreadable state ({e}); ignored");
+            }
+        },
     }
 }

@@ -15,28 +15,41 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
+use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::batch::Received;
 use super::influx::InfluxWriter;
+use super::metrics::ConsumeMetrics;
 use super::state::{state_key, StateStore};
-use super::{Received, RETRY_MAX, RETRY_MIN};
 use crate::config::ConsumeSettings;
 use crate::kafka::ClientEvents;
-use crate::shutdown::Shutdown;
+use crate::retry::Retry;
+use crate::shutdown::{unless_stopped, Shutdown, Stopped};
+
+/// First pause after the state topic could not be read, then doubled.
+const FIRST_RETRY_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
 use statmsg_track::points::write_site_state;
 use statmsg_track::{SiteKey, Tracker, TrackerConfig};
 
-/// The consumer's context: what rebalances did since the last [`RebalanceWatch::take`], and
-/// librdkafka's logs and errors.
+/// The consumer's context: what rebalances did since the last [`RebalanceWatch::take`],
+/// librdkafka's logs and errors, and its statistics (the lag per partition, when metrics are on).
 #[derive(Debug, Clone)]
 pub struct RebalanceWatch {
     rebalanced: Arc<Mutex<Rebalanced>>,
     events: Arc<ClientEvents>,
+    metrics: Arc<ConsumeMetrics>,
+    topic: String,
 }
 
-impl Default for RebalanceWatch {
-    fn default() -> Self {
-        RebalanceWatch { rebalanced: Arc::default(), events: Arc::new(ClientEvents::new("consumer")) }
+impl RebalanceWatch {
+    pub fn new(metrics: Arc<ConsumeMetrics>, topic: &str) -> Self {
+        RebalanceWatch {
+            rebalanced: Arc::default(),
+            events: Arc::new(ClientEvents::new("consumer")),
+            metrics,
+            topic: topic.to_owned(),
+        }
     }
 }
 
@@ -61,6 +74,23 @@ impl ClientContext for RebalanceWatch {
 
     fn error(&self, error: KafkaError, reason: &str) {
         self.events.error(error, reason);
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        let lag = statistics
+            .topics
+            .get(&self.topic)
+            .map(|topic| {
+                topic
+                    .partitions
+                    .values()
+                    // Partition -1 is librdkafka's own; lag -1 means not known yet.
+                    .filter(|p| p.partition >= 0 && p.desired && p.consumer_lag >= 0)
+                    .map(|p| (p.partition, p.consumer_lag))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.metrics.set_lag(lag);
     }
 }
 
@@ -93,38 +123,28 @@ impl Tracking {
         Tracking { tracker: Tracker::new(config), store, assigned: BTreeSet::new(), owned: BTreeSet::new() }
     }
 
-    /// Reads the whole state topic and restores every site. `false` on shutdown.
-    pub(super) async fn restore_all(&mut self, shutdown: &Shutdown) -> bool {
-        if !self.catch_up(shutdown).await {
-            return false;
-        }
+    /// Reads the whole state topic and restores every site.
+    pub(super) async fn restore_all(&mut self, shutdown: &Shutdown) -> Result<(), Stopped> {
+        self.catch_up(shutdown).await?;
         for state in self.store.states() {
             self.tracker.restore(state.clone());
         }
-        true
+        Ok(())
     }
 
     /// Reads the state topic to its end, retrying while Kafka is unavailable.
-    async fn catch_up(&mut self, shutdown: &Shutdown) -> bool {
-        let mut delay = RETRY_MIN;
-        loop {
-            match self.store.catch_up(shutdown).await {
-                Ok(()) => return !shutdown.is_cancelled(),
-                Err(e) => tracing::warn!("tracker state topic: {e}; retrying in {delay:?}"),
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return false,
-                _ = tokio::time::sleep(delay) => {}
-            }
-            delay = (delay * 2).min(RETRY_MAX);
+    async fn catch_up(&mut self, shutdown: &Shutdown) -> Result<(), Stopped> {
+        let mut retry = Retry::new(shutdown, "tracker state topic", FIRST_RETRY_WAIT);
+        while let Err(e) = unless_stopped(shutdown, self.store.catch_up()).await? {
+            retry.after(e).await?;
         }
+        Ok(())
     }
 
     /// Before applying `messages`: drops those of partitions revoked while they were gathered
     /// (re-reading from the committed offset a partition that came back), and when partitions
     /// came or went, or a site arrives that this consumer did not own, reads the state topic
     /// and restores those sites from it (the previous owner saved them before committing).
-    /// `false` on shutdown.
     pub(super) async fn follow_assignment(
         &mut self,
         consumer: &WatchedConsumer,
@@ -132,7 +152,7 @@ impl Tracking {
         rebalanced: Rebalanced,
         messages: &mut Vec<Received>,
         shutdown: &Shutdown,
-    ) -> bool {
+    ) -> Result<(), Stopped> {
         let assigned: BTreeSet<i32> = consumer
             .assignment()
             .map(|list| list.elements_for_topic(topic).iter().map(|e| e.partition()).collect())
@@ -161,11 +181,16 @@ impl Tracking {
             .collect();
         let changed = assigned != self.assigned || rebalanced.assigned || !rebalanced.revoked.is_empty();
         if !changed && arriving.is_empty() {
-            return true;
+            return Ok(());
         }
-        if !self.catch_up(shutdown).await {
-            return false;
+        if changed {
+            // Another consumer may have saved newer states of these partitions' sites.
+            let reading = std::time::Instant::now();
+            self.catch_up(shutdown).await?;
+            tracing::debug!(took = ?reading.elapsed(), "tracker state topic read to its end");
         }
+        // Without a rebalance, a site new to this consumer arrives on a partition it has held
+        // since the last reading to the end: only this consumer can have saved a newer state.
         // New partitions, and revoked ones that came back: their sites' saved state is newer.
         let gained: BTreeSet<i32> = assigned
             .iter()
@@ -195,20 +220,22 @@ impl Tracking {
             tracker.site(h, s).and_then(|st| st.partition).map_or(true, |p| assigned.contains(&p))
         });
         self.assigned = assigned;
-        true
+        Ok(())
     }
 
     /// Writes a `site_sync_state` point for every site of this consumer's partitions (one try:
     /// the next heartbeat comes soon), after refreshing the sites other consumers own (parents
-    /// of ours, for the lag).
+    /// of ours, for the lag). `Ok(true)` when written.
     pub(super) async fn heartbeat(
         &mut self,
         writer: &InfluxWriter,
         consume: &ConsumeSettings,
         shutdown: &Shutdown,
-    ) {
-        if !self.catch_up(shutdown).await {
-            return;
+    ) -> Result<bool, Stopped> {
+        // What other consumers saved lately, as far as already fetched: the heartbeat never
+        // waits for the state topic (the lag behind a foreign parent may be a fetch behind).
+        if let Err(e) = unless_stopped(shutdown, self.store.refresh()).await? {
+            tracing::warn!("tracker state topic: {e}; the next heartbeat reads it again");
         }
         let foreign: Vec<_> = self
             .store
@@ -239,11 +266,17 @@ impl Tracking {
             }
         }
         if sites == 0 {
-            return;
+            return Ok(true);
         }
-        match writer.write(&body).await {
-            Ok(()) => tracing::debug!(sites, "heartbeat written"),
-            Err(e) => tracing::warn!(sites, "heartbeat not written ({e}); the next one follows"),
+        match unless_stopped(shutdown, writer.write(&body)).await? {
+            Ok(()) => {
+                tracing::debug!(sites, "heartbeat written");
+                Ok(true)
+            }
+            Err(e) => {
+                tracing::warn!(sites, "heartbeat not written ({e}); the next one follows");
+                Ok(false)
+            }
         }
     }
 }

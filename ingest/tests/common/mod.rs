@@ -66,6 +66,7 @@ partitions = 3
 [kafka.properties]
 "message.timeout.ms" = "60000"
 [consume]
+batch_max_messages = 500
 batch_max_points = 500
 batch_linger_ms = 100
 heartbeat_s = 1

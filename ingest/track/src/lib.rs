@@ -355,6 +355,24 @@ impl Tracker {
         propagation_rows(parent, child).skip(skip).collect()
     }
 
+    /// The rows of `parent` and `child` that may have changed at or after `since` (all of them
+    /// when `None`): versions the parent reached since, and versions the child reached since.
+    /// Written for every pair a batch touched, from the time before the batch, they make the
+    /// stored rows the same however records were batched.
+    pub fn propagation_since(
+        &self,
+        parent: &SiteState,
+        child: &SiteState,
+        since: Option<DateTime<Utc>>,
+    ) -> Vec<Propagation> {
+        propagation_rows(parent, child)
+            .filter(|row| match since {
+                None => true,
+                Some(t) => row.parent_reached >= t || row.child_reached.is_some_and(|c| c >= t),
+            })
+            .collect()
+    }
+
     /// For each version a parent reached, when each of its children reached it.
     pub fn propagation(&self) -> Vec<Propagation> {
         let mut out = Vec::new();

@@ -1,6 +1,8 @@
 //! Kafka plumbing shared by the collector and the consumer: client properties, librdkafka's own
 //! logs and errors (into `tracing`), and topic creation.
 
+pub mod publish;
+
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -113,6 +115,12 @@ impl ClientEvents {
     /// A client error (a broker unreachable, a login or certificate refused): logged, once a
     /// minute while it repeats, and kept as the last error.
     pub fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(error, KafkaError::PartitionEOF(_))
+            || error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF)
+        {
+            // Not an error: the end of a partition was reached (`enable.partition.eof`).
+            return;
+        }
         let cause = explain(&error, reason);
         let mut said = self.said.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         said.recent.retain(|(_, at)| at.elapsed() < REPEAT_QUIET);

@@ -1,0 +1,311 @@
+#!/usr/bin/env python3
+"""`./bench consume`: the consumer draining a backlog into the real InfluxDB, against InfluxDB
+taking the same points straight, in the same run (needs `deploy/local/stack up`).
+
+1. `statmsg simulate --sites 50 --days 120` (written once, cached), collected into a fresh
+   6-partition topic by one `statmsg collect` per site (as on a fleet); waits until the topic
+   stops growing.
+2. For 1, 2 and 3 consumers in one fresh group each, with a fresh database and state topic:
+   time from start to the moment every consumer logged "caught up" (every assigned partition
+   read to its end and stored). Points are counted per measurement and must be equal across
+   runs.
+   Then two consumers, one killed (SIGKILL) mid-drain: the survivor must store the same points.
+3. The points of the first run exported back from InfluxDB as line protocol and posted to a
+   fresh database the way a good client would (bodies of 5,000 points, gzip, 4 in flight):
+   InfluxDB's own pace. Prints both times and the ratio.
+
+Usage: bench.d/consume.py STATMSG_BINARY [consumers ...]   (default: 1 2 3)
+"""
+
+import concurrent.futures
+import gzip
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+BROKERS = os.environ.get("STATMSG_BENCH_KAFKA", "127.0.0.1:9092")
+INFLUX = os.environ.get("STATMSG_BENCH_INFLUXDB", "http://127.0.0.1:8086")
+SITES = int(os.environ.get("STATMSG_BENCH_SITES", "50"))
+DAYS = int(os.environ.get("STATMSG_BENCH_DAYS", "120"))
+PARTITIONS = 6
+POINTS_PER_BODY = 5000
+IN_FLIGHT = 4
+
+
+def influx(query, db=None, method="GET"):
+    params = {"q": query, "epoch": "ns"}
+    if db:
+        params["db"] = db
+    url = f"{INFLUX}/query?{urllib.parse.urlencode(params)}"
+    data = None if method == "GET" else b""
+    with urllib.request.urlopen(urllib.request.Request(url, data=data, method=method)) as r:
+        return json.load(r)
+
+
+def series(result):
+    for statement in result.get("results", []):
+        if "error" in statement:
+            raise RuntimeError(statement["error"])
+        yield from statement.get("series", [])
+
+
+def counts(db):
+    """Points per measurement (counting rows, whatever their fields)."""
+    out = {}
+    for s in series(influx("SHOW MEASUREMENTS", db)):
+        for (m,) in s["values"]:
+            rows = 0
+            for t in series(influx(f'SELECT * FROM "{m}"', db)):
+                rows += len(t["values"])
+            out[m] = rows
+    return out
+
+
+def end_offsets(topic):
+    total = 0
+    for p in range(PARTITIONS):
+        out = subprocess.run(["kcat", "-b", BROKERS, "-Q", "-t", f"{topic}:{p}:-1"],
+                             capture_output=True, text=True).stdout
+        try:
+            total += int(out.split()[-1])
+        except (IndexError, ValueError):
+            pass
+    return total
+
+
+def config(d, name, topic, group, db, extra=""):
+    path = os.path.join(d, f"{name}.toml")
+    with open(path, "w") as f:
+        f.write(f"""hierarchy = "bench"
+{extra}
+[kafka]
+brokers = "{BROKERS}"
+topic = "{topic}"
+dead_letter_topic = "{topic}.dead-letter"
+state_topic = "{group}.tracker-state"
+group_id = "{group}"
+partitions = {PARTITIONS}
+[influxdb]
+url = "{INFLUX}"
+database = "{db}"
+""")
+    return path
+
+
+def collect(binary, sim, d, topic):
+    """One collector per site folder, all at once, until the topic stops growing."""
+    root = os.path.join(sim, "bench")
+    sites = sorted(e for e in os.listdir(root) if os.path.isdir(os.path.join(root, e)))
+    procs = []
+    for site in sites:
+        folder = os.path.join(root, site)
+        extra = f"""[collect]
+paths = ["{folder}/*.log", "{folder}/*.lo_"]
+state_dir = "{d}/state-{site}"
+start_at = "beginning"
+site = "{site}"
+"""
+        path = config(d, f"collect-{site}", topic, "unused", "unused", extra)
+        procs.append(subprocess.Popen([binary, "collect", "--config", path],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    last, stable = -1, 0
+    while stable < 6:
+        time.sleep(0.5)
+        n = end_offsets(topic)
+        stable = stable + 1 if n == last and n > 0 else 0
+        last = n
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        p.wait()
+    return len(sites), last
+
+
+def drain(binary, d, topic, consumers, run):
+    """Starts `consumers` consumers in a fresh group; seconds until all logged "caught up"."""
+    group = f"{topic}-g{consumers}-{run}"
+    db = re.sub(r"[^A-Za-z0-9_]", "_", group)
+    path = config(d, group, topic, group, db)
+    env = dict(os.environ, RUST_LOG="info")
+    start = time.time()
+    procs = [subprocess.Popen([binary, "consume", "--config", path], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, env=env) for _ in range(consumers)]
+    caught = [None] * consumers
+    logs = [[] for _ in range(consumers)]
+
+    def watch(i):
+        for line in procs[i].stderr:
+            logs[i].append(line)
+            if "caught up" in line and caught[i] is None:
+                caught[i] = time.time()
+
+    threads = [threading.Thread(target=watch, args=(i,), daemon=True) for i in range(consumers)]
+    for t in threads:
+        t.start()
+    deadline = start + 1800
+    while any(c is None for c in caught):
+        if time.time() > deadline or any(p.poll() is not None for p in procs):
+            for i, p in enumerate(procs):
+                p.kill()
+                sys.stderr.write(f"--- consumer {i}\n" + "".join(logs[i][-30:]))
+            raise SystemExit("a consumer did not catch up")
+        time.sleep(0.02)
+    took = max(caught) - start
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        p.wait()
+    return took, db
+
+
+def drain_with_kill(binary, d, topic, run):
+    """Two consumers; one is killed (SIGKILL) once both hold partitions. Returns the database
+    once the survivor, given the dead one's partitions, logged "caught up" again."""
+    group = f"{topic}-kill-{run}"
+    db = re.sub(r"[^A-Za-z0-9_]", "_", group)
+    path = config(d, group, topic, group, db)
+    env = dict(os.environ, RUST_LOG="info")
+    procs = [subprocess.Popen([binary, "consume", "--config", path], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    logs = [[] for _ in procs]
+
+    def watch(i):
+        for line in procs[i].stderr:
+            logs[i].append((time.time(), line))
+
+    for i in range(2):
+        threading.Thread(target=watch, args=(i,), daemon=True).start()
+
+    def holds_partitions(i):
+        return any("assignment changed" in l and "partitions={}" not in l for _, l in logs[i])
+
+    deadline = time.time() + 300
+    while not (holds_partitions(0) and holds_partitions(1)):
+        if time.time() > deadline:
+            raise SystemExit("the two consumers never both held partitions")
+        time.sleep(0.01)
+    procs[0].kill()
+    killed_at = time.time()
+    # The survivor gets the partitions after the group's session timeout, then catches up.
+    while not any(t > killed_at and "caught up" in l and "partitions={0, 1, 2, 3, 4, 5}" in l for t, l in logs[1]):
+        if time.time() > deadline or procs[1].poll() is not None:
+            procs[1].kill()
+            sys.stderr.write("".join(l for _, l in logs[1][-30:]))
+            raise SystemExit("the survivor did not take over and catch up")
+        time.sleep(0.05)
+    procs[1].terminate()
+    procs[1].wait()
+    return db
+
+
+def escape(text, chars):
+    for c in "\\" + chars:
+        text = text.replace(c, "\\" + c)
+    return text
+
+
+def export(db):
+    """Every point of `db` as line protocol (tags and typed fields as InfluxDB holds them)."""
+    lines = []
+    for s in series(influx("SHOW MEASUREMENTS", db)):
+        for (m,) in s["values"]:
+            tags = {v[0] for t in series(influx(f'SHOW TAG KEYS FROM "{m}"', db)) for v in t["values"]}
+            types = {v[0]: v[1] for t in series(influx(f'SHOW FIELD KEYS FROM "{m}"', db)) for v in t["values"]}
+            for t in series(influx(f'SELECT * FROM "{m}"', db)):
+                cols = t["columns"]
+                for row in t["values"]:
+                    tagpart, fieldpart, ts = [], [], None
+                    for c, v in zip(cols, row):
+                        if c == "time":
+                            ts = v
+                        elif v is None:
+                            continue
+                        elif c in tags:
+                            tagpart.append(f"{escape(c, ', =')}={escape(str(v), ', =')}")
+                        else:
+                            kind = types.get(c, "float")
+                            if kind == "integer":
+                                value = f"{int(v)}i"
+                            elif kind == "string":
+                                value = '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+                            elif kind == "boolean":
+                                value = "true" if v else "false"
+                            else:
+                                value = repr(float(v))
+                            fieldpart.append(f"{escape(c, ', =')}={value}")
+                    head = escape(m, ", ") + "".join("," + x for x in sorted(tagpart))
+                    lines.append(f"{head} {','.join(fieldpart)} {ts}")
+    return lines
+
+
+def post_straight(lines, db):
+    influx(f'CREATE DATABASE "{db}"', method="POST")
+    bodies = [gzip.compress(("\n".join(lines[i:i + POINTS_PER_BODY]) + "\n").encode(), 1)
+              for i in range(0, len(lines), POINTS_PER_BODY)]
+    url = f"{INFLUX}/write?db={db}&precision=ns"
+
+    def post(body):
+        req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Encoding": "gzip"})
+        with urllib.request.urlopen(req) as r:
+            r.read()
+
+    start = time.time()
+    with concurrent.futures.ThreadPoolExecutor(IN_FLIGHT) as pool:
+        list(pool.map(post, bodies))
+    return time.time() - start
+
+
+def main():
+    binary = sys.argv[1]
+    runs = [int(a) for a in sys.argv[2:]] or [1, 2, 3]
+    sim = os.environ.get("STATMSG_BENCH_FLEET", f"/tmp/statmsg-bench-fleet-{SITES}x{DAYS}")
+    if not os.path.exists(os.path.join(sim, "bench", "truth.json")):
+        subprocess.run(["rm", "-rf", sim], check=True)
+        subprocess.run([binary, "simulate", "--out", sim, "--hierarchy", "bench", "--sites", str(SITES),
+                        "--days", str(DAYS)], check=True, stdout=subprocess.DEVNULL)
+    stamp = str(int(time.time()))
+    topic = f"bench-consume-{stamp}"
+    with tempfile.TemporaryDirectory() as d:
+        t0 = time.time()
+        sites, records = collect(binary, sim, d, topic)
+        print(f"backlog: {sites} sites x {DAYS} days, {records:,} records in {topic} "
+              f"({PARTITIONS} partitions), collected in {time.time() - t0:.1f} s")
+        results, reference = {}, None
+        for n in runs:
+            took, db = drain(binary, d, topic, n, stamp)
+            got = counts(db)
+            if reference is None:
+                reference = (db, got)
+            elif got != reference[1]:
+                raise SystemExit(f"{n} consumers wrote {got}, 1 wrote {reference[1]}")
+            results[n] = took
+            print(f"{n} consumer(s): drained {records:,} records into {sum(got.values()):,} points in {took:.2f} s "
+                  f"({records / took:,.0f} records/s); points per measurement {got}")
+        if os.environ.get("STATMSG_BENCH_KILL", "1") == "1":
+            db = drain_with_kill(binary, d, topic, stamp)
+            got = counts(db)
+            if got != reference[1]:
+                raise SystemExit(f"with a consumer killed mid-drain: {got}, not {reference[1]}")
+            print(f"2 consumers, one killed (SIGKILL) mid-drain: the survivor stored the same points "
+                  f"per measurement, none lost and none extra: {got}")
+        lines = export(reference[0])
+        straight = post_straight(lines, f"bench_straight_{stamp}")
+        again = counts(f"bench_straight_{stamp}")
+        if again != reference[1]:
+            raise SystemExit(f"the straight copy holds {again}, not {reference[1]}")
+        print(f"InfluxDB alone: the same {len(lines):,} points posted straight "
+              f"({POINTS_PER_BODY} per body, gzip, {IN_FLIGHT} in flight) in {straight:.2f} s")
+        for n, took in results.items():
+            print(f"ratio, {n} consumer(s): {straight / took:.2f} of InfluxDB's own pace "
+                  f"(speed-up over 1: {results[runs[0]] / took:.2f})")
+
+
+if __name__ == "__main__":
+    main()
