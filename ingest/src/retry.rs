@@ -39,7 +39,7 @@ impl Backoff {
 /// Retrying one thing: each failure is logged with what failed and why, then paused after,
 /// giving way to a shutdown. The caller's loop makes the attempts:
 ///
-/// ```ignore
+/// ```text
 /// let mut retry = Retry::new(shutdown, "tracker state topic", FIRST_WAIT);
 /// while let Err(e) = unless_stopped(shutdown, store.catch_up()).await? {
 ///     retry.after(e).await?;

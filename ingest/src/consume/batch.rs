@@ -6,8 +6,6 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use chrono::{DateTime, Utc};
-
 use serde::{Deserialize, Serialize};
 use statmsg_schema::measurement::write_statmsg_point;
 use statmsg_schema::{Envelope, SCHEMA_VERSION};
@@ -22,10 +20,6 @@ pub struct Origin {
     pub partition: i32,
     pub offset: i64,
 }
-
-/// How far before a site's last record of the previous batch a row may still change: records of
-/// a site's rolled files can come a little out of order.
-pub const PROPAGATION_MARGIN: chrono::Duration = chrono::Duration::days(1);
 
 /// A Kafka message as received, owned (the next batch is gathered while librdkafka's buffers
 /// move on), before it is decoded.
@@ -75,8 +69,6 @@ pub struct Batch {
     pub skipped: usize,
     /// Sites whose records this batch fed to the tracker, with the last message of each.
     touched: BTreeMap<SiteKey, Origin>,
-    /// For each of them, its last record's time before this batch (`None`: new to the tracker).
-    seen_before: BTreeMap<SiteKey, Option<DateTime<Utc>>>,
     /// Records the tracker could not place: no site in the envelope nor in the record.
     pub untracked: usize,
 }
@@ -156,10 +148,6 @@ impl Batch {
             offset: envelope.source.offset,
         };
         let key = (envelope.hierarchy.to_string(), site.to_owned());
-        if !self.seen_before.contains_key(&key) {
-            let before = tracker.site(&envelope.hierarchy, site).and_then(|s| s.last_seen);
-            self.seen_before.insert(key.clone(), before);
-        }
         tracker.observe(&envelope.hierarchy, site, &envelope.record, Some(position));
         tracker.set_partition(&envelope.hierarchy, site, origin.partition);
         self.touched.insert(key, origin.clone());
@@ -170,41 +158,6 @@ impl Batch {
         for run in runs {
             self.add_derived((&run.hierarchy, &run.site), "sync_run", run, write_sync_run);
         }
-    }
-
-    /// Appends the `version_propagation` points this batch may have changed: for every parent
-    /// and child pair with a site this batch touched, the rows of versions either reached since
-    /// [`PROPAGATION_MARGIN`] before the batch's first record of that site. The same rows end up
-    /// stored however the records were batched (each row is written after its last change).
-    pub fn add_changed_propagation(&mut self, tracker: &Tracker) {
-        // Per pair (hierarchy, parent, child): the earliest time from which rows may have changed.
-        let mut pairs: BTreeMap<(&str, &str, &str), Option<DateTime<Utc>>> = BTreeMap::new();
-        let mut note = |pair, since: Option<DateTime<Utc>>| {
-            let earliest = pairs.entry(pair).or_insert(since);
-            *earliest = match (*earliest, since) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                _ => None,
-            };
-        };
-        for ((hierarchy, site), before) in &self.seen_before {
-            let since = before.map(|t| t - PROPAGATION_MARGIN);
-            let Some(state) = tracker.site(hierarchy, site) else { continue };
-            if let Some(parent) = tracker.parent_of(state) {
-                note((hierarchy.as_str(), parent.site.as_str(), site.as_str()), since);
-            }
-            for child in tracker.sites().filter(|c| c.hierarchy == *hierarchy) {
-                if tracker.parent_of(child).is_some_and(|p| p.site == *site) {
-                    note((hierarchy.as_str(), site.as_str(), child.site.as_str()), since);
-                }
-            }
-        }
-        let mut rows = Vec::new();
-        for ((hierarchy, parent, child), since) in pairs {
-            if let (Some(p), Some(c)) = (tracker.site(hierarchy, parent), tracker.site(hierarchy, child)) {
-                rows.extend(tracker.propagation_since(p, c, since));
-            }
-        }
-        self.add_propagation(&rows);
     }
 
     /// Appends `version_propagation` points.
@@ -326,6 +279,11 @@ impl Batch {
 
     pub fn dead_letters(&self) -> &[DeadLetter] {
         &self.dead
+    }
+
+    /// Drops the offsets of `partitions` (revoked: their new owner commits them).
+    pub fn forget_partitions(&mut self, partitions: &std::collections::BTreeSet<i32>) {
+        self.next_offsets.retain(|(_, p), _| !partitions.contains(p));
     }
 
     /// The offsets to commit once everything above is stored: per partition, one past the
@@ -475,7 +433,10 @@ mod tests {
                 batch.add_tracked(origin, None, Some(&payload), Some(&mut tracker));
             }
         }
-        batch.add_changed_propagation(&tracker);
+        let owned: Vec<_> = tracker.sites().cloned().collect();
+        batch.add_propagation(
+            &super::super::propagation::PropagationMemo::default().changed(&tracker, owned.iter()),
+        );
         assert!(
             batch.body().contains(
                 "version_propagation,hierarchy=h,parent=CAS,child=P01 version=34i,reached=true,child_reached_ms=1709287801000i,delay_s=300.0 1709287501000000000\n"
@@ -536,6 +497,7 @@ mod tests {
     /// per series and time, the last line written.
     fn stored_propagation(messages: &[(&str, i32, Vec<u8>)], size: usize) -> BTreeMap<String, String> {
         let mut tracker = Tracker::new(statmsg_track::TrackerConfig::default());
+        let mut memo = super::super::propagation::PropagationMemo::default();
         let mut stored = BTreeMap::new();
         for (n, chunk) in messages.chunks(size).enumerate() {
             let mut batch = Batch::default();
@@ -544,7 +506,10 @@ mod tests {
                     Origin { topic: "t".into(), partition: *partition, offset: (n * size + k) as i64 };
                 batch.add_tracked(origin, None, Some(payload), Some(&mut tracker));
             }
-            batch.add_changed_propagation(&tracker);
+            let owned: Vec<_> = tracker.sites().cloned().collect();
+            let rows = memo.changed(&tracker, owned.iter());
+            memo.written(&rows);
+            batch.add_propagation(&rows);
             for line in batch.body().lines().filter(|l| l.starts_with("version_propagation,")) {
                 let (series, rest) = line.split_once(' ').unwrap();
                 let time = rest.rsplit_once(' ').unwrap().1;

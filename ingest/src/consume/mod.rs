@@ -10,9 +10,11 @@
 //!
 //! Within a batch everything that can wait together does: the body goes to InfluxDB in pieces of
 //! `batch_max_points` points, [`WRITES_IN_FLIGHT`] at a time, gzip-compressed; the tracker
-//! states and the dead letters are each sent at once and awaited together. Batches follow each
-//! other: the next one is gathered only after this one's offsets are committed, so a rebalance
-//! (served while gathering) never finds a batch half stored.
+//! states and the dead letters are each sent at once and awaited together. While a full batch
+//! (a backlog) is stored, the next one is decoded; it is gathered before, never during, the
+//! storing, so a rebalance (served while gathering) never happens with a batch half stored, and a
+//! batch gathered before a revocation forgets the revoked partitions (their states and offsets
+//! are the new owner's) before it is stored.
 //!
 //! Every wait for a server goes through [`crate::retry`]; every step that gives way to a
 //! shutdown says so with [`Stopped`], and then nothing after it happens (no offset moves).
@@ -21,6 +23,7 @@ pub mod batch;
 pub mod dlq;
 pub mod influx;
 pub mod metrics;
+pub mod propagation;
 pub mod state;
 mod tracking;
 
@@ -40,13 +43,14 @@ use thiserror::Error;
 use self::batch::{Batch, Origin, Received};
 use self::influx::{CreateError, InfluxWriter, WriteError};
 use self::metrics::ConsumeMetrics;
+use self::propagation::PropagationMemo;
 use self::state::StateStore;
 use crate::config::{ConsumeSettings, InfluxSettings, KafkaSettings, Settings};
 use crate::kafka::client_config;
 use crate::kafka::publish::Publisher;
 use crate::retry::{until_done, Failure, Retry};
 use crate::shutdown::{unless_stopped, Shutdown, Stopped};
-use statmsg_track::TrackerConfig;
+use statmsg_track::{Propagation, SiteState, Tracker, TrackerConfig};
 
 /// What the consumer needs, validated.
 #[derive(Debug, Clone)]
@@ -116,12 +120,17 @@ impl From<ConsumeError> for Interrupted {
     }
 }
 
+/// Messages decoded between two yields, when a batch is being stored meanwhile.
+const DECODE_SLICE: usize = 2_000;
+
 /// How often librdkafka reports its statistics (the lag per partition) when metrics are on.
 const STATISTICS_INTERVAL_MS: &str = "5000";
 
 /// What the consumer works with once started.
 struct Consumer_ {
     metrics: Arc<ConsumeMetrics>,
+    /// The `version_propagation` rows written so far.
+    memo: PropagationMemo,
     config: Config,
     consumer: tracking::WatchedConsumer,
     watch: tracking::RebalanceWatch,
@@ -190,6 +199,7 @@ async fn consume(config: Config, shutdown: &Shutdown) -> Result<(), Interrupted>
     tracing::info!(topic = %kafka.topic, group = %kafka.group_id, sites = tracking.tracker.sites().count(), "consuming");
     let mut this = Consumer_ {
         metrics,
+        memo: PropagationMemo::default(),
         config,
         consumer,
         watch,
@@ -217,28 +227,88 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// A batch decoded and fed to the tracker, waiting to be stored.
+struct Prepared {
+    batch: Batch,
+    /// The tracker states of the sites it touched, as they were right after it.
+    changed: Vec<SiteState>,
+    /// The `version_propagation` rows it writes.
+    propagation: Vec<Propagation>,
+    /// It ends a backlog: logged once stored.
+    caught_up: bool,
+    decoded: Duration,
+}
+
+impl Prepared {
+    /// Forgets what belongs to `revoked` partitions: their new owner re-reads those messages from
+    /// the committed offset and saves their sites' state; this consumer must commit and save
+    /// neither (its points are written all the same: idempotent).
+    fn forget_partitions(&mut self, revoked: &BTreeSet<i32>) {
+        if revoked.is_empty() {
+            return;
+        }
+        self.batch.forget_partitions(revoked);
+        self.changed.retain(|s| !s.partition.is_some_and(|p| revoked.contains(&p)));
+    }
+}
+
 impl Consumer_ {
+    /// Gathers, decodes and stores batches until shutdown. While a full batch (a backlog: more
+    /// messages are waiting) is stored, the next one is gathered first and decoded meanwhile; a
+    /// batch that is not full is stored at once (nothing would come to overlap with).
     async fn batches(&mut self, shutdown: &Shutdown) -> Result<(), Interrupted> {
         let mut next_heartbeat = tokio::time::Instant::now() + self.config.consume.heartbeat;
+        let mut waiting: Option<Prepared> = None;
         loop {
             let gathering = Instant::now();
-            let mut messages = self.next_messages(shutdown, next_heartbeat).await?;
+            // A batch waiting to be stored waits at most a linger for the next one to start.
+            let deadline = match waiting {
+                Some(_) => next_heartbeat.min(tokio::time::Instant::now() + self.config.consume.batch_linger),
+                None => next_heartbeat,
+            };
+            let mut messages = self.next_messages(shutdown, deadline).await?;
             tracing::trace!(messages = messages.len(), took = ?gathering.elapsed(), "gathered");
-            // Rebalances happen while messages are gathered (librdkafka serves them in `recv`).
+            // Rebalances happen while messages are gathered (librdkafka serves them in `recv`),
+            // never while a batch is stored: a batch gathered before a revocation forgets the
+            // revoked partitions before it is stored.
             let rebalanced = self.watch.take();
             if !rebalanced.revoked.is_empty() || rebalanced.assigned {
                 self.behind = true;
             }
-            if messages.len() >= self.config.consume.batch_max_messages {
-                self.behind = true;
+            if let Some(waiting) = waiting.as_mut() {
+                waiting.forget_partitions(&rebalanced.revoked);
             }
+            let full = messages.len() >= self.config.consume.batch_max_messages;
+            self.behind |= full;
             let topic = &self.config.kafka.topic;
             self.tracking
                 .follow_assignment(&self.consumer, topic, rebalanced, &mut messages, shutdown)
                 .await?;
-            self.store_batch(&messages, shutdown).await?;
+            let caught_up = std::mem::take(&mut self.caught_up);
+            let prepared = match waiting.take() {
+                Some(mut previous) => {
+                    let (stored, prepared) =
+                        self.store_while_decoding(&mut previous, &messages, caught_up, shutdown).await;
+                    self.stored(previous, stored?);
+                    prepared
+                }
+                None => {
+                    let owner = Owner { assigned: &self.tracking.assigned, memo: &self.memo };
+                    decode(&mut self.tracking.tracker, &messages, caught_up, owner).await
+                }
+            };
+            if full {
+                waiting = Some(prepared);
+            } else {
+                let mut prepared = prepared;
+                let refused = self.store_batch(&mut prepared, shutdown).await?;
+                self.stored(prepared, refused);
+            }
+            // Also through a long backlog: the alert rules watch for heartbeats that stop.
             if tokio::time::Instant::now() >= next_heartbeat {
-                if self.tracking.heartbeat(&self.writer, &self.config.consume, shutdown).await? {
+                let heartbeat =
+                    self.tracking.heartbeat(&self.writer, &self.config.consume, &mut self.memo, shutdown);
+                if heartbeat.await? {
                     self.metrics.heartbeat_now();
                 }
                 next_heartbeat = tokio::time::Instant::now() + self.config.consume.heartbeat;
@@ -246,33 +316,52 @@ impl Consumer_ {
         }
     }
 
-    /// Decodes `messages` into a batch and stores it: InfluxDB, dead letters, tracker states,
-    /// then the offsets.
-    async fn store_batch(&mut self, messages: &[Received], shutdown: &Shutdown) -> Result<(), Interrupted> {
-        let started = Instant::now();
+    /// Stores `previous` while `messages` are decoded into the next batch (the decoding yields
+    /// now and then, so both advance on this task).
+    async fn store_while_decoding(
+        &mut self,
+        previous: &mut Prepared,
+        messages: &[Received],
+        caught_up: bool,
+        shutdown: &Shutdown,
+    ) -> (Result<Vec<usize>, Interrupted>, Prepared) {
+        let parts = StoreParts {
+            writer: &self.writer,
+            publisher: &self.publisher,
+            consumer: &self.consumer,
+            metrics: &self.metrics,
+            config: &self.config,
+            state_topic: self.tracking.store.topic(),
+        };
+        let owner = Owner { assigned: &self.tracking.assigned, memo: &self.memo };
         let tracker = &mut self.tracking.tracker;
-        let mut batch = Batch::default();
-        for m in messages {
-            batch.add_tracked(m.origin.clone(), m.key.as_deref(), m.payload.as_deref(), Some(tracker));
-        }
-        batch.add_runs(&tracker.take_runs());
-        // Versions reached by a touched child or parent (rewritten, idempotent).
-        batch.add_changed_propagation(tracker);
-        let changed: Vec<_> =
-            batch.touched_sites().filter_map(|(h, s)| tracker.site(h, s).cloned()).collect();
+        tokio::join!(parts.store(previous, shutdown), decode(tracker, messages, caught_up, owner))
+    }
 
-        let decoded = started.elapsed();
+    /// Stores a batch: InfluxDB, dead letters, tracker states, then the offsets. Returns the
+    /// indices of the points InfluxDB refused.
+    async fn store_batch(
+        &mut self,
+        prepared: &mut Prepared,
+        shutdown: &Shutdown,
+    ) -> Result<Vec<usize>, Interrupted> {
+        let parts = StoreParts {
+            writer: &self.writer,
+            publisher: &self.publisher,
+            consumer: &self.consumer,
+            metrics: &self.metrics,
+            config: &self.config,
+            state_topic: self.tracking.store.topic(),
+        };
+        parts.store(prepared, shutdown).await
+    }
+
+    /// Books a stored batch: its states as the latest saved, counters, logs.
+    fn stored(&mut self, prepared: Prepared, refused: Vec<usize>) {
+        let Prepared { batch, changed, propagation, caught_up, decoded } = prepared;
+        self.tracking.store.remember(changed);
+        self.memo.written(&propagation);
         let metrics = &*self.metrics;
-        let max_points = self.config.consume.batch_max_points;
-        let refused = store(&self.writer, &mut batch, max_points, metrics, shutdown).await?;
-        let stored = started.elapsed();
-        let dead_letter_topic = &self.config.kafka.dead_letter_topic;
-        send_dead_letters(&self.publisher, dead_letter_topic, &batch, metrics, shutdown).await?;
-        let publishing = Instant::now();
-        self.tracking.store.publish(&self.publisher, changed, metrics, shutdown).await?;
-        metrics.state_publish_seconds.observe(publishing.elapsed());
-        let published = started.elapsed();
-        commit(&self.consumer, &batch);
         for (measurement, points) in batch.points_per_measurement(&refused) {
             metrics.points_written(measurement, points);
         }
@@ -288,16 +377,12 @@ impl Consumer_ {
                 messages = batch.messages(),
                 dead = batch.dead_letters().len(),
                 decoded = ?decoded,
-                stored = ?stored,
-                published = ?published,
-                committed = ?started.elapsed(),
                 "batch committed"
             );
         }
-        if std::mem::take(&mut self.caught_up) && std::mem::take(&mut self.behind) {
+        if caught_up && std::mem::take(&mut self.behind) {
             tracing::info!(partitions = ?self.at_end, points = self.totals.points, "caught up: every assigned partition read to its end and stored");
         }
-        Ok(())
     }
 
     /// Waits for a first message, then gathers more for up to `batch_linger` or
@@ -349,6 +434,62 @@ impl Consumer_ {
         };
         let partitions = assigned.elements_for_topic(&self.config.kafka.topic);
         !partitions.is_empty() && partitions.iter().all(|e| self.at_end.contains(&e.partition()))
+    }
+}
+
+/// What decides which `version_propagation` rows a batch writes: the children this consumer owns
+/// (the sites of its partitions), and what it wrote already.
+#[derive(Debug, Clone, Copy)]
+struct Owner<'a> {
+    assigned: &'a BTreeSet<i32>,
+    memo: &'a PropagationMemo,
+}
+
+/// Decodes `messages` into a batch, feeding every record to the tracker.
+async fn decode(tracker: &mut Tracker, messages: &[Received], caught_up: bool, owner: Owner<'_>) -> Prepared {
+    let started = Instant::now();
+    let mut batch = Batch::default();
+    for (n, m) in messages.iter().enumerate() {
+        if n % DECODE_SLICE == DECODE_SLICE - 1 {
+            // Lets a batch being stored on this task go on (see `store_while_decoding`).
+            tokio::task::yield_now().await;
+        }
+        batch.add_tracked(m.origin.clone(), m.key.as_deref(), m.payload.as_deref(), Some(tracker));
+    }
+    batch.add_runs(&tracker.take_runs());
+    // Rows of owned children that changed (a version reached by either side).
+    let owned = tracker.sites().filter(|s| s.partition.is_some_and(|p| owner.assigned.contains(&p)));
+    let propagation = owner.memo.changed(tracker, owned);
+    batch.add_propagation(&propagation);
+    let changed = batch.touched_sites().filter_map(|(h, s)| tracker.site(h, s).cloned()).collect();
+    Prepared { batch, changed, propagation, caught_up, decoded: started.elapsed() }
+}
+
+/// What storing a batch needs of the consumer (borrowed apart from the tracker, which decodes
+/// the next batch meanwhile).
+struct StoreParts<'a> {
+    writer: &'a InfluxWriter,
+    publisher: &'a Publisher,
+    consumer: &'a tracking::WatchedConsumer,
+    metrics: &'a ConsumeMetrics,
+    config: &'a Config,
+    state_topic: &'a str,
+}
+
+impl StoreParts<'_> {
+    /// Points to InfluxDB, dead letters, tracker states, then the offsets: each only after the
+    /// one before was acknowledged.
+    async fn store(&self, prepared: &mut Prepared, shutdown: &Shutdown) -> Result<Vec<usize>, Interrupted> {
+        let metrics = self.metrics;
+        let max_points = self.config.consume.batch_max_points;
+        let refused = store(self.writer, &mut prepared.batch, max_points, metrics, shutdown).await?;
+        let dead_letter_topic = &self.config.kafka.dead_letter_topic;
+        send_dead_letters(self.publisher, dead_letter_topic, &prepared.batch, metrics, shutdown).await?;
+        let publishing = Instant::now();
+        state::publish(self.publisher, self.state_topic, &prepared.changed, metrics, shutdown).await?;
+        metrics.state_publish_seconds.observe(publishing.elapsed());
+        commit(self.consumer, &prepared.batch);
+        Ok(refused)
     }
 }
 

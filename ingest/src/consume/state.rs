@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -30,6 +30,10 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct StateStore {
     topic: String,
     reader: StreamConsumer<ClientEvents>,
+    /// Asks for metadata and the partitions' ends on connections of its own: a broker answers a
+    /// connection's requests in order, so behind the reader's waiting fetches (up to
+    /// `fetch.wait.max.ms`, 500 ms) each question took half a second.
+    queries: BaseConsumer<ClientEvents>,
     /// Partitions assigned to `reader` so far.
     partitions: Vec<i32>,
     latest: HashMap<String, SiteState>,
@@ -57,6 +61,7 @@ impl StateStore {
         Ok(StateStore {
             topic: kafka.state_topic.clone(),
             reader: config.create_with_context(ClientEvents::new("state-reader"))?,
+            queries: config.create_with_context(ClientEvents::new("state-reader"))?,
             partitions: Vec::new(),
             latest: HashMap::new(),
             unreadable: 0,
@@ -76,8 +81,9 @@ impl StateStore {
     /// shutdown): what was read is kept, and the next call continues.
     pub async fn catch_up(&mut self) -> Result<(), KafkaError> {
         let started = std::time::Instant::now();
-        let (topic, reader) = (self.topic.clone(), &self.reader);
-        let metadata = tokio::task::block_in_place(|| reader.fetch_metadata(Some(&topic), METADATA_TIMEOUT))?;
+        let (topic, reader, queries) = (self.topic.clone(), &self.reader, &self.queries);
+        let metadata =
+            tokio::task::block_in_place(|| queries.fetch_metadata(Some(&topic), METADATA_TIMEOUT))?;
         let partitions: Vec<i32> = metadata
             .topics()
             .iter()
@@ -107,7 +113,7 @@ impl StateStore {
                 let asking: Vec<_> = partitions
                     .iter()
                     .map(|&p| {
-                        scope.spawn(move || (p, reader.fetch_watermarks(topic_name, p, METADATA_TIMEOUT)))
+                        scope.spawn(move || (p, queries.fetch_watermarks(topic_name, p, METADATA_TIMEOUT)))
                     })
                     .collect();
                 asking
@@ -119,6 +125,8 @@ impl StateStore {
                     .collect::<Result<HashMap<_, _>, KafkaError>>()
             })
         })?;
+        // Serves its logs and errors (it never fetches, so nothing else comes).
+        while queries.poll(Duration::ZERO).is_some() {}
         let mut next: HashMap<i32, i64> = HashMap::new();
         if let Ok(pos) = reader.position() {
             for e in pos.elements_for_topic(&topic) {
@@ -162,29 +170,37 @@ impl StateStore {
         Ok(())
     }
 
-    /// Publishes `states` (sent at once, awaited together) until Kafka acknowledged every one.
-    /// `Err(Stopped)` on shutdown (then nothing may be committed).
-    pub async fn publish(
-        &mut self,
-        publisher: &Publisher,
-        states: Vec<SiteState>,
-        metrics: &super::metrics::ConsumeMetrics,
-        shutdown: &Shutdown,
-    ) -> Result<(), Stopped> {
-        let messages: Vec<_> = states
-            .iter()
-            .map(|state| {
-                let key = state_key(&state.hierarchy, &state.site).into_bytes();
-                // Infallible: plain data.
-                (Some(key), serde_json::to_vec(state).expect("a site state always serializes"))
-            })
-            .collect();
-        super::publish_until_acknowledged(publisher, &self.topic, &messages, metrics, shutdown).await?;
+    /// The topic's name.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Notes states this consumer published (Kafka acknowledged them) as the latest.
+    pub fn remember(&mut self, states: Vec<SiteState>) {
         for state in states {
             self.latest.insert(state_key(&state.hierarchy, &state.site), state);
         }
-        Ok(())
     }
+}
+
+/// Publishes `states` to the state topic (sent at once, awaited together) until Kafka
+/// acknowledged every one. `Err(Stopped)` on shutdown (then nothing may be committed).
+pub async fn publish(
+    publisher: &Publisher,
+    topic: &str,
+    states: &[SiteState],
+    metrics: &super::metrics::ConsumeMetrics,
+    shutdown: &Shutdown,
+) -> Result<(), Stopped> {
+    let messages: Vec<_> = states
+        .iter()
+        .map(|state| {
+            let key = state_key(&state.hierarchy, &state.site).into_bytes();
+            // Infallible: plain data.
+            (Some(key), serde_json::to_vec(state).expect("a site state always serializes"))
+        })
+        .collect();
+    super::publish_until_acknowledged(publisher, topic, &messages, metrics, shutdown).await
 }
 
 /// One message of the topic: a site's state, or a tombstone (the site was retired).

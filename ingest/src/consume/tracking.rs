@@ -21,6 +21,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::batch::Received;
 use super::influx::InfluxWriter;
 use super::metrics::ConsumeMetrics;
+use super::propagation::PropagationMemo;
 use super::state::{state_key, StateStore};
 use crate::config::ConsumeSettings;
 use crate::kafka::ClientEvents;
@@ -29,7 +30,7 @@ use crate::shutdown::{unless_stopped, Shutdown, Stopped};
 
 /// First pause after the state topic could not be read, then doubled.
 const FIRST_RETRY_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
-use statmsg_track::points::write_site_state;
+use statmsg_track::points::{write_propagation, write_site_state};
 use statmsg_track::{SiteKey, Tracker, TrackerConfig};
 
 /// The consumer's context: what rebalances did since the last [`RebalanceWatch::take`],
@@ -113,7 +114,7 @@ pub(super) struct Tracking {
     pub(super) tracker: Tracker,
     pub(super) store: StateStore,
     /// Partitions of the records topic assigned at the last look.
-    assigned: BTreeSet<i32>,
+    pub(super) assigned: BTreeSet<i32>,
     /// Sites whose state here is authoritative (restored when their partition came, or fed since).
     owned: BTreeSet<SiteKey>,
 }
@@ -230,6 +231,7 @@ impl Tracking {
         &mut self,
         writer: &InfluxWriter,
         consume: &ConsumeSettings,
+        memo: &mut PropagationMemo,
         shutdown: &Shutdown,
     ) -> Result<bool, Stopped> {
         // What other consumers saved lately, as far as already fetched: the heartbeat never
@@ -265,12 +267,22 @@ impl Tracking {
                 }
             }
         }
-        if sites == 0 {
+        // Rows of owned children that changed without a record of theirs (their parent's new
+        // versions, learnt from the state topic).
+        let owned = self.tracker.sites().filter(|s| s.partition.is_some_and(|p| self.assigned.contains(&p)));
+        let rows = memo.changed(&self.tracker, owned);
+        for row in &rows {
+            if let Err(e) = write_propagation(row, &mut body) {
+                tracing::warn!(child = %row.child, "version_propagation: {e}");
+            }
+        }
+        if sites == 0 && rows.is_empty() {
             return Ok(true);
         }
         match unless_stopped(shutdown, writer.write(&body)).await? {
             Ok(()) => {
-                tracing::debug!(sites, "heartbeat written");
+                memo.written(&rows);
+                tracing::debug!(sites, propagation = rows.len(), "heartbeat written");
                 Ok(true)
             }
             Err(e) => {

@@ -40,7 +40,7 @@ use statmsg_schema::Record;
 pub use alert::{child_lag_alert, human, lag, site_alerts, Alert, AlertKind, Lag};
 pub use run::{Failure, Outcome, PhaseSpan, RunProgress, RunTrigger, SyncRun};
 use site::median;
-pub use site::{Position, SiteState};
+pub use site::{Position, SiteState, VERSION_HISTORY};
 
 /// Thresholds of the alerts; defaults in [`TrackerConfig::default`].
 #[derive(Debug, Clone, PartialEq)]
