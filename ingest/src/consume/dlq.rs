@@ -229,20 +229,26 @@ pub async fn replay(
         .collect();
     if !messages.is_empty() {
         let publisher = Publisher::new(&config.kafka, "producer")?;
-        super::publish_until_acknowledged(&publisher, &config.kafka.topic, &messages, &metrics, shutdown)
-            .await
-            .map_err(|_| DlqError::Stopped)?;
+        super::store::publish_until_acknowledged(
+            &publisher,
+            &config.kafka.topic,
+            &messages,
+            &metrics,
+            shutdown,
+        )
+        .await
+        .map_err(|_| DlqError::Stopped)?;
         done.messages = messages.len();
     }
     let points: Vec<&&Letter> = chosen.iter().filter(|l| l.kind == DeadKind::Point).collect();
     if !points.is_empty() {
         let writer = InfluxWriter::new(&config.influxdb)?;
         for letter in points {
-            match super::write_until_done(&writer, &letter.payload, &metrics, shutdown).await {
+            match super::store::write_until_done(&writer, &letter.payload, &metrics, shutdown).await {
                 Err(_) => return Err(DlqError::Stopped),
                 Ok(Ok(())) => done.points += 1,
-                Ok(Err(super::Refusal::Points(why))) => done.refused.push((letter.offset, why)),
-                Ok(Err(super::Refusal::Fatal(e))) => return Err(e.into()),
+                Ok(Err(super::store::Refusal::Points(why))) => done.refused.push((letter.offset, why)),
+                Ok(Err(super::store::Refusal::Fatal(e))) => return Err(e.into()),
             }
         }
     }

@@ -9,7 +9,7 @@
 //! duplicates, and the restored tracker skips records it already applied.
 //!
 //! Within a batch everything that can wait together does: the body goes to InfluxDB in pieces of
-//! `batch_max_points` points, [`WRITES_IN_FLIGHT`] at a time, gzip-compressed; the tracker
+//! `batch_max_points` points, [`store::WRITES_IN_FLIGHT`] at a time, gzip-compressed; the tracker
 //! states and the dead letters are each sent at once and awaited together. While a full batch
 //! (a backlog) is stored, the next one is decoded; it is gathered before, never during, the
 //! storing, so a rebalance (served while gathering) never happens with a batch half stored, and a
@@ -25,19 +25,17 @@ pub mod influx;
 pub mod metrics;
 pub mod propagation;
 pub mod state;
+mod store;
 mod tracking;
 
 use std::collections::BTreeSet;
-use std::convert::Infallible;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::stream::{self, StreamExt, TryStreamExt};
-use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use thiserror::Error;
 
 use self::batch::{Batch, Origin, Received};
@@ -48,7 +46,7 @@ use self::state::StateStore;
 use crate::config::{ConsumeSettings, InfluxSettings, KafkaSettings, Settings};
 use crate::kafka::client_config;
 use crate::kafka::publish::Publisher;
-use crate::retry::{until_done, Failure, Retry};
+use crate::retry::Retry;
 use crate::shutdown::{unless_stopped, Shutdown, Stopped};
 use statmsg_track::{Propagation, SiteState, Tracker, TrackerConfig};
 
@@ -95,9 +93,6 @@ const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("enable.partition.eof", "true"),
 ];
 
-/// Most InfluxDB write requests of one batch in flight at once.
-pub const WRITES_IN_FLIGHT: usize = 4;
-
 /// First pause after a failed attempt (InfluxDB or Kafka unavailable), then doubled.
 pub(crate) const FIRST_RETRY_WAIT: Duration = Duration::from_millis(200);
 
@@ -126,16 +121,21 @@ const DECODE_SLICE: usize = 2_000;
 /// How often librdkafka reports its statistics (the lag per partition) when metrics are on.
 const STATISTICS_INTERVAL_MS: &str = "5000";
 
-/// What the consumer works with once started.
-struct Consumer_ {
-    metrics: Arc<ConsumeMetrics>,
-    /// The `version_propagation` rows written so far.
-    memo: PropagationMemo,
+/// What storing a batch needs, apart from the tracker (which decodes the next batch meanwhile).
+struct Shared {
     config: Config,
     consumer: tracking::WatchedConsumer,
-    watch: tracking::RebalanceWatch,
     publisher: Publisher,
     writer: InfluxWriter,
+    metrics: Arc<ConsumeMetrics>,
+}
+
+/// What the consumer works with once started.
+struct Consumer_ {
+    shared: Shared,
+    /// The `version_propagation` rows written so far.
+    memo: PropagationMemo,
+    watch: tracking::RebalanceWatch,
     tracking: tracking::Tracking,
     /// Partitions whose end this consumer has reached (since their last message).
     at_end: BTreeSet<i32>,
@@ -198,13 +198,9 @@ async fn consume(config: Config, shutdown: &Shutdown) -> Result<(), Interrupted>
     consumer.subscribe(&[&kafka.topic]).map_err(ConsumeError::Kafka)?;
     tracing::info!(topic = %kafka.topic, group = %kafka.group_id, sites = tracking.tracker.sites().count(), "consuming");
     let mut this = Consumer_ {
-        metrics,
+        shared: Shared { config, consumer, publisher, writer, metrics },
         memo: PropagationMemo::default(),
-        config,
-        consumer,
         watch,
-        publisher,
-        writer,
         tracking,
         at_end: BTreeSet::new(),
         behind: true,
@@ -257,13 +253,15 @@ impl Consumer_ {
     /// messages are waiting) is stored, the next one is gathered first and decoded meanwhile; a
     /// batch that is not full is stored at once (nothing would come to overlap with).
     async fn batches(&mut self, shutdown: &Shutdown) -> Result<(), Interrupted> {
-        let mut next_heartbeat = tokio::time::Instant::now() + self.config.consume.heartbeat;
+        let mut next_heartbeat = tokio::time::Instant::now() + self.shared.config.consume.heartbeat;
         let mut waiting: Option<Prepared> = None;
         loop {
             let gathering = Instant::now();
             // A batch waiting to be stored waits at most a linger for the next one to start.
             let deadline = match waiting {
-                Some(_) => next_heartbeat.min(tokio::time::Instant::now() + self.config.consume.batch_linger),
+                Some(_) => {
+                    next_heartbeat.min(tokio::time::Instant::now() + self.shared.config.consume.batch_linger)
+                }
                 None => next_heartbeat,
             };
             let mut messages = self.next_messages(shutdown, deadline).await?;
@@ -278,11 +276,11 @@ impl Consumer_ {
             if let Some(waiting) = waiting.as_mut() {
                 waiting.forget_partitions(&rebalanced.revoked);
             }
-            let full = messages.len() >= self.config.consume.batch_max_messages;
+            let full = messages.len() >= self.shared.config.consume.batch_max_messages;
             self.behind |= full;
-            let topic = &self.config.kafka.topic;
+            let topic = &self.shared.config.kafka.topic;
             self.tracking
-                .follow_assignment(&self.consumer, topic, rebalanced, &mut messages, shutdown)
+                .follow_assignment(&self.shared.consumer, topic, rebalanced, &mut messages, shutdown)
                 .await?;
             let caught_up = std::mem::take(&mut self.caught_up);
             let prepared = match waiting.take() {
@@ -306,12 +304,16 @@ impl Consumer_ {
             }
             // Also through a long backlog: the alert rules watch for heartbeats that stop.
             if tokio::time::Instant::now() >= next_heartbeat {
-                let heartbeat =
-                    self.tracking.heartbeat(&self.writer, &self.config.consume, &mut self.memo, shutdown);
+                let heartbeat = self.tracking.heartbeat(
+                    &self.shared.writer,
+                    &self.shared.config.consume,
+                    &mut self.memo,
+                    shutdown,
+                );
                 if heartbeat.await? {
-                    self.metrics.heartbeat_now();
+                    self.shared.metrics.heartbeat_now();
                 }
-                next_heartbeat = tokio::time::Instant::now() + self.config.consume.heartbeat;
+                next_heartbeat = tokio::time::Instant::now() + self.shared.config.consume.heartbeat;
             }
         }
     }
@@ -325,14 +327,7 @@ impl Consumer_ {
         caught_up: bool,
         shutdown: &Shutdown,
     ) -> (Result<Vec<usize>, Interrupted>, Prepared) {
-        let parts = StoreParts {
-            writer: &self.writer,
-            publisher: &self.publisher,
-            consumer: &self.consumer,
-            metrics: &self.metrics,
-            config: &self.config,
-            state_topic: self.tracking.store.topic(),
-        };
+        let parts = store::StoreParts { shared: &self.shared, state_topic: self.tracking.store.topic() };
         let owner = Owner { assigned: &self.tracking.assigned, memo: &self.memo };
         let tracker = &mut self.tracking.tracker;
         tokio::join!(parts.store(previous, shutdown), decode(tracker, messages, caught_up, owner))
@@ -345,14 +340,7 @@ impl Consumer_ {
         prepared: &mut Prepared,
         shutdown: &Shutdown,
     ) -> Result<Vec<usize>, Interrupted> {
-        let parts = StoreParts {
-            writer: &self.writer,
-            publisher: &self.publisher,
-            consumer: &self.consumer,
-            metrics: &self.metrics,
-            config: &self.config,
-            state_topic: self.tracking.store.topic(),
-        };
+        let parts = store::StoreParts { shared: &self.shared, state_topic: self.tracking.store.topic() };
         parts.store(prepared, shutdown).await
     }
 
@@ -361,7 +349,7 @@ impl Consumer_ {
         let Prepared { batch, changed, propagation, caught_up, decoded } = prepared;
         self.tracking.store.remember(changed);
         self.memo.written(&propagation);
-        let metrics = &*self.metrics;
+        let metrics = &*self.shared.metrics;
         for (measurement, points) in batch.points_per_measurement(&refused) {
             metrics.points_written(measurement, points);
         }
@@ -393,17 +381,18 @@ impl Consumer_ {
         shutdown: &Shutdown,
         heartbeat: tokio::time::Instant,
     ) -> Result<Vec<Received>, Stopped> {
-        let consume = &self.config.consume;
+        let consume = &self.shared.config.consume;
         let mut messages = Vec::new();
         let mut deadline = heartbeat;
         let mut retry = Retry::new(shutdown, "Kafka", FIRST_RETRY_WAIT);
         while messages.len() < consume.batch_max_messages {
             let received =
-                unless_stopped(shutdown, tokio::time::timeout_at(deadline, self.consumer.recv())).await?;
+                unless_stopped(shutdown, tokio::time::timeout_at(deadline, self.shared.consumer.recv()))
+                    .await?;
             match received {
                 Err(_) => break, // linger over, or time for a heartbeat
                 Ok(Ok(m)) => {
-                    self.metrics.records_read.fetch_add(1, Relaxed);
+                    self.shared.metrics.records_read.fetch_add(1, Relaxed);
                     let origin =
                         Origin { topic: m.topic().to_owned(), partition: m.partition(), offset: m.offset() };
                     self.at_end.remove(&origin.partition);
@@ -429,10 +418,10 @@ impl Consumer_ {
 
     /// Every partition assigned to this consumer is at its end.
     fn all_at_end(&self) -> bool {
-        let Ok(assigned) = self.consumer.assignment() else {
+        let Ok(assigned) = self.shared.consumer.assignment() else {
             return false;
         };
-        let partitions = assigned.elements_for_topic(&self.config.kafka.topic);
+        let partitions = assigned.elements_for_topic(&self.shared.config.kafka.topic);
         !partitions.is_empty() && partitions.iter().all(|e| self.at_end.contains(&e.partition()))
     }
 }
@@ -463,186 +452,4 @@ async fn decode(tracker: &mut Tracker, messages: &[Received], caught_up: bool, o
     batch.add_propagation(&propagation);
     let changed = batch.touched_sites().filter_map(|(h, s)| tracker.site(h, s).cloned()).collect();
     Prepared { batch, changed, propagation, caught_up, decoded: started.elapsed() }
-}
-
-/// What storing a batch needs of the consumer (borrowed apart from the tracker, which decodes
-/// the next batch meanwhile).
-struct StoreParts<'a> {
-    writer: &'a InfluxWriter,
-    publisher: &'a Publisher,
-    consumer: &'a tracking::WatchedConsumer,
-    metrics: &'a ConsumeMetrics,
-    config: &'a Config,
-    state_topic: &'a str,
-}
-
-impl StoreParts<'_> {
-    /// Points to InfluxDB, dead letters, tracker states, then the offsets: each only after the
-    /// one before was acknowledged.
-    async fn store(&self, prepared: &mut Prepared, shutdown: &Shutdown) -> Result<Vec<usize>, Interrupted> {
-        let metrics = self.metrics;
-        let max_points = self.config.consume.batch_max_points;
-        let refused = store(self.writer, &mut prepared.batch, max_points, metrics, shutdown).await?;
-        let dead_letter_topic = &self.config.kafka.dead_letter_topic;
-        send_dead_letters(self.publisher, dead_letter_topic, &prepared.batch, metrics, shutdown).await?;
-        let publishing = Instant::now();
-        state::publish(self.publisher, self.state_topic, &prepared.changed, metrics, shutdown).await?;
-        metrics.state_publish_seconds.observe(publishing.elapsed());
-        commit(self.consumer, &prepared.batch);
-        Ok(refused)
-    }
-}
-
-/// Why a write will not succeed by trying again.
-#[derive(Debug)]
-enum Refusal {
-    /// InfluxDB refused the points themselves.
-    Points(String),
-    /// Nothing will work until the configuration or the server's rights change.
-    Fatal(ConsumeError),
-}
-
-/// Writes the batch's points in pieces of `max_points`, [`WRITES_IN_FLIGHT`] at a time,
-/// retrying while InfluxDB is unavailable. A piece InfluxDB refuses is written point by point,
-/// and the points it refuses become dead letters; their indices are returned.
-async fn store(
-    writer: &InfluxWriter,
-    batch: &mut Batch,
-    max_points: usize,
-    metrics: &ConsumeMetrics,
-    shutdown: &Shutdown,
-) -> Result<Vec<usize>, Interrupted> {
-    let refused_pieces: Vec<std::ops::Range<usize>> = stream::iter(batch.pieces(max_points))
-        .map(|(points, body)| async move {
-            match write_until_done(writer, body, metrics, shutdown).await? {
-                Ok(()) => Ok(None),
-                Err(Refusal::Points(why)) => {
-                    tracing::warn!("InfluxDB refused the points ({why}); writing them one by one");
-                    Ok(Some(points))
-                }
-                Err(Refusal::Fatal(e)) => Err(Interrupted::Failed(e)),
-            }
-        })
-        .buffer_unordered(WRITES_IN_FLIGHT)
-        .try_filter_map(|refused| async move { Ok(refused) })
-        .try_collect()
-        .await?;
-    let mut refused = Vec::new();
-    for index in refused_pieces.into_iter().flatten() {
-        let (line, origin) = batch.point(index);
-        let (line, origin) = (line.to_owned(), origin.clone());
-        match write_until_done(writer, &line, metrics, shutdown).await? {
-            Ok(()) => {}
-            Err(Refusal::Points(why)) => {
-                batch.refused(&line, &origin, &why);
-                refused.push(index);
-            }
-            Err(Refusal::Fatal(e)) => return Err(e.into()),
-        }
-    }
-    Ok(refused)
-}
-
-/// One body until InfluxDB stored or refused it.
-async fn write_until_done(
-    writer: &InfluxWriter,
-    body: &str,
-    metrics: &ConsumeMetrics,
-    shutdown: &Shutdown,
-) -> Result<Result<(), Refusal>, Stopped> {
-    until_done(shutdown, "InfluxDB", FIRST_RETRY_WAIT, || async {
-        let writing = Instant::now();
-        let written = writer.write(body).await;
-        metrics.write_seconds.observe(writing.elapsed());
-        match written {
-            Ok(()) => Ok(()),
-            Err(WriteError::Rejected { body, .. }) => Err(Failure::Final(Refusal::Points(body))),
-            Err(e @ WriteError::Unauthorized { .. }) => {
-                Err(Failure::Final(Refusal::Fatal(ConsumeError::Credentials(e))))
-            }
-            Err(WriteError::DatabaseMissing(detail)) => {
-                tracing::warn!("{detail}: creating it");
-                match writer.ensure_database().await {
-                    // Created, yet a write may still miss it (a proxy, a replica): back off.
-                    Ok(()) => Err(Failure::Transient(format!("database missing after creation: {detail}"))),
-                    Err(e) => Err(Failure::Final(Refusal::Fatal(e.into()))),
-                }
-            }
-            Err(e @ WriteError::Unavailable(_)) => {
-                metrics.retries.fetch_add(1, Relaxed);
-                Err(Failure::Transient(e.to_string()))
-            }
-        }
-    })
-    .await
-}
-
-/// Publishes `messages` to `topic` until Kafka acknowledged all of them (sent at once, awaited
-/// together), retrying while Kafka is unavailable. What was sent before a shutdown may arrive
-/// anyway; nothing after this step happens then, and the batch is sent again next time.
-pub(crate) async fn publish_until_acknowledged(
-    publisher: &Publisher,
-    topic: &str,
-    messages: &[(Option<Vec<u8>>, Vec<u8>)],
-    metrics: &ConsumeMetrics,
-    shutdown: &Shutdown,
-) -> Result<(), Stopped> {
-    if messages.is_empty() {
-        return Ok(());
-    }
-    let delivered = until_done(shutdown, format!("Kafka topic {topic}"), FIRST_RETRY_WAIT, || async {
-        let messages = messages.iter().map(|(key, payload)| (key.as_ref(), payload));
-        publisher.publish_all(topic, messages, shutdown, Duration::ZERO).await.map_err(|e| {
-            metrics.retries.fetch_add(1, Relaxed);
-            let cause = publisher
-                .last_client_error()
-                .map(|c| format!("; last client error: {c}"))
-                .unwrap_or_default();
-            Failure::<Infallible>::Transient(format!("{e}{cause}"))
-        })
-    })
-    .await?;
-    match delivered {
-        Ok(()) => Ok(()),
-        Err(never) => match never {},
-    }
-}
-
-/// Publishes the batch's dead letters and waits for their acknowledgement.
-async fn send_dead_letters(
-    publisher: &Publisher,
-    topic: &str,
-    batch: &Batch,
-    metrics: &ConsumeMetrics,
-    shutdown: &Shutdown,
-) -> Result<(), Stopped> {
-    let messages: Vec<_> = batch
-        .dead_letters()
-        .iter()
-        .map(|dead| {
-            tracing::warn!(topic = %dead.origin.topic, partition = dead.origin.partition,
-                offset = dead.origin.offset, "dead letter: {}", dead.reason);
-            // Infallible: plain strings and numbers.
-            let payload = serde_json::to_vec(dead).expect("a dead letter always serializes");
-            (dead.key.clone(), payload)
-        })
-        .collect();
-    publish_until_acknowledged(publisher, topic, &messages, metrics, shutdown).await
-}
-
-/// Commits the batch's offsets. A failed commit (typically a rebalance that moved the partition)
-/// is logged: the new owner re-reads those messages and the idempotent writes absorb them.
-fn commit(consumer: &tracking::WatchedConsumer, batch: &Batch) {
-    let mut offsets = TopicPartitionList::new();
-    for (topic, partition, next) in batch.next_offsets() {
-        if let Err(e) = offsets.add_partition_offset(topic, partition, Offset::Offset(next)) {
-            tracing::warn!("cannot list offset {topic}/{partition}@{next}: {e}");
-        }
-    }
-    if offsets.count() == 0 {
-        return;
-    }
-    if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
-        tracing::warn!("offset commit failed (messages will be re-read and overwritten): {e}");
-    }
 }

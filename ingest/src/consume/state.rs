@@ -200,7 +200,7 @@ pub async fn publish(
             (Some(key), serde_json::to_vec(state).expect("a site state always serializes"))
         })
         .collect();
-    super::publish_until_acknowledged(publisher, topic, &messages, metrics, shutdown).await
+    super::store::publish_until_acknowledged(publisher, topic, &messages, metrics, shutdown).await
 }
 
 /// One message of the topic: a site's state, or a tombstone (the site was retired).

@@ -1,0 +1,205 @@
+//! Storing a batch, each step only after the one before was acknowledged: its points to
+//! InfluxDB (in pieces, [`WRITES_IN_FLIGHT`] at a time, retried while InfluxDB is away; refused
+//! points found one by one and dead-lettered), its dead letters and the tracker states to Kafka
+//! (sent at once, awaited together), then its offsets. Also the steps `statmsg dlq replay` reuses.
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::batch::Batch;
+use super::influx::{InfluxWriter, WriteError};
+use super::metrics::ConsumeMetrics;
+use super::{tracking, ConsumeError, Interrupted, Prepared, Shared, FIRST_RETRY_WAIT};
+use crate::kafka::publish::Publisher;
+use crate::retry::{until_done, Failure};
+use crate::shutdown::{Shutdown, Stopped};
+
+/// Most InfluxDB write requests of one batch in flight at once.
+pub const WRITES_IN_FLIGHT: usize = 4;
+
+/// What storing a batch needs of the consumer (borrowed apart from the tracker, which decodes
+/// the next batch meanwhile).
+pub(super) struct StoreParts<'a> {
+    pub(super) shared: &'a Shared,
+    pub(super) state_topic: &'a str,
+}
+
+impl StoreParts<'_> {
+    /// Points to InfluxDB, dead letters, tracker states, then the offsets: each only after the
+    /// one before was acknowledged.
+    pub(super) async fn store(
+        &self,
+        prepared: &mut Prepared,
+        shutdown: &Shutdown,
+    ) -> Result<Vec<usize>, Interrupted> {
+        let Shared { config, consumer, publisher, writer, metrics } = self.shared;
+        let max_points = config.consume.batch_max_points;
+        let refused = write_points(writer, &mut prepared.batch, max_points, metrics, shutdown).await?;
+        let dead_letter_topic = &config.kafka.dead_letter_topic;
+        send_dead_letters(publisher, dead_letter_topic, &prepared.batch, metrics, shutdown).await?;
+        let publishing = Instant::now();
+        super::state::publish(publisher, self.state_topic, &prepared.changed, metrics, shutdown).await?;
+        metrics.state_publish_seconds.observe(publishing.elapsed());
+        commit(consumer, &prepared.batch);
+        Ok(refused)
+    }
+}
+
+/// Why a write will not succeed by trying again.
+#[derive(Debug)]
+pub(super) enum Refusal {
+    /// InfluxDB refused the points themselves.
+    Points(String),
+    /// Nothing will work until the configuration or the server's rights change.
+    Fatal(ConsumeError),
+}
+
+/// Writes the batch's points in pieces of `max_points`, [`WRITES_IN_FLIGHT`] at a time,
+/// retrying while InfluxDB is unavailable. A piece InfluxDB refuses is written point by point,
+/// and the points it refuses become dead letters; their indices are returned.
+async fn write_points(
+    writer: &InfluxWriter,
+    batch: &mut Batch,
+    max_points: usize,
+    metrics: &ConsumeMetrics,
+    shutdown: &Shutdown,
+) -> Result<Vec<usize>, Interrupted> {
+    let refused_pieces: Vec<std::ops::Range<usize>> = stream::iter(batch.pieces(max_points))
+        .map(|(points, body)| async move {
+            match write_until_done(writer, body, metrics, shutdown).await? {
+                Ok(()) => Ok(None),
+                Err(Refusal::Points(why)) => {
+                    tracing::warn!("InfluxDB refused the points ({why}); writing them one by one");
+                    Ok(Some(points))
+                }
+                Err(Refusal::Fatal(e)) => Err(Interrupted::Failed(e)),
+            }
+        })
+        .buffer_unordered(WRITES_IN_FLIGHT)
+        .try_filter_map(|refused| async move { Ok(refused) })
+        .try_collect()
+        .await?;
+    let mut refused = Vec::new();
+    for index in refused_pieces.into_iter().flatten() {
+        let (line, origin) = batch.point(index);
+        let (line, origin) = (line.to_owned(), origin.clone());
+        match write_until_done(writer, &line, metrics, shutdown).await? {
+            Ok(()) => {}
+            Err(Refusal::Points(why)) => {
+                batch.refused(&line, &origin, &why);
+                refused.push(index);
+            }
+            Err(Refusal::Fatal(e)) => return Err(e.into()),
+        }
+    }
+    Ok(refused)
+}
+
+/// One body until InfluxDB stored or refused it.
+pub(super) async fn write_until_done(
+    writer: &InfluxWriter,
+    body: &str,
+    metrics: &ConsumeMetrics,
+    shutdown: &Shutdown,
+) -> Result<Result<(), Refusal>, Stopped> {
+    until_done(shutdown, "InfluxDB", FIRST_RETRY_WAIT, || async {
+        let writing = Instant::now();
+        let written = writer.write(body).await;
+        metrics.write_seconds.observe(writing.elapsed());
+        match written {
+            Ok(()) => Ok(()),
+            Err(WriteError::Rejected { body, .. }) => Err(Failure::Final(Refusal::Points(body))),
+            Err(e @ WriteError::Unauthorized { .. }) => {
+                Err(Failure::Final(Refusal::Fatal(ConsumeError::Credentials(e))))
+            }
+            Err(WriteError::DatabaseMissing(detail)) => {
+                tracing::warn!("{detail}: creating it");
+                match writer.ensure_database().await {
+                    // Created, yet a write may still miss it (a proxy, a replica): back off.
+                    Ok(()) => Err(Failure::Transient(format!("database missing after creation: {detail}"))),
+                    Err(e) => Err(Failure::Final(Refusal::Fatal(e.into()))),
+                }
+            }
+            Err(e @ WriteError::Unavailable(_)) => {
+                metrics.retries.fetch_add(1, Relaxed);
+                Err(Failure::Transient(e.to_string()))
+            }
+        }
+    })
+    .await
+}
+
+/// Publishes `messages` to `topic` until Kafka acknowledged all of them (sent at once, awaited
+/// together), retrying while Kafka is unavailable. What was sent before a shutdown may arrive
+/// anyway; nothing after this step happens then, and the batch is sent again next time.
+pub(super) async fn publish_until_acknowledged(
+    publisher: &Publisher,
+    topic: &str,
+    messages: &[(Option<Vec<u8>>, Vec<u8>)],
+    metrics: &ConsumeMetrics,
+    shutdown: &Shutdown,
+) -> Result<(), Stopped> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let delivered = until_done(shutdown, format!("Kafka topic {topic}"), FIRST_RETRY_WAIT, || async {
+        let messages = messages.iter().map(|(key, payload)| (key.as_ref(), payload));
+        publisher.publish_all(topic, messages, shutdown, Duration::ZERO).await.map_err(|e| {
+            metrics.retries.fetch_add(1, Relaxed);
+            let cause = publisher
+                .last_client_error()
+                .map(|c| format!("; last client error: {c}"))
+                .unwrap_or_default();
+            Failure::<Infallible>::Transient(format!("{e}{cause}"))
+        })
+    })
+    .await?;
+    match delivered {
+        Ok(()) => Ok(()),
+        Err(never) => match never {},
+    }
+}
+
+/// Publishes the batch's dead letters and waits for their acknowledgement.
+async fn send_dead_letters(
+    publisher: &Publisher,
+    topic: &str,
+    batch: &Batch,
+    metrics: &ConsumeMetrics,
+    shutdown: &Shutdown,
+) -> Result<(), Stopped> {
+    let messages: Vec<_> = batch
+        .dead_letters()
+        .iter()
+        .map(|dead| {
+            tracing::warn!(topic = %dead.origin.topic, partition = dead.origin.partition,
+                offset = dead.origin.offset, "dead letter: {}", dead.reason);
+            // Infallible: plain strings and numbers.
+            let payload = serde_json::to_vec(dead).expect("a dead letter always serializes");
+            (dead.key.clone(), payload)
+        })
+        .collect();
+    publish_until_acknowledged(publisher, topic, &messages, metrics, shutdown).await
+}
+
+/// Commits the batch's offsets. A failed commit (typically a rebalance that moved the partition)
+/// is logged: the new owner re-reads those messages and the idempotent writes absorb them.
+fn commit(consumer: &tracking::WatchedConsumer, batch: &Batch) {
+    let mut offsets = TopicPartitionList::new();
+    for (topic, partition, next) in batch.next_offsets() {
+        if let Err(e) = offsets.add_partition_offset(topic, partition, Offset::Offset(next)) {
+            tracing::warn!("cannot list offset {topic}/{partition}@{next}: {e}");
+        }
+    }
+    if offsets.count() == 0 {
+        return;
+    }
+    if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
+        tracing::warn!("offset commit failed (messages will be re-read and overwritten): {e}");
+    }
+}
