@@ -313,6 +313,9 @@ def main():
             print(f"2 consumers, one killed (SIGKILL) mid-drain: the survivor stored the same points "
                   f"per measurement, none lost and none extra: {got}")
         lines = export(reference[0])
+        if os.environ.get("STATMSG_BENCH_EXPORT"):
+            with open(os.environ["STATMSG_BENCH_EXPORT"], "w") as f:
+                f.write("\n".join(lines) + "\n")
         straight = post_straight(lines, f"bench_straight_{stamp}")
         again = counts(f"bench_straight_{stamp}")
         if again != reference[1]:
