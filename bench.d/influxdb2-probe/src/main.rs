@@ -69,7 +69,8 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (url, file) = (&args[1], &args[2]);
-    let lines: Vec<String> = std::fs::read_to_string(file).expect("lines file").lines().map(str::to_owned).collect();
+    let lines: Vec<String> =
+        std::fs::read_to_string(file).expect("lines file").lines().map(str::to_owned).collect();
 
     // Twice each, alternately: the first writes create the series (VictoriaMetrics' costly part),
     // the second rounds compare the clients.
