@@ -446,8 +446,13 @@ async fn decode(tracker: &mut Tracker, messages: &[Received], caught_up: bool, o
         batch.add_tracked(m.origin.clone(), m.key.as_deref(), m.payload.as_deref(), Some(tracker));
     }
     batch.add_runs(&tracker.take_runs());
-    // Rows of owned children that changed (a version reached by either side).
-    let owned = tracker.sites().filter(|s| s.partition.is_some_and(|p| owner.assigned.contains(&p)));
+    // Rows of owned children this batch may have changed: the child's or its parent's records
+    // are in it. (A parent another consumer owns changes with the heartbeat, which checks all.)
+    let touched = |s: &SiteState| batch.touched_sites().any(|(h, site)| *h == s.hierarchy && *site == s.site);
+    let owned = tracker.sites().filter(|s| {
+        s.partition.is_some_and(|p| owner.assigned.contains(&p))
+            && (touched(s) || tracker.parent_of(s).is_some_and(touched))
+    });
     let propagation = owner.memo.changed(tracker, owned);
     batch.add_propagation(&propagation);
     let changed = batch.touched_sites().filter_map(|(h, s)| tracker.site(h, s).cloned()).collect();
