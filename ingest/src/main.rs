@@ -296,6 +296,7 @@ fn init_logging(cli: &Cli) {
             Ok(appender) => {
                 tracing_subscriber::fmt()
                     .with_writer(appender)
+                    .log_internal_errors(false)
                     .with_ansi(false)
                     .with_env_filter(filter())
                     .init();
@@ -315,6 +316,10 @@ fn init_logging(cli: &Cli) {
     let _ = cli;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Where stderr is gone (a closed pipe, a console closed), the complaint would go to
+        // stderr too and panic the thread that logged: a consumer whose signal task panicked
+        // that way never stopped.
+        .log_internal_errors(false)
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(filter())
         .init();

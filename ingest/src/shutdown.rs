@@ -10,8 +10,9 @@ pub fn on_signals() -> Shutdown {
     let cancel = token.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        tracing::info!("shutdown requested");
+        // Cancel first: nothing (not even a log line) may stand between a signal and the stop.
         cancel.cancel();
+        tracing::info!("shutdown requested");
     });
     token
 }

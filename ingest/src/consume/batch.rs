@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use statmsg_schema::measurement::write_statmsg_point;
@@ -13,21 +14,66 @@ use statmsg_schema::{Envelope, SCHEMA_VERSION};
 use statmsg_track::points::{write_propagation, write_sync_run};
 use statmsg_track::{Position, Propagation, SiteKey, SyncRun, Tracker};
 
-/// Where a message came from.
+/// Where a message came from. The topic is shared: every message of a batch names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Origin {
-    pub topic: String,
+    #[serde(serialize_with = "shared_str")]
+    pub topic: Arc<str>,
     pub partition: i32,
     pub offset: i64,
 }
 
-/// A Kafka message as received, owned (the next batch is gathered while librdkafka's buffers
-/// move on), before it is decoded.
+fn shared_str<S: serde::Serializer>(text: &Arc<str>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(text)
+}
+
+/// Kafka messages as received, copied out of librdkafka's buffers (the next batch is gathered
+/// while they move on) into one arena: a message costs no allocation of its own.
+#[derive(Debug, Default)]
+pub struct Gathered {
+    bytes: Vec<u8>,
+    messages: Vec<Received>,
+}
+
+/// One message of [`Gathered`]: where it came from and where its key and payload are.
 #[derive(Debug)]
 pub struct Received {
     pub origin: Origin,
-    pub key: Option<Vec<u8>>,
-    pub payload: Option<Vec<u8>>,
+    key: Option<Range<usize>>,
+    payload: Option<Range<usize>>,
+}
+
+impl Gathered {
+    pub fn push(&mut self, origin: Origin, key: Option<&[u8]>, payload: Option<&[u8]>) {
+        let mut copy = |part: Option<&[u8]>| {
+            part.map(|part| {
+                let start = self.bytes.len();
+                self.bytes.extend_from_slice(part);
+                start..self.bytes.len()
+            })
+        };
+        let (key, payload) = (copy(key), copy(payload));
+        self.messages.push(Received { origin, key, payload });
+    }
+
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+
+    /// Each message: origin, key, payload.
+    pub fn iter(&self) -> impl Iterator<Item = (&Origin, Option<&[u8]>, Option<&[u8]>)> {
+        let part = |range: &Option<Range<usize>>| range.clone().map(|r| &self.bytes[r]);
+        self.messages.iter().map(move |m| (&m.origin, part(&m.key), part(&m.payload)))
+    }
+
+    /// Keeps the messages for which `keep` holds (their bytes stay until the batch goes).
+    pub fn retain(&mut self, keep: impl FnMut(&Received) -> bool) {
+        self.messages.retain(keep);
+    }
 }
 
 /// What a dead letter holds, which decides how `statmsg dlq replay` sends it back.
@@ -63,12 +109,14 @@ pub struct Batch {
     points: Vec<(Range<usize>, Origin)>,
     dead: Vec<DeadLetter>,
     /// Per (topic, partition): the next offset to commit.
-    next_offsets: BTreeMap<(String, i32), i64>,
+    next_offsets: BTreeMap<(Arc<str>, i32), i64>,
     messages: usize,
     /// Records that are not status messages: no `statmsg` point (they may still feed the tracker).
     pub skipped: usize,
     /// Sites whose records this batch fed to the tracker, with the last message of each.
     touched: BTreeMap<SiteKey, Origin>,
+    /// The key last looked up in `touched`, kept to look up without allocating.
+    touched_key: SiteKey,
     /// Records the tracker could not place: no site in the envelope nor in the record.
     pub untracked: usize,
 }
@@ -147,10 +195,21 @@ impl Batch {
             source: source_id(&envelope.host, &envelope.source.path, envelope.source.file.as_deref()),
             offset: envelope.source.offset,
         };
-        let key = (envelope.hierarchy.to_string(), site.to_owned());
         tracker.observe(&envelope.hierarchy, site, &envelope.record, Some(position));
         tracker.set_partition(&envelope.hierarchy, site, origin.partition);
-        self.touched.insert(key, origin.clone());
+        let key = &mut self.touched_key;
+        if key.0 != *envelope.hierarchy || key.1 != site {
+            key.0.clear();
+            key.0.push_str(&envelope.hierarchy);
+            key.1.clear();
+            key.1.push_str(site);
+        }
+        match self.touched.get_mut(key) {
+            Some(last) => last.clone_from(origin),
+            None => {
+                self.touched.insert(key.clone(), origin.clone());
+            }
+        }
     }
 
     /// Appends the `sync_run` points of `runs` (from [`Tracker::take_runs`]).
@@ -178,7 +237,7 @@ impl Batch {
     ) {
         let key = (site.0.to_owned(), site.1.to_owned());
         let origin = self.touched.get(&key).cloned().unwrap_or(Origin {
-            topic: String::new(),
+            topic: Arc::from(""),
             partition: -1,
             offset: -1,
         });
@@ -289,7 +348,7 @@ impl Batch {
     /// The offsets to commit once everything above is stored: per partition, one past the
     /// highest offset seen.
     pub fn next_offsets(&self) -> impl Iterator<Item = (&str, i32, i64)> {
-        self.next_offsets.iter().map(|((t, p), o)| (t.as_str(), *p, *o))
+        self.next_offsets.iter().map(|((t, p), o)| (&**t, *p, *o))
     }
 }
 
@@ -310,7 +369,7 @@ mod tests {
     use super::*;
 
     fn origin(offset: i64) -> Origin {
-        Origin { topic: "t".into(), partition: 0, offset }
+        Origin { topic: Arc::from("t"), partition: 0, offset }
     }
 
     const STATUS: &str = r#"{"schema":1,"hierarchy":"h","site":"CS1","host":"cm1","source":{"path":"a","offset":0},"record":{"time":"2014-01-16T18:53:52.610Z","component":"SMS_WSUS_SYNC_MANAGER","thread":1,"text":"STATMSG: ID=6701","format":"server","statmsg":{"id":6701,"sev":"I","lev":"M","source":"SMS Server","comp":"SMS_WSUS_SYNC_MANAGER","sys":"S","site":"CS1","pid":1,"tid":2,"gmtdate":"2014-01-16T18:53:52.608Z","istr":["a","","","","","","","","",""],"attrs":[]}}}"#;
@@ -324,7 +383,7 @@ mod tests {
         batch.add(origin(7), None, Some(b"{garbage"));
         batch.add(origin(8), None, Some(STATUS.replace("\"schema\":1", "\"schema\":99").as_bytes()));
         batch.add(origin(9), None, None);
-        batch.add(Origin { topic: "t".into(), partition: 2, offset: 1 }, None, Some(STATUS.as_bytes()));
+        batch.add(Origin { topic: Arc::from("t"), partition: 2, offset: 1 }, None, Some(STATUS.as_bytes()));
         assert_eq!((batch.messages(), batch.points(), batch.skipped), (6, 2, 1));
         assert!(batch.body().starts_with(
             "statmsg,hierarchy=h,site=CS1,component=SMS_WSUS_SYNC_MANAGER,id=6701,sev=I istr0=\"a\""
@@ -429,7 +488,7 @@ mod tests {
         for (site, lines, partition) in [("CAS", &parent, 0), ("P01", &child, 1)] {
             for (k, (m, t)) in lines.iter().enumerate() {
                 let payload = envelope(site, k as u64 * 100, m, t);
-                let origin = Origin { topic: "t".into(), partition, offset: k as i64 };
+                let origin = Origin { topic: Arc::from("t"), partition, offset: k as i64 };
                 batch.add_tracked(origin, None, Some(&payload), Some(&mut tracker));
             }
         }
@@ -503,7 +562,7 @@ mod tests {
             let mut batch = Batch::default();
             for (k, (_, partition, payload)) in chunk.iter().enumerate() {
                 let origin =
-                    Origin { topic: "t".into(), partition: *partition, offset: (n * size + k) as i64 };
+                    Origin { topic: Arc::from("t"), partition: *partition, offset: (n * size + k) as i64 };
                 batch.add_tracked(origin, None, Some(payload), Some(&mut tracker));
             }
             let owned: Vec<_> = tracker.sites().cloned().collect();

@@ -38,7 +38,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use thiserror::Error;
 
-use self::batch::{Batch, Origin, Received};
+use self::batch::{Batch, Gathered, Origin};
 use self::influx::{CreateError, InfluxWriter, WriteError};
 use self::metrics::ConsumeMetrics;
 use self::propagation::PropagationMemo;
@@ -91,6 +91,15 @@ const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("partition.assignment.strategy", "cooperative-sticky"),
     // Tells when the consumer has caught up with a partition (logged, and in the metrics).
     ("enable.partition.eof", "true"),
+    // librdkafka waits this long before fetching again for a partition whose local queue was
+    // full (default 1 s). Draining a backlog, the queue is full whenever a batch is stored, so
+    // every batch ended in a 0.5 to 1 s stall (`./bench consume`: 3.0 s -> 2.1 s).
+    ("fetch.queue.backoff.ms", "10"),
+    // A member learns of a rebalance from its next heartbeat's answer, and a cooperative
+    // rebalance takes two rounds: at Kafka's default (3 s) a consumer joining a busy group
+    // waited about 6 s for its partitions (`./bench consume`, 2 consumers: 6.85 s -> 3.20 s, see
+    // BENCHMARKS.md). One heartbeat a second costs the broker nothing worth counting.
+    ("heartbeat.interval.ms", "1000"),
 ];
 
 /// First pause after a failed attempt (InfluxDB or Kafka unavailable), then doubled.
@@ -137,6 +146,8 @@ struct Consumer_ {
     memo: PropagationMemo,
     watch: tracking::RebalanceWatch,
     tracking: tracking::Tracking,
+    /// The topic read, named by every message's origin.
+    topic: Arc<str>,
     /// Partitions whose end this consumer has reached (since their last message).
     at_end: BTreeSet<i32>,
     /// Reading a backlog: since the start, a rebalance, or a full batch.
@@ -197,7 +208,9 @@ async fn consume(config: Config, shutdown: &Shutdown) -> Result<(), Interrupted>
     tracking.restore_all(shutdown).await?;
     consumer.subscribe(&[&kafka.topic]).map_err(ConsumeError::Kafka)?;
     tracing::info!(topic = %kafka.topic, group = %kafka.group_id, sites = tracking.tracker.sites().count(), "consuming");
+    let topic = Arc::from(config.kafka.topic.as_str());
     let mut this = Consumer_ {
+        topic,
         shared: Shared { config, consumer, publisher, writer, metrics },
         memo: PropagationMemo::default(),
         watch,
@@ -273,6 +286,9 @@ impl Consumer_ {
             if !rebalanced.revoked.is_empty() || rebalanced.assigned {
                 self.behind = true;
             }
+            for partition in &rebalanced.revoked {
+                self.at_end.remove(partition);
+            }
             if let Some(waiting) = waiting.as_mut() {
                 waiting.forget_partitions(&rebalanced.revoked);
             }
@@ -323,7 +339,7 @@ impl Consumer_ {
     async fn store_while_decoding(
         &mut self,
         previous: &mut Prepared,
-        messages: &[Received],
+        messages: &Gathered,
         caught_up: bool,
         shutdown: &Shutdown,
     ) -> (Result<Vec<usize>, Interrupted>, Prepared) {
@@ -380,9 +396,9 @@ impl Consumer_ {
         &mut self,
         shutdown: &Shutdown,
         heartbeat: tokio::time::Instant,
-    ) -> Result<Vec<Received>, Stopped> {
+    ) -> Result<Gathered, Stopped> {
         let consume = &self.shared.config.consume;
-        let mut messages = Vec::new();
+        let mut messages = Gathered::default();
         let mut deadline = heartbeat;
         let mut retry = Retry::new(shutdown, "Kafka", FIRST_RETRY_WAIT);
         while messages.len() < consume.batch_max_messages {
@@ -393,18 +409,20 @@ impl Consumer_ {
                 Err(_) => break, // linger over, or time for a heartbeat
                 Ok(Ok(m)) => {
                     self.shared.metrics.records_read.fetch_add(1, Relaxed);
-                    let origin =
-                        Origin { topic: m.topic().to_owned(), partition: m.partition(), offset: m.offset() };
+                    let topic = match m.topic() {
+                        t if t == &*self.topic => self.topic.clone(),
+                        other => Arc::from(other),
+                    };
+                    let origin = Origin { topic, partition: m.partition(), offset: m.offset() };
                     self.at_end.remove(&origin.partition);
-                    messages.push(Received {
-                        origin,
-                        key: m.key().map(<[u8]>::to_vec),
-                        payload: m.payload().map(<[u8]>::to_vec),
-                    });
+                    messages.push(origin, m.key(), m.payload());
                     deadline = deadline.min(tokio::time::Instant::now() + consume.batch_linger);
                 }
                 Ok(Err(KafkaError::PartitionEOF(partition))) => {
-                    if self.at_end.insert(partition) && self.all_at_end() {
+                    // Not only a partition newly at its end: one revoked and given back with
+                    // nothing new to read reports its end again, and ends a backlog too.
+                    self.at_end.insert(partition);
+                    if self.all_at_end() {
                         // Told once this batch, which holds the last messages, is stored.
                         self.caught_up = true;
                         break;
@@ -435,15 +453,15 @@ struct Owner<'a> {
 }
 
 /// Decodes `messages` into a batch, feeding every record to the tracker.
-async fn decode(tracker: &mut Tracker, messages: &[Received], caught_up: bool, owner: Owner<'_>) -> Prepared {
+async fn decode(tracker: &mut Tracker, messages: &Gathered, caught_up: bool, owner: Owner<'_>) -> Prepared {
     let started = Instant::now();
     let mut batch = Batch::default();
-    for (n, m) in messages.iter().enumerate() {
+    for (n, (origin, key, payload)) in messages.iter().enumerate() {
         if n % DECODE_SLICE == DECODE_SLICE - 1 {
             // Lets a batch being stored on this task go on (see `store_while_decoding`).
             tokio::task::yield_now().await;
         }
-        batch.add_tracked(m.origin.clone(), m.key.as_deref(), m.payload.as_deref(), Some(tracker));
+        batch.add_tracked(origin.clone(), key, payload, Some(tracker));
     }
     batch.add_runs(&tracker.take_runs());
     // Rows of owned children this batch may have changed: the child's or its parent's records

@@ -18,7 +18,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::batch::Received;
+use super::batch::Gathered;
 use super::influx::InfluxWriter;
 use super::metrics::ConsumeMetrics;
 use super::propagation::PropagationMemo;
@@ -151,7 +151,7 @@ impl Tracking {
         consumer: &WatchedConsumer,
         topic: &str,
         rebalanced: Rebalanced,
-        messages: &mut Vec<Received>,
+        messages: &mut Gathered,
         shutdown: &Shutdown,
     ) -> Result<(), Stopped> {
         let assigned: BTreeSet<i32> = consumer
@@ -172,9 +172,17 @@ impl Tracking {
             });
             tracing::info!(revoked = ?rebalanced.revoked, came_back = ?back, dropped = before - messages.len(), "partitions revoked");
         }
-        let arriving: BTreeSet<SiteKey> = messages
-            .iter()
-            .filter_map(|m| m.key.as_deref())
+        // Keys come in runs (a partition holds a few sites): each distinct key is looked at once.
+        let mut keys: BTreeSet<&[u8]> = BTreeSet::new();
+        let mut last: Option<&[u8]> = None;
+        for (_, key, _) in messages.iter() {
+            if key.is_some() && key != last {
+                keys.extend(key);
+                last = key;
+            }
+        }
+        let arriving: BTreeSet<SiteKey> = keys
+            .into_iter()
             .filter_map(|k| std::str::from_utf8(k).ok())
             .filter_map(|k| k.rsplit_once('/'))
             .map(|(h, s)| (h.to_owned(), s.to_owned()))

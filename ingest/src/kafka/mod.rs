@@ -177,6 +177,11 @@ pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
     ("compression.type", "lz4"),
     ("linger.ms", "20"),
     ("queue.buffering.max.messages", "100000"),
+    // A producer's first send would otherwise make the broker create a missing topic with the
+    // broker's defaults (auto.create.topics.enable): racing the topic check, it left topics
+    // with 3 partitions instead of `partitions`, and a tracker state topic not compacted.
+    // Topics are created by statmsg's topic check only; until then sends wait.
+    ("allow.auto.create.topics", "false"),
 ];
 
 /// Creates `topics` with `partitions` partitions where they do not exist yet. A broker that
