@@ -36,6 +36,13 @@ fn dead_letters_are_listed_and_replayed_after_the_fix() {
     let db = &world.name;
     let config = world.config(&format!("url = \"{}\"\ndatabase = \"{db}\"", influx_url()));
     let config_arg = config.to_str().unwrap();
+    // The consumer's Prometheus endpoint, scraped as Prometheus would, checked along the way.
+    let metrics_port = free_port_pair(18_800);
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "heartbeat_s = 1\n",
+        &format!("heartbeat_s = 1\nmetrics_address = \"127.0.0.1:{metrics_port}\"\n"),
+    );
+    std::fs::write(&config, text).unwrap();
     let gmt = NaiveDate::from_ymd_opt(2025, 1, 6).unwrap().and_hms_milli_opt(3, 4, 5, 678).unwrap();
     // A point of the same measurement and week whose istr0 is an integer: InfluxDB refuses the
     // consumer's string istr0 (type conflict, HTTP 400).
@@ -108,6 +115,50 @@ fn dead_letters_are_listed_and_replayed_after_the_fix() {
     let listed = statmsg(&["dlq", "list", "--config", config_arg]);
     assert!(listed.contains("3 dead letters; per reason:"), "{listed}");
     assert_eq!(statmsg_count(db), 1);
+
+    // A status message that InfluxDB takes, then the metrics say what happened, in numbers.
+    let later = gmt + chrono::Duration::minutes(5);
+    append(&log, &server_line(&statmsg_message(6701, 'I', later, &[], None), later, 0, 1));
+    wait_for(Duration::from_secs(60), || (statmsg_count(db) == 2).then_some(()), || consumer.output());
+    let scrape = || {
+        let out = Command::new("curl")
+            .args(["-sf", &format!("http://127.0.0.1:{metrics_port}/metrics")])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let value = |text: &str, series: &str| -> Option<f64> {
+        text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    };
+    // The lag comes with librdkafka's statistics (every 5 s).
+    let text = wait_for(
+        Duration::from_secs(30),
+        || {
+            let text = scrape();
+            let lags: Vec<f64> = text
+                .lines()
+                .filter(|l| l.starts_with("statmsg_consume_lag_messages{partition="))
+                .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+                .collect();
+            (lags.len() == 3 && lags.iter().all(|&l| l == 0.0)).then_some(text)
+        },
+        scrape,
+    );
+    // Read: the first status message, the undecodable one, its replay, the second status message.
+    assert_eq!(value(&text, "statmsg_consume_records_read_total"), Some(4.0), "{text}");
+    assert_eq!(value(&text, "statmsg_consume_dead_letters_total"), Some(3.0), "{text}");
+    assert_eq!(
+        value(&text, "statmsg_consume_points_written_total{measurement=\"statmsg\"}"),
+        Some(1.0),
+        "the refused point was stored by replay, not by the consumer: {text}"
+    );
+    assert_eq!(value(&text, "statmsg_consume_tracker_sites"), Some(1.0), "{text}");
+    let age = value(&text, "statmsg_consume_heartbeat_age_seconds").unwrap();
+    assert!((0.0..5.0).contains(&age), "heartbeats every second: {text}");
+    assert!(value(&text, "statmsg_consume_write_duration_seconds_count").unwrap() >= 1.0, "{text}");
+    assert!(value(&text, "statmsg_consume_state_publish_duration_seconds_count").unwrap() >= 1.0, "{text}");
+    assert!(value(&text, "statmsg_consume_batches_committed_total").unwrap() >= 3.0, "{text}");
+    assert!(text.contains("# TYPE statmsg_consume_retries_total counter"), "{text}");
     consumer.stop();
     collector.stop();
 }

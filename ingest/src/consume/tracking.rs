@@ -85,13 +85,26 @@ impl ClientContext for RebalanceWatch {
                 topic
                     .partitions
                     .values()
-                    // Partition -1 is librdkafka's own; lag -1 means not known yet.
-                    .filter(|p| p.partition >= 0 && p.desired && p.consumer_lag >= 0)
-                    .map(|p| (p.partition, p.consumer_lag))
+                    // Partition -1 is librdkafka's own.
+                    .filter(|p| p.partition >= 0 && p.desired)
+                    .filter_map(|p| Some((p.partition, lag(p.consumer_lag, p.lo_offset, p.hi_offset)?)))
                     .collect()
             })
             .unwrap_or_default();
         self.metrics.set_lag(lag);
+    }
+}
+
+/// A partition's lag from librdkafka's figures. Its own `consumer_lag` is -1 until this group has
+/// read or committed something there: then every retained message waits (none, for a partition
+/// that is empty: 0, not "unknown"). `None` while the partition's offsets are not known yet.
+fn lag(consumer_lag: i64, low: i64, high: i64) -> Option<i64> {
+    if consumer_lag >= 0 {
+        Some(consumer_lag)
+    } else if low >= 0 && high >= low {
+        Some(high - low)
+    } else {
+        None
     }
 }
 
@@ -323,5 +336,18 @@ fn rewind_to_committed(consumer: &WatchedConsumer, topic: &str, partitions: &[i3
         if let Err(e) = consumer.seek(topic, p, offset, timeout) {
             tracing::warn!(partition = p, "cannot rewind to the committed offset ({e}); its messages come back with the next rebalance or restart");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lag;
+
+    #[test]
+    fn lag_of_a_partition_the_group_never_read() {
+        assert_eq!(lag(7, 0, 20), Some(7), "librdkafka's figure when it has one");
+        assert_eq!(lag(-1, 0, 0), Some(0), "an empty partition lags by nothing");
+        assert_eq!(lag(-1, 5, 12), Some(7), "nothing read yet: every retained message waits");
+        assert_eq!(lag(-1, -1, -1), None, "offsets not known yet");
     }
 }
