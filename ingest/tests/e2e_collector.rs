@@ -285,13 +285,7 @@ fn a_full_spool_stops_reading_and_it_resumes_with_nothing_lost() {
             "max_read_bytes = 65536\nspool_max_bytes = 1048576\npoll_interval_ms = 100\nmetrics_address = \"127.0.0.1:{metrics_port}\""
         ),
     );
-    let metrics = || {
-        let out = std::process::Command::new("curl")
-            .args(["-sf", &format!("http://127.0.0.1:{metrics_port}/metrics")])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let metrics = || scrape_metrics(metrics_port);
     let topic = format!("{}.records", world.name);
     kafka.stop();
     let collector = Proc::start("collect", &config);

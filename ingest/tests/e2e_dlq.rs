@@ -120,13 +120,7 @@ fn dead_letters_are_listed_and_replayed_after_the_fix() {
     let later = gmt + chrono::Duration::minutes(5);
     append(&log, &server_line(&statmsg_message(6701, 'I', later, &[], None), later, 0, 1));
     wait_for(Duration::from_secs(60), || (statmsg_count(db) == 2).then_some(()), || consumer.output());
-    let scrape = || {
-        let out = Command::new("curl")
-            .args(["-sf", &format!("http://127.0.0.1:{metrics_port}/metrics")])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let scrape = || scrape_metrics(metrics_port);
     let value = |text: &str, series: &str| -> Option<f64> {
         text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
     };

@@ -320,6 +320,13 @@ impl Drop for PrivateInflux {
 }
 
 /// Two adjacent free loopback ports from `base` on (HTTP and RPC of a private InfluxDB).
+/// The Prometheus exposition at `127.0.0.1:port/metrics`, as a scraper gets it ("" when none).
+pub fn scrape_metrics(port: u16) -> String {
+    let out =
+        Command::new("curl").args(["-sf", &format!("http://127.0.0.1:{port}/metrics")]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn free_port_pair(base: u16) -> u16 {
     // Tests of one binary run in parallel: each call starts elsewhere, so that two servers that
     // have not bound their ports yet never get the same pair.
