@@ -238,11 +238,12 @@ fn collector_follows_movefileexw_rolls(wine: &Wine, world: &World) {
             break;
         }
         let rolled = handshake.join(format!("rolled-{roll}"));
-        let Ok(text) = std::fs::read_to_string(&rolled) else {
+        // Created before its number is written: an empty file is not there yet.
+        let Some(before) = std::fs::read_to_string(&rolled).ok().and_then(|t| t.trim().parse::<usize>().ok())
+        else {
             std::thread::sleep(Duration::from_millis(50));
             continue;
         };
-        let before: usize = text.trim().parse().unwrap();
         wait_for(
             Duration::from_secs(90),
             || (delivered(&topic).range(..before).count() == before).then_some(()),
