@@ -60,6 +60,12 @@ impl Gathered {
         self.messages.len()
     }
 
+    /// Empties it, keeping its memory for the next messages.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.messages.clear();
+    }
+
     pub fn is_empty(&self) -> bool {
         self.messages.is_empty()
     }
@@ -141,7 +147,11 @@ impl Batch {
         let Some(payload) = payload else {
             return self.dead_letter(DeadKind::Message, "empty message", origin, key, "");
         };
-        let envelope: Envelope<'_> = match serde_json::from_slice(payload) {
+        // UTF-8 checked once for the whole payload, not string by string (`from_slice`).
+        let decoded = std::str::from_utf8(payload)
+            .map_err(|e| e.to_string())
+            .and_then(|text| serde_json::from_str::<Envelope<'_>>(text).map_err(|e| e.to_string()));
+        let envelope = match decoded {
             Ok(e) => e,
             Err(e) => {
                 let text = String::from_utf8_lossy(payload);

@@ -39,13 +39,18 @@ impl StoreParts<'_> {
     ) -> Result<Vec<usize>, Interrupted> {
         let Shared { config, consumer, publisher, writer, metrics } = self.shared;
         let max_points = config.consume.batch_max_points;
+        let writing = Instant::now();
         let refused = write_points(writer, &mut prepared.batch, max_points, metrics, shutdown).await?;
+        let written = writing.elapsed();
         let dead_letter_topic = &config.kafka.dead_letter_topic;
         send_dead_letters(publisher, dead_letter_topic, &prepared.batch, metrics, shutdown).await?;
         let publishing = Instant::now();
         super::state::publish(publisher, self.state_topic, &prepared.changed, metrics, shutdown).await?;
-        metrics.state_publish_seconds.observe(publishing.elapsed());
+        let published = publishing.elapsed();
+        metrics.state_publish_seconds.observe(published);
+        let committing = Instant::now();
         commit(consumer, &prepared.batch);
+        tracing::trace!(?written, ?published, committed = ?committing.elapsed(), "stored");
         Ok(refused)
     }
 }
