@@ -30,12 +30,12 @@ fn a_run_survives_a_consumer_kill_in_its_middle_and_heartbeats_carry_the_alerts(
     let db = world.name.clone();
     let config = world.config(&format!("url = \"{}\"\ndatabase = \"{db}\"", influx_url()));
     // A killed consumer's partitions move after its session times out: keep that short.
+    // One collector heartbeat (at its start), so that the points the restarted consumer commits
+    // are only the second half's.
     let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        text.replace("[kafka.properties]\n", "[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n"),
-    )
-    .unwrap();
+    let text =
+        text.replace("[kafka.properties]\n", "[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n");
+    std::fs::write(&config, text.replace("[collect]\n", "[collect]\nheartbeat_s = 3600\n")).unwrap();
     let log = world.log_path("WsyncMgr.log");
 
     // A manual sync that started three hours ago and is still in its WSUS phase: stalled.
@@ -80,7 +80,13 @@ fn a_run_survives_a_consumer_kill_in_its_middle_and_heartbeats_carry_the_alerts(
     );
     assert_eq!((state["status"].as_str(), state["alert_failed"].as_i64()), (Some("running"), Some(0)));
     assert!(state["running_s"].as_f64().unwrap() > 3.0 * 3600.0 - 60.0, "{state:?}");
-    // Every record of the first half is committed (so none will be re-read) before the kill.
+    // Every record of the first half, and the collector's heartbeat, are committed (so none
+    // will be re-read) before the kill.
+    wait_for(
+        Duration::from_secs(30),
+        || last_row(&db, "SELECT count(files_watched) FROM collector_heartbeat").map(|_| ()),
+        || consumer.output(),
+    );
     wait_for(
         Duration::from_secs(30),
         || consumer.output().contains("batch committed").then_some(()),

@@ -339,6 +339,12 @@ fn service_with_the_registrys_paths_and_site(wine: &Wine, world: &World) {
     let first: serde_json::Value = serde_json::from_str(&payloads[0]).unwrap();
     assert_eq!(first["site"], "WN9", "the site code from the registry");
     assert_eq!(payloads.len(), 500);
+    // Its heartbeat, for the site the registry named, describing the files it watches.
+    let beats = heartbeat_payloads(&kafka_brokers(), &topic);
+    assert!(
+        beats.iter().any(|b| b["site"] == "WN9" && b["collector"]["files_watched"].as_u64() >= Some(1)),
+        "no heartbeat of WN9 watching its log: {beats:?}"
+    );
 
     let stopping = Instant::now();
     let (ok, said) = service_cmd("stop");

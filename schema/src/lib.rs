@@ -7,6 +7,8 @@
 //!   record, and its partitioning key.
 //! * [`line_protocol`]: the InfluxDB line-protocol encoder, escaping hostile text so that a log
 //!   line can never inject points, tags or fields.
+//! * [`heartbeat`]: what a collector says about itself every minute ([`CollectorHeartbeat`]), on
+//!   the same topic and key as its records.
 //! * [`event`]: typed events (what a record means for synchronization) and [`catalog`], the
 //!   status message ids of WSUS synchronization.
 //! * [`measurement`]: the InfluxDB measurements statmsg writes (documented in `schema/README.md`).
@@ -18,10 +20,12 @@
 pub mod catalog;
 pub mod envelope;
 pub mod event;
+pub mod heartbeat;
 pub mod line_protocol;
 pub mod measurement;
 pub mod record;
 
 pub use envelope::{Envelope, SourcePosition, SCHEMA_VERSION};
 pub use event::Event;
+pub use heartbeat::{CollectorHeartbeat, CollectorStatus};
 pub use record::{Attribute, ExtraKey, Format, Level, Record, StatusMessage};

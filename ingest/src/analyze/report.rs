@@ -156,6 +156,12 @@ pub fn write_table(report: &Report, colour: bool, out: &mut impl Write) -> std::
         "{} sync runs: {ok} succeeded, {failed} failed (statmsg analyze --json for every run)",
         report.runs.len()
     )?;
+    // Log folders hold no collector heartbeats: whether a collector is alive is the consumer's
+    // to say, and an administrator must not read "no silent alert" as "collectors are fine".
+    writeln!(
+        out,
+        "`silent` (a collector that stopped sending heartbeats) does not apply offline: only the consumer sees heartbeats"
+    )?;
     Ok(())
 }
 

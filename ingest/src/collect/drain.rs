@@ -26,7 +26,7 @@ const IDLE_WAIT: Duration = Duration::from_secs(1);
 /// spool for the next run.
 pub async fn run(
     kafka: &KafkaSettings,
-    publisher: Publisher,
+    publisher: &Publisher,
     spool: &Arc<SharedSpool>,
     metrics: &CollectMetrics,
     batch_bytes: u64,

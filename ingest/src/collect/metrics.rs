@@ -11,6 +11,8 @@ use crate::metrics::Exposition;
 #[derive(Debug, Default)]
 pub struct CollectMetrics {
     pub files_watched: AtomicU64,
+    /// Bytes of the watched files beyond their checkpoints, at the end of the last pass.
+    pub unread_bytes: AtomicU64,
     pub bytes_read: AtomicU64,
     pub records_read: AtomicU64,
     pub records_acknowledged: AtomicU64,
@@ -32,6 +34,11 @@ impl CollectMetrics {
                 "statmsg_collect_files_watched",
                 "Log files matched by the configured paths at the last scan.",
                 self.files_watched.load(Relaxed) as f64,
+            )
+            .gauge(
+                "statmsg_collect_unread_bytes",
+                "Bytes of the watched files not yet read into the spool, at the end of the last pass.",
+                self.unread_bytes.load(Relaxed) as f64,
             )
             .counter(
                 "statmsg_collect_bytes_read_total",

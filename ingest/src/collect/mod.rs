@@ -16,6 +16,7 @@ pub mod checkpoint;
 mod drain;
 pub mod durable;
 pub mod follow;
+pub mod heartbeat;
 pub mod metrics;
 pub mod read;
 pub mod spool;
@@ -102,7 +103,15 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), CollectError>
     };
     // One drain batch is about one read chunk of records (an envelope is 3 to 4 times its line).
     let batch_bytes = 4 * collect.max_read_bytes as u64;
-    let drained = drain::run(&config.kafka, publisher, &spool, &metrics, batch_bytes, &shutdown).await;
+    let draining = async {
+        let drained = drain::run(&config.kafka, &publisher, &spool, &metrics, batch_bytes, &shutdown).await;
+        // The heartbeats stop with the drainer: a collector that cannot send is not alive.
+        shutdown.cancel();
+        drained
+    };
+    let beating =
+        heartbeat::run(&config.hierarchy, collect, &config.kafka, &publisher, &spool, &metrics, &shutdown);
+    let (drained, ()) = tokio::join!(draining, beating);
     let read = reading.await.map_err(|e| CollectError::Reader(e.to_string())).and_then(|r| r);
     if read.is_err() || drained.is_err() {
         shutdown.cancel();

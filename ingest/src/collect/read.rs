@@ -82,6 +82,14 @@ impl Reader {
     /// One scan of every file, reading each to its end (a chunk at a time) unless the spool
     /// fills up or `stop()` says so.
     pub fn pass(&mut self, stop: &dyn Fn() -> bool) -> Result<Pass, CollectError> {
+        let pass = self.pass_once(stop);
+        let unread = self.follower.files().iter().filter(|f| f.missing == 0);
+        let unread: u64 = unread.map(|f| f.len_seen.saturating_sub(f.offset)).sum();
+        self.metrics.unread_bytes.store(unread, Relaxed);
+        pass
+    }
+
+    fn pass_once(&mut self, stop: &dyn Fn() -> bool) -> Result<Pass, CollectError> {
         let seen = self.scan();
         self.metrics.files_watched.store(seen.len() as u64, Relaxed);
         let start_at_end = self.first_scan && self.config.start_at == StartAt::End;

@@ -59,6 +59,8 @@ pub struct CollectSettings {
     pub spool_dir: PathBuf,
     pub spool_max_bytes: u64,
     pub metrics_address: Option<std::net::SocketAddr>,
+    /// Between the collector's heartbeats to Kafka.
+    pub heartbeat: Duration,
 }
 
 #[derive(Clone)]
@@ -162,6 +164,9 @@ impl Settings {
             .collect::<Result<Vec<_>, _>>()?;
         if raw.collect.poll_interval_ms == 0 {
             return Err(invalid("collect.poll_interval_ms", "must be at least 1"));
+        }
+        if raw.collect.heartbeat_s == 0 || raw.collect.heartbeat_s > 3600 {
+            return Err(invalid("collect.heartbeat_s", "must be between 1 and 3600"));
         }
         if raw.collect.max_read_bytes < 4096 {
             return Err(invalid("collect.max_read_bytes", "must be at least 4096"));
@@ -299,6 +304,7 @@ impl Settings {
                 spool_dir,
                 spool_max_bytes: raw.collect.spool_max_bytes,
                 metrics_address,
+                heartbeat: Duration::from_secs(raw.collect.heartbeat_s),
             },
             kafka: KafkaSettings {
                 brokers: raw.kafka.brokers,
@@ -364,6 +370,17 @@ pub fn track_config(raw: &RawTrack) -> Result<statmsg_track::TrackerConfig, Conf
         expected_interval: hours("track.expected_interval_hours", raw.expected_interval_hours)?,
         expected_interval_overrides: overrides,
         child_lag_grace: minutes("track.child_lag_grace_minutes", raw.child_lag_grace_minutes)?,
+        silent_after: {
+            let m = raw.silent_after_minutes;
+            if (0.05..=60.0 * 24.0 * 365.0).contains(&m) {
+                chrono::Duration::milliseconds((m * 60_000.0) as i64)
+            } else {
+                return Err(invalid(
+                    "track.silent_after_minutes",
+                    format!("{m} must be between 0.05 and 525600"),
+                ));
+            }
+        },
     })
 }
 

@@ -35,6 +35,8 @@ pub struct RawCollect {
     pub spool_max_bytes: u64,
     /// `host:port` of the Prometheus endpoint; empty: none.
     pub metrics_address: String,
+    /// Seconds between the collector's heartbeats to Kafka.
+    pub heartbeat_s: u64,
 }
 
 /// Where to start in a file without checkpoint.
@@ -82,6 +84,8 @@ pub struct RawTrack {
     /// Per `hierarchy` or `hierarchy/site`, in hours.
     pub expected_interval_hours_for: BTreeMap<String, f64>,
     pub child_lag_grace_minutes: u64,
+    /// `silent`: minutes without a collector heartbeat (fractions allowed).
+    pub silent_after_minutes: f64,
 }
 
 impl Default for RawTrack {
@@ -95,6 +99,7 @@ impl Default for RawTrack {
             expected_interval_hours: 26.0,
             expected_interval_hours_for: BTreeMap::new(),
             child_lag_grace_minutes: 120,
+            silent_after_minutes: 10.0,
         }
     }
 }
@@ -152,6 +157,7 @@ impl Default for RawCollect {
             spool_dir: PathBuf::new(),
             spool_max_bytes: 256 << 20,
             metrics_address: String::new(),
+            heartbeat_s: 60,
         }
     }
 }

@@ -30,7 +30,7 @@ use crate::shutdown::{unless_stopped, Shutdown, Stopped};
 
 /// First pause after the state topic could not be read, then doubled.
 const FIRST_RETRY_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
-use statmsg_track::points::{write_propagation, write_site_state};
+use statmsg_track::points::{write_propagation, write_site_alert, write_site_state};
 use statmsg_track::{SiteKey, Tracker, TrackerConfig};
 
 /// The consumer's context: what rebalances did since the last [`RebalanceWatch::take`],
@@ -286,6 +286,16 @@ impl Tracking {
                 Err(e) => {
                     tracing::warn!(site = %state_key(&view.hierarchy, &view.site), "site_sync_state: {e}")
                 }
+            }
+        }
+        // Every active alert of an owned site, with its cause as a label for alert rules.
+        for alert in self.tracker.alerts(now) {
+            let state = self.tracker.site(&alert.hierarchy, &alert.site);
+            if !state.and_then(|s| s.partition).is_some_and(|p| self.assigned.contains(&p)) {
+                continue;
+            }
+            if let Err(e) = write_site_alert(&alert, at, &mut body) {
+                tracing::warn!(site = %state_key(&alert.hierarchy, &alert.site), "site_alert: {e}");
             }
         }
         // Rows of owned children that changed without a record of theirs (their parent's new

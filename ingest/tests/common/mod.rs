@@ -492,8 +492,24 @@ impl Drop for PrivateKafka {
     }
 }
 
-/// Every payload of `topic` from its beginning to its current end.
+/// Every payload of `topic` from its beginning to its current end, but the collectors'
+/// heartbeats (see [`heartbeat_payloads`]).
 pub fn topic_payloads(brokers: &str, topic: &str) -> Vec<String> {
+    all_payloads(brokers, topic).into_iter().filter(|p| !is_heartbeat(p)).collect()
+}
+
+/// The collectors' heartbeats in `topic`, parsed.
+pub fn heartbeat_payloads(brokers: &str, topic: &str) -> Vec<Value> {
+    let beats = all_payloads(brokers, topic).into_iter().filter(|p| is_heartbeat(p));
+    beats.map(|p| serde_json::from_str(&p).unwrap()).collect()
+}
+
+fn is_heartbeat(payload: &str) -> bool {
+    let v: Value = serde_json::from_str(payload).unwrap_or_default();
+    v.get("collector").is_some() && v.get("record").is_none()
+}
+
+fn all_payloads(brokers: &str, topic: &str) -> Vec<String> {
     let out = Command::new("kcat")
         .args(["-b", brokers, "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%s\\n"])
         .output()

@@ -23,15 +23,19 @@ pub enum AlertKind {
     Slow,
     /// A child's content version has been behind its parent's for longer than the grace period.
     ChildLag,
+    /// The site's collector sent no heartbeat for longer than the threshold (only for a site
+    /// whose collector sent one: offline there are none).
+    Silent,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 5] = [
+    pub const ALL: [AlertKind; 6] = [
         AlertKind::Stalled,
         AlertKind::Failed,
         AlertKind::MissingSuccess,
         AlertKind::Slow,
         AlertKind::ChildLag,
+        AlertKind::Silent,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +45,7 @@ impl AlertKind {
             AlertKind::MissingSuccess => "missing_success",
             AlertKind::Slow => "slow",
             AlertKind::ChildLag => "child_lag",
+            AlertKind::Silent => "silent",
         }
     }
 }
@@ -51,7 +56,23 @@ pub struct Alert {
     pub hierarchy: String,
     pub site: String,
     pub since: DateTime<Utc>,
+    /// What to look at, with live figures (how long, how far behind): changes every minute.
     pub detail: String,
+    /// The cause in one stable line (the failure and its HRESULT, since when), the same for as
+    /// long as the episode lasts: short enough to be an alert label.
+    #[serde(default)]
+    pub summary: String,
+}
+
+/// Longest [`Alert::summary`], in characters.
+pub const SUMMARY_MAX_CHARS: usize = 200;
+
+fn summary(text: String) -> String {
+    let line = super::run::one_line(&text);
+    match line.char_indices().nth(SUMMARY_MAX_CHARS - 1) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    }
 }
 
 /// A duration as administrators read it: `3h12m`, `14m05s`, `2d03h`.
@@ -72,8 +93,9 @@ fn ts(t: DateTime<Utc>) -> String {
 /// The alerts of one site about itself (everything but `child_lag`, which needs its parent).
 pub fn site_alerts(site: &SiteState, config: &TrackerConfig, now: DateTime<Utc>) -> Vec<Alert> {
     let mut out = Vec::new();
-    let mut alert = |kind, since, detail: String| {
-        out.push(Alert { kind, hierarchy: site.hierarchy.clone(), site: site.site.clone(), since, detail })
+    let mut alert = |kind, since, brief: String, detail: String| {
+        let (hierarchy, site, summary) = (site.hierarchy.clone(), site.site.clone(), summary(brief));
+        out.push(Alert { kind, hierarchy, site, since, detail, summary })
     };
     let median = site.median_duration().filter(|_| site.durations.len() >= config.min_runs_for_median);
 
@@ -105,6 +127,7 @@ pub fn site_alerts(site: &SiteState, config: &TrackerConfig, now: DateTime<Utc>)
             alert(
                 AlertKind::Stalled,
                 run.start + secs(threshold),
+                format!("{} sync running since {}{phase}", run.trigger.as_str(), ts(run.start)),
                 format!(
                     "{} sync running for {} (threshold {}{}){phase}{progress}; last record {} ago. Check WsyncMgr.log and the WSUS server's SoftwareDistribution.log; restart SMS_WSUS_SYNC_MANAGER if it stays silent",
                     run.trigger.as_str(),
@@ -117,13 +140,42 @@ pub fn site_alerts(site: &SiteState, config: &TrackerConfig, now: DateTime<Utc>)
         }
     }
 
+    if let Some(collector) = &site.collector {
+        let quiet = now - collector.last_heartbeat;
+        if quiet > config.silent_after {
+            let status = &collector.status;
+            let host = &collector.host;
+            alert(
+                AlertKind::Silent,
+                collector.last_heartbeat + config.silent_after,
+                format!("no heartbeat from the collector on {host} since {}", ts(collector.last_heartbeat)),
+                format!(
+                    "no heartbeat from the collector on {host} for {} (threshold {}); it last reported at {}: {} files watched, {} bytes unread, {} bytes spooled, statmsg {}. Check that the statmsg service runs on {host}, that the server is up and that it reaches Kafka (the service's log beside its configuration says why it cannot send)",
+                    human(quiet.num_seconds() as f64),
+                    human(config.silent_after.num_seconds() as f64),
+                    ts(collector.last_heartbeat),
+                    status.files_watched,
+                    status.unread_bytes,
+                    status.spool_bytes,
+                    status.version,
+                ),
+            );
+        }
+    }
+
     // Failures since the last success, whatever came after them (an abandoned retry does not
     // clear it; only a success does).
     if let (Some(since), Some(run)) = (site.failing_since, site.last_failure.as_ref()) {
         let failure = run.failure.clone().unwrap_or_default();
+        let brief = format!(
+            "{}{}",
+            failure.hresult.as_deref().map(|h| format!("[{h}] ")).unwrap_or_default(),
+            failure.message
+        );
         alert(
             AlertKind::Failed,
             since,
+            brief,
             format!(
                 "{} failed run(s) since {}; last at {}: {}{}{}{}",
                 site.consecutive_failures,
@@ -146,9 +198,14 @@ pub fn site_alerts(site: &SiteState, config: &TrackerConfig, now: DateTime<Utc>)
                 Some(t) => format!("last success {} ({} ago)", ts(t), human((now - t).num_seconds() as f64)),
                 None => format!("no success since the first record ({})", ts(reference)),
             };
+            let brief = match site.last_success {
+                Some(t) => format!("no success since {}", ts(t)),
+                None => format!("no success since the first record ({})", ts(reference)),
+            };
             alert(
                 AlertKind::MissingSuccess,
                 due,
+                brief,
                 format!(
                     "{what}, expected every {}. Check the SUP sync schedule, the latest run's outcome and WCM.log",
                     human(interval.num_seconds() as f64)
@@ -164,6 +221,7 @@ pub fn site_alerts(site: &SiteState, config: &TrackerConfig, now: DateTime<Utc>)
                 alert(
                     AlertKind::Slow,
                     run.end.unwrap_or(run.start),
+                    format!("run of {} took {}, median {}", ts(run.start), human(d), human(*median)),
                     format!(
                         "run of {} took {}, {:.1}x the median {}; {} updates synchronized. Check WSUS database maintenance and the upstream server",
                         ts(run.start),
@@ -255,6 +313,13 @@ pub fn child_lag_alert(
         hierarchy: child.hierarchy.clone(),
         site: child.site.clone(),
         since: due,
+        summary: summary(format!(
+            "content version {} behind parent {} at {} since {}",
+            lag.version.map_or("unknown".into(), |v| v.to_string()),
+            lag.parent,
+            lag.parent_version.map_or("?".into(), |v| v.to_string()),
+            ts(behind),
+        )),
         detail: format!(
             "content version {} behind parent {} at {} since {} ({}); last success {}; {notified}",
             lag.version.map_or("unknown".into(), |v| v.to_string()),

@@ -14,8 +14,8 @@
 //! - `site`: one site's state machine ([`SiteState`]), serializable so that the consumer can
 //!   persist it and continue after a restart or a rebalance.
 //! - `run`: one sync run ([`SyncRun`]): trigger, phases, outcome, failure, content version.
-//! - `alert`: the alerts (`stalled`, `failed`, `missing_success`, `slow`, `child_lag`) with when
-//!   each began and where to look.
+//! - `alert`: the alerts (`stalled`, `failed`, `missing_success`, `slow`, `child_lag`, and
+//!   `silent` from the collectors' heartbeats) with when each began and where to look.
 //! - [`points`]: the tracker's InfluxDB measurements (`sync_run`, `site_sync_state`,
 //!   `version_propagation`) as line protocol.
 //!
@@ -35,12 +35,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use statmsg_schema::Record;
+use statmsg_schema::{CollectorHeartbeat, Record};
 
 pub use alert::{child_lag_alert, human, lag, site_alerts, Alert, AlertKind, Lag};
 pub use run::{Failure, Outcome, PhaseSpan, RunProgress, RunTrigger, SyncRun};
 use site::median;
-pub use site::{Position, SiteState, VERSION_HISTORY};
+pub use site::{CollectorSeen, Position, SiteState, VERSION_HISTORY};
 
 /// Thresholds of the alerts; defaults in [`TrackerConfig::default`].
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +61,8 @@ pub struct TrackerConfig {
     pub expected_interval_overrides: BTreeMap<String, Duration>,
     /// `child_lag` after a child has been behind its parent this long (default 2 h).
     pub child_lag_grace: Duration,
+    /// `silent` after the site's collector sent no heartbeat for this long (default 10 min).
+    pub silent_after: Duration,
 }
 
 impl Default for TrackerConfig {
@@ -74,6 +76,7 @@ impl Default for TrackerConfig {
             expected_interval: Duration::hours(26),
             expected_interval_overrides: BTreeMap::new(),
             child_lag_grace: Duration::hours(2),
+            silent_after: Duration::minutes(10),
         }
     }
 }
@@ -136,6 +139,9 @@ pub struct SiteView {
     pub alerts: Vec<AlertKind>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_record: Option<DateTime<Utc>>,
+    /// Seconds since the site's collector last sent a heartbeat (none: it never did, as offline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_heartbeat_age_s: Option<f64>,
 }
 
 /// When a child reached a version of its parent.
@@ -215,6 +221,26 @@ impl Tracker {
 
     pub fn site(&self, hierarchy: &str, site: &str) -> Option<&SiteState> {
         self.sites.get(hierarchy)?.get(site)
+    }
+
+    /// Applies a collector's heartbeat to its site (created if new): the latest one by the
+    /// collector's clock counts, so that a redelivered or late one changes nothing.
+    pub fn heartbeat(&mut self, beat: &CollectorHeartbeat) {
+        if self.site(&beat.hierarchy, &beat.site).is_none() {
+            let sites = self.sites.entry(beat.hierarchy.clone()).or_default();
+            sites.insert(beat.site.clone(), SiteState::new(&beat.hierarchy, &beat.site));
+        }
+        let Some(state) = self.sites.get_mut(&beat.hierarchy).and_then(|m| m.get_mut(&beat.site)) else {
+            return;
+        };
+        if state.collector.as_ref().is_some_and(|c| c.last_heartbeat > beat.time) {
+            return;
+        }
+        state.collector = Some(CollectorSeen {
+            host: beat.host.clone(),
+            last_heartbeat: beat.time,
+            status: beat.collector.clone(),
+        });
     }
 
     /// Notes the Kafka partition a site's records come from.
@@ -328,6 +354,10 @@ impl Tracker {
                 .map(|a| a.kind)
                 .collect(),
             last_record: state.last_seen,
+            last_heartbeat_age_s: state
+                .collector
+                .as_ref()
+                .map(|c| (now - c.last_heartbeat).num_milliseconds().max(0) as f64 / 1000.0),
         }
     }
 

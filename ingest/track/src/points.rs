@@ -6,6 +6,9 @@
 //! - `site_sync_state`: one point per site per heartbeat, at the heartbeat time (rounded down to
 //!   the heartbeat, so that a repeated write overwrites): how the site is doing at that moment,
 //!   with one 0/1 field per alert kind, so that alert rules never depend on absent data.
+//! - `site_alert`: one point per active alert per heartbeat, tagged with its kind and its stable
+//!   one-line summary, so that an alert rule's labels carry the cause (the failure and its
+//!   HRESULT) into the notification; the series of an episode ends when the alert does.
 //! - `version_propagation`: per parent content version and child, at the time the parent
 //!   reached it: when the child reached it and the delay (rewritten when the child does).
 
@@ -13,11 +16,12 @@ use chrono::{DateTime, Utc};
 use statmsg_schema::event::Phase;
 use statmsg_schema::line_protocol::{LineProtocolError, PointBuilder};
 
-use super::{AlertKind, Outcome, Propagation, SiteView, SyncRun};
+use super::{Alert, AlertKind, Outcome, Propagation, SiteView, SyncRun};
 
 pub const SYNC_RUN: &str = "sync_run";
 pub const SITE_SYNC_STATE: &str = "site_sync_state";
 pub const VERSION_PROPAGATION: &str = "version_propagation";
+pub const SITE_ALERT: &str = "site_alert";
 
 fn nanos(t: DateTime<Utc>) -> Result<i64, LineProtocolError> {
     t.timestamp_nanos_opt().ok_or_else(|| LineProtocolError::TimestampOutOfRange(t.to_rfc3339()))
@@ -120,6 +124,7 @@ pub fn write_site_state(
             AlertKind::MissingSuccess => "alert_missing_success",
             AlertKind::Slow => "alert_slow",
             AlertKind::ChildLag => "alert_child_lag",
+            AlertKind::Silent => "alert_silent",
         };
         p = p.field_int(key, i64::from(view.alerts.contains(&kind)));
     }
@@ -130,6 +135,9 @@ pub fn write_site_state(
     }
     if let Some(t) = view.last_success {
         p = p.field_int("last_success_ms", t.timestamp_millis());
+    }
+    if let Some(age) = view.last_heartbeat_age_s {
+        p = p.field_float("last_heartbeat_age_s", age);
     }
     if let Some(d) = view.last_duration_s {
         p = p.field_float("last_duration_s", d);
@@ -147,6 +155,25 @@ pub fn write_site_state(
         p = p.field_str("parent", parent);
     }
     p.finish(at)
+}
+
+/// Appends the `site_alert` point of an active `alert` at `at` (the heartbeat time).
+///
+/// Its summary is a tag, so that alerting sees it as a label. Line protocol cannot carry every
+/// backslash in a tag value (see `statmsg_schema::line_protocol`): there they read `/`; the
+/// `detail` field holds the text as it is.
+pub fn write_site_alert(alert: &Alert, at: DateTime<Utc>, out: &mut String) -> Result<(), LineProtocolError> {
+    let at = nanos(at)?;
+    let summary = alert.summary.replace('\\', "/");
+    PointBuilder::new(out, SITE_ALERT)
+        .tag("hierarchy", &alert.hierarchy)?
+        .tag("site", &alert.site)?
+        .tag("kind", alert.kind.as_str())?
+        .tag("summary", &summary)?
+        .field_int("active", 1)
+        .field_int("since_ms", alert.since.timestamp_millis())
+        .field_str("detail", &alert.detail)
+        .finish(at)
 }
 
 #[cfg(test)]
@@ -197,6 +224,7 @@ mod tests {
             lag_s: 9000.0,
             alerts: vec![AlertKind::Stalled, AlertKind::ChildLag],
             last_record: None,
+            last_heartbeat_age_s: Some(42.5),
         };
         let mut out = String::new();
         let at = DateTime::parse_from_rfc3339("2024-03-01T12:00:00Z").unwrap().with_timezone(&Utc);
@@ -207,6 +235,8 @@ mod tests {
             "alert_missing_success=0i",
             "alert_slow=0i",
             "alert_child_lag=1i",
+            "alert_silent=0i",
+            "last_heartbeat_age_s=42.5",
             "alerts=\"stalled,child_lag\"",
             "version_lag=1i",
             "parent_version=34i",
@@ -232,6 +262,25 @@ mod tests {
         assert_eq!(
             out,
             "version_propagation,hierarchy=contoso,parent=CS1,child=PS1 version=34i,reached=true,child_reached_ms=1709287650000i,delay_s=450.0 1709287200000000000\n"
+        );
+    }
+
+    #[test]
+    fn an_alert_point_carries_its_summary_as_a_tag_that_hostile_text_cannot_break() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let alert = Alert {
+            kind: AlertKind::Failed,
+            hierarchy: "contoso".into(),
+            site: "CS1".into(),
+            since: t("2024-03-01T10:00:00Z"),
+            detail: "1 failed run(s)\nx=1 \"q\"".into(),
+            summary: "[0x80131500] C:\\Logs\\ a=b,c \\".into(),
+        };
+        let mut out = String::new();
+        write_site_alert(&alert, t("2024-03-01T12:00:00Z"), &mut out).unwrap();
+        assert_eq!(
+            out,
+            "site_alert,hierarchy=contoso,site=CS1,kind=failed,summary=[0x80131500]\\ C:/Logs/\\ a\\=b\\,c\\ / active=1i,since_ms=1709287200000i,detail=\"1 failed run(s)\nx=1 \\\"q\\\"\" 1709294400000000000\n"
         );
     }
 }

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use statmsg_schema::event::{Phase, Trigger, Wakeup};
-use statmsg_schema::{Event, Record};
+use statmsg_schema::{CollectorStatus, Event, Record};
 
 use super::run::{
     hresult_hex, hresult_in, one_line, Failure, Outcome, PhaseSpan, RunProgress, RunTrigger, SyncRun,
@@ -83,6 +83,18 @@ pub struct SiteState {
     /// The Kafka partition of the site's records (the consumer that owns it reports it).
     #[serde(default)]
     pub partition: Option<i32>,
+    /// The site's collector as its latest heartbeat described it (none before the first, and
+    /// never offline).
+    #[serde(default)]
+    pub collector: Option<CollectorSeen>,
+}
+
+/// The latest heartbeat of a site's collector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CollectorSeen {
+    pub host: String,
+    pub last_heartbeat: DateTime<Utc>,
+    pub status: CollectorStatus,
 }
 
 impl SiteState {
@@ -109,6 +121,7 @@ impl SiteState {
             last_failure: None,
             duplicates: 0,
             partition: None,
+            collector: None,
         }
     }
 

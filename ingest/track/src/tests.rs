@@ -488,3 +488,61 @@ fn other_components_and_two_runs_in_one_second() {
         ]
     );
 }
+
+fn heartbeat(site: &str, time: &str) -> CollectorHeartbeat {
+    CollectorHeartbeat {
+        schema: 1,
+        hierarchy: "contoso".into(),
+        site: site.into(),
+        host: format!("{site}-server"),
+        time: utc(time),
+        collector: statmsg_schema::CollectorStatus {
+            version: "0.1.0".into(),
+            interval_s: 60,
+            files_watched: 2,
+            unread_bytes: 0,
+            spool_bytes: 512,
+            spool_records: 3,
+            last_rollover: None,
+        },
+    }
+}
+
+#[test]
+fn silent_is_raised_for_the_site_whose_collector_stopped_and_ends_when_it_is_back() {
+    let mut t = Tracker::new(TrackerConfig::default());
+    // A site with records but no collector heartbeat (an older collector, or offline) is never silent.
+    feed(&mut t, "contoso", "PS1", good_run("PS1", "03-01-2024", "10:00:00", "10:05:00", 34).as_bytes(), 1);
+    for minute in 0..=5 {
+        t.heartbeat(&heartbeat("CS1", &format!("2024-03-01 10:{minute:02}:00")));
+        t.heartbeat(&heartbeat("CS2", &format!("2024-03-01 10:{minute:02}:00")));
+    }
+    // CS2's collector stops at 10:05; CS1's goes on.
+    for minute in 6..=20 {
+        t.heartbeat(&heartbeat("CS1", &format!("2024-03-01 10:{minute:02}:00")));
+    }
+    let silent = |t: &Tracker, now: &str| -> Vec<Alert> {
+        t.alerts(utc(now)).into_iter().filter(|a| a.kind == AlertKind::Silent).collect()
+    };
+    assert!(silent(&t, "2024-03-01 10:15:00").is_empty(), "10 min is the threshold, not yet over");
+    let alerts = silent(&t, "2024-03-01 10:15:01");
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].site, "CS2");
+    assert_eq!(alerts[0].since, utc("2024-03-01 10:15:00"));
+    assert!(alerts[0].detail.contains("collector on CS2-server for 10m01s"), "{}", alerts[0].detail);
+    let view = t.views(utc("2024-03-01 10:20:00")).into_iter().find(|v| v.site == "CS2").unwrap();
+    assert_eq!(view.last_heartbeat_age_s, Some(900.0));
+    assert_eq!(view.alerts, vec![AlertKind::Silent]);
+    assert_eq!(view.status, "unknown", "a site known only from heartbeats has no run yet");
+    // A late, redelivered heartbeat does not move the last one back.
+    t.heartbeat(&heartbeat("CS1", "2024-03-01 10:01:00"));
+    assert!(!silent(&t, "2024-03-01 10:25:00").is_empty(), "CS2 is still silent");
+    assert_eq!(silent(&t, "2024-03-01 10:25:00").iter().filter(|a| a.site == "CS1").count(), 0);
+    // CS2 is back.
+    t.heartbeat(&heartbeat("CS2", "2024-03-01 10:21:00"));
+    assert!(silent(&t, "2024-03-01 10:21:30").is_empty());
+    // The collector state survives the consumer's persistence.
+    let state = t.site("contoso", "CS2").unwrap();
+    let back: SiteState = serde_json::from_str(&serde_json::to_string(state).unwrap()).unwrap();
+    assert_eq!(&back, state);
+}
