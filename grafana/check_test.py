@@ -3,6 +3,7 @@
 in a copy of the provisioning files, and `grafana/check` must fail naming it. Run by .ci/run."""
 
 import copy
+import json
 import os
 import shutil
 import subprocess
@@ -17,7 +18,9 @@ RULES = os.path.join("alerting", "statmsg-rules.yml")
 
 
 def run_check(folder):
-    out = subprocess.run([os.path.join(HERE, "check"), "--provisioning", folder], capture_output=True, text=True)
+    dashboards = os.path.join(os.path.dirname(folder), "dashboards")
+    command = [os.path.join(HERE, "check"), "--provisioning", folder, "--dashboards", dashboards]
+    out = subprocess.run(command, capture_output=True, text=True)
     return out.returncode, out.stderr
 
 
@@ -26,6 +29,9 @@ class CheckCatchesMistakes(unittest.TestCase):
         self.dir = tempfile.mkdtemp()
         self.folder = os.path.join(self.dir, "provisioning")
         shutil.copytree(os.path.join(HERE, "provisioning"), self.folder)
+        # The dashboards without build.py: a mutated copy must fail for its mistake only.
+        self.dashboards = os.path.join(self.dir, "dashboards")
+        shutil.copytree(os.path.join(HERE, "dashboards"), self.dashboards, ignore=shutil.ignore_patterns("build.py", "__pycache__"))
         with open(os.path.join(self.folder, RULES)) as f:
             self.doc = yaml.safe_load(f)
 
@@ -38,6 +44,43 @@ class CheckCatchesMistakes(unittest.TestCase):
         with open(os.path.join(self.folder, RULES), "w") as f:
             yaml.safe_dump(doc, f)
         return run_check(self.folder)
+
+    def broken_dashboard(self, mutate):
+        path = os.path.join(self.dashboards, "fleet.json")
+        with open(path) as f:
+            dashboard = json.load(f)
+        mutate(dashboard)
+        with open(path, "w") as f:
+            json.dump(dashboard, f)
+        return run_check(self.folder)
+
+    def assert_dashboard_refused(self, mutate, expected):
+        rc, stderr = self.broken_dashboard(mutate)
+        self.assertEqual(rc, 1, stderr)
+        self.assertIn(expected, stderr)
+
+    def test_a_panel_without_description(self):
+        self.assert_dashboard_refused(lambda d: d["panels"][0].pop("description"), "needs a title and a description")
+
+    def test_a_panel_without_unit(self):
+        self.assert_dashboard_refused(lambda d: d["panels"][8]["fieldConfig"]["defaults"].pop("unit"), "no unit")
+
+    def test_a_panel_without_queries(self):
+        self.assert_dashboard_refused(lambda d: d["panels"][3].update(targets=[]), "no queries")
+
+    def test_a_variable_that_does_not_follow_the_time_range(self):
+        self.assert_dashboard_refused(lambda d: d["templating"]["list"][1].update(refresh=1), "refresh on time range change")
+
+    def test_two_data_source_variables(self):
+        def mutate(d):
+            d["templating"]["list"].append(dict(d["templating"]["list"][0], name="other"))
+        self.assert_dashboard_refused(mutate, "exactly one data source variable")
+
+    def test_options_outside_the_panel_schema(self):
+        self.assert_dashboard_refused(lambda d: d["panels"][0]["options"].update(graphMode="sparkles"), "'sparkles' is not one of")
+
+    def test_a_dashboard_outside_the_dashboard_schema(self):
+        self.assert_dashboard_refused(lambda d: d.update(schemaVersion="42"), "schemaVersion")
 
     def assert_refused(self, mutate, expected):
         rc, stderr = self.broken(mutate)

@@ -62,12 +62,39 @@ topic = "{name}.records"
     path
 }
 
-/// `grafana/check --influx`: every rule's evaluation.
-fn evaluate(db: &str) -> BTreeMap<String, Value> {
+/// `grafana/check --influx`: every rule's evaluation and every dashboard query's rows, over the
+/// last 30 days (the simulations are shorter).
+fn check(db: &str, vars: &[&str]) -> Value {
     let check = Path::new(env!("CARGO_MANIFEST_DIR")).join("../grafana/check");
-    let out = Command::new(check).args(["--influx", &influx_url(), "--db", db]).output().unwrap();
+    let mut command = Command::new(check);
+    command.args(["--influx", &influx_url(), "--db", db, "--range", "30d"]);
+    for var in vars {
+        command.args(["--var", var]);
+    }
+    let out = command.output().unwrap();
     assert!(out.status.success(), "grafana/check: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn evaluate(db: &str) -> BTreeMap<String, Value> {
+    serde_json::from_value(check(db, &[])["rules"].clone()).unwrap()
+}
+
+/// The rows of a panel's query, by panel title and refId.
+fn rows<'a>(dashboard: &'a Value, title: &str, ref_id: &str) -> &'a Vec<Value> {
+    dashboard["panels"][title][ref_id].as_array().unwrap_or_else(|| panic!("no panel {title:?} {ref_id}"))
+}
+
+/// A stat panel's single value.
+fn stat(dashboard: &Value, title: &str) -> f64 {
+    let rows = rows(dashboard, title, "A");
+    assert_eq!(rows.len(), 1, "{title}: {rows:?}");
+    let row = rows[0].as_object().unwrap();
+    row.iter().find(|(k, _)| *k != "time").and_then(|(_, v)| v.as_f64()).unwrap()
+}
+
+fn sum(rows: &[Value], field: &str) -> f64 {
+    rows.iter().filter_map(|r| r[field].as_f64()).sum()
 }
 
 fn firing(result: &Value) -> SiteSet {
@@ -159,7 +186,8 @@ fn every_alert_rule_fires_for_exactly_the_sites_the_truth_says() {
         || format!("{}\n{}", influx_query(&db, q_silent), consumer.output()),
     );
 
-    let results = evaluate(&db);
+    let checked = check(&db, &[]);
+    let results: BTreeMap<String, Value> = serde_json::from_value(checked["rules"].clone()).unwrap();
     let rule = |kind: &str| &results[&format!("statmsg-{}", kind.replace('_', "-"))];
     for kind in ["stalled", "failed", "missing_success", "slow", "child_lag", "silent"] {
         let want = expected.get(kind).cloned().unwrap_or_default();
@@ -195,7 +223,15 @@ fn every_alert_rule_fires_for_exactly_the_sites_the_truth_says() {
     // rules stay quiet there (an empty result means no site has that alert).
     let empty = format!("{db}_empty");
     let created = Command::new("curl")
-        .args(["-sS", "--fail", "-XPOST", &format!("{}/query", influx_url()), "--data-urlencode"])
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "--fail",
+            "-XPOST",
+            &format!("{}/query", influx_url()),
+            "--data-urlencode",
+        ])
         .arg(format!("q=CREATE DATABASE \"{empty}\""))
         .status()
         .unwrap();
@@ -207,6 +243,89 @@ fn every_alert_rule_fires_for_exactly_the_sites_the_truth_says() {
             assert_eq!(result["state"], "Normal", "{uid}: {result}");
         }
     }
+
+    // The fleet dashboard: every query, with Grafana's macros and variables, returns what its
+    // panel promises.
+    let fleet = &checked["dashboards"]["statmsg-fleet"];
+    let mut all_sites = SiteSet::new();
+    let mut all_runs = (0, 0, 0.0_f64);
+    for (suffix, _) in HIERARCHIES {
+        let hierarchy = format!("{}-{suffix}", world.name);
+        let truth: Value =
+            serde_json::from_slice(&std::fs::read(logs.join(&hierarchy).join("truth.json")).unwrap())
+                .unwrap();
+        for site in truth["sites"].as_array().unwrap() {
+            all_sites.insert((hierarchy.clone(), site["site"].as_str().unwrap().to_owned()));
+        }
+        for run in truth["runs"].as_array().unwrap() {
+            all_runs.0 += 1;
+            all_runs.1 += usize::from(run["outcome"] == "failed");
+            if run["outcome"] == "succeeded" {
+                all_runs.2 = all_runs.2.max(run["duration_s"].as_f64().unwrap());
+            }
+        }
+    }
+    let hierarchies: Vec<String> = HIERARCHIES.iter().map(|(s, _)| format!("{}-{s}", world.name)).collect();
+    let mut sorted = hierarchies.clone();
+    sorted.sort();
+    assert_eq!(fleet["variables"]["hierarchy"], serde_json::json!(sorted));
+    assert_eq!(fleet["variables"]["site"], serde_json::json!(["CAS", "P01", "S01", "S02"]));
+    assert_eq!(stat(fleet, "Sites"), all_sites.len() as f64);
+    for (title, kind) in [
+        ("Failing now", "failed"),
+        ("Stalled now", "stalled"),
+        ("Missing success", "missing_success"),
+        ("Child sites lagging", "child_lag"),
+        ("Silent sites", "silent"),
+    ] {
+        assert_eq!(stat(fleet, title), expected[kind].len() as f64, "{title}");
+    }
+    assert!(stat(fleet, "Oldest last success") > 26.0 * 3600.0);
+    let attention: BTreeSet<(String, String, String)> = rows(fleet, "Needs attention", "A")
+        .iter()
+        .map(|r| {
+            (
+                r["hierarchy"].as_str().unwrap().into(),
+                r["site"].as_str().unwrap().into(),
+                r["kind"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let want: BTreeSet<(String, String, String)> = expected
+        .iter()
+        .flat_map(|(kind, sites)| sites.iter().map(|(h, s)| (h.clone(), s.clone(), kind.clone())))
+        .collect();
+    assert_eq!(attention, want);
+    for row in rows(fleet, "Needs attention", "A") {
+        assert!(!row["detail"].as_str().unwrap().is_empty(), "{row}");
+        if row["site"] != "CAS" {
+            assert!(row["parent"].is_string(), "a child's row names its parent: {row}");
+        }
+    }
+    let alerting: SiteSet = want.iter().map(|(h, s, _)| (h.clone(), s.clone())).collect();
+    let healthy: SiteSet = rows(fleet, "Healthy sites", "A")
+        .iter()
+        .map(|r| (r["hierarchy"].as_str().unwrap().into(), r["site"].as_str().unwrap().into()))
+        .collect();
+    assert_eq!(healthy, all_sites.difference(&alerting).cloned().collect::<SiteSet>());
+    assert_eq!(sum(rows(fleet, "Runs and failures per day", "A"), "runs") as usize, all_runs.0);
+    assert_eq!(sum(rows(fleet, "Runs and failures per day", "B"), "failures") as usize, all_runs.1);
+    let slowest = rows(fleet, "Sync duration per day (median and slowest)", "A")
+        .iter()
+        .filter_map(|r| r["slowest"].as_f64())
+        .fold(0.0, f64::max);
+    assert!((slowest - all_runs.2).abs() < 2.0, "slowest {slowest}, truth {}", all_runs.2);
+    assert!(!rows(fleet, "Sync status of every site", "A").is_empty());
+    // One hierarchy chosen: the panels show it alone.
+    let one = &hierarchies[0];
+    let chosen = check(&db, &[&format!("hierarchy={one}")]);
+    let fleet = &chosen["dashboards"]["statmsg-fleet"];
+    let shown: BTreeSet<String> = rows(fleet, "Needs attention", "A")
+        .iter()
+        .map(|r| r["hierarchy"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(shown, BTreeSet::from([one.clone()]));
+    assert_eq!(stat(fleet, "Sites"), all_sites.iter().filter(|(h, _)| h == one).count() as f64);
 
     for (_, collector) in collectors {
         collector.stop();

@@ -294,7 +294,8 @@ impl Tracking {
             if !state.and_then(|s| s.partition).is_some_and(|p| self.assigned.contains(&p)) {
                 continue;
             }
-            if let Err(e) = write_site_alert(&alert, at, &mut body) {
+            let parent = state.and_then(|s| self.tracker.parent_of(s)).map(|p| p.site.as_str());
+            if let Err(e) = write_site_alert(&alert, parent, at, &mut body) {
                 tracing::warn!(site = %state_key(&alert.hierarchy, &alert.site), "site_alert: {e}");
             }
         }

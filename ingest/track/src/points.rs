@@ -162,18 +162,26 @@ pub fn write_site_state(
 /// Its summary is a tag, so that alerting sees it as a label. Line protocol cannot carry every
 /// backslash in a tag value (see `statmsg_schema::line_protocol`): there they read `/`; the
 /// `detail` field holds the text as it is.
-pub fn write_site_alert(alert: &Alert, at: DateTime<Utc>, out: &mut String) -> Result<(), LineProtocolError> {
+pub fn write_site_alert(
+    alert: &Alert,
+    parent: Option<&str>,
+    at: DateTime<Utc>,
+    out: &mut String,
+) -> Result<(), LineProtocolError> {
     let at = nanos(at)?;
     let summary = alert.summary.replace('\\', "/");
-    PointBuilder::new(out, SITE_ALERT)
+    let mut p = PointBuilder::new(out, SITE_ALERT)
         .tag("hierarchy", &alert.hierarchy)?
         .tag("site", &alert.site)?
         .tag("kind", alert.kind.as_str())?
         .tag("summary", &summary)?
         .field_int("active", 1)
         .field_int("since_ms", alert.since.timestamp_millis())
-        .field_str("detail", &alert.detail)
-        .finish(at)
+        .field_str("detail", &alert.detail);
+    if let Some(parent) = parent {
+        p = p.field_str("parent", parent);
+    }
+    p.finish(at)
 }
 
 #[cfg(test)]
@@ -277,10 +285,10 @@ mod tests {
             summary: "[0x80131500] C:\\Logs\\ a=b,c \\".into(),
         };
         let mut out = String::new();
-        write_site_alert(&alert, t("2024-03-01T12:00:00Z"), &mut out).unwrap();
+        write_site_alert(&alert, Some("CAS"), t("2024-03-01T12:00:00Z"), &mut out).unwrap();
         assert_eq!(
             out,
-            "site_alert,hierarchy=contoso,site=CS1,kind=failed,summary=[0x80131500]\\ C:/Logs/\\ a\\=b\\,c\\ / active=1i,since_ms=1709287200000i,detail=\"1 failed run(s)\nx=1 \\\"q\\\"\" 1709294400000000000\n"
+            "site_alert,hierarchy=contoso,site=CS1,kind=failed,summary=[0x80131500]\\ C:/Logs/\\ a\\=b\\,c\\ / active=1i,since_ms=1709287200000i,detail=\"1 failed run(s)\nx=1 \\\"q\\\"\",parent=\"CAS\" 1709294400000000000\n"
         );
     }
 }
