@@ -79,6 +79,11 @@ class CheckCatchesMistakes(unittest.TestCase):
     def test_options_outside_the_panel_schema(self):
         self.assert_dashboard_refused(lambda d: d["panels"][0]["options"].update(graphMode="sparkles"), "'sparkles' is not one of")
 
+    def test_a_link_to_a_dashboard_that_does_not_exist(self):
+        def mutate(d):
+            d["panels"][8]["fieldConfig"]["overrides"][0]["properties"][0]["value"][0]["url"] = "/d/nowhere/x"
+        self.assert_dashboard_refused(mutate, "links to dashboard uid 'nowhere'")
+
     def test_a_dashboard_outside_the_dashboard_schema(self):
         self.assert_dashboard_refused(lambda d: d.update(schemaVersion="42"), "schemaVersion")
 

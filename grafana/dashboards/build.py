@@ -69,14 +69,17 @@ def tooltip():
     return {"mode": "multi", "sort": "none"}
 
 
-def variables():
+def variables(multi=True):
     def query_var(name, label, query):
-        return {
+        v = {
             "type": "query", "name": name, "label": label, "datasource": DS, "query": query, "definition": query,
-            "refresh": 2, "multi": True, "includeAll": True, "allValue": ".*", "sort": 1, "hide": 0,
-            "current": {"text": "All", "value": "$__all"}, "options": [], "regex": "",
-            "description": f"Regular expressions of the {label.lower()}s shown (All: every one).",
+            "refresh": 2, "multi": multi, "includeAll": multi, "sort": 1, "hide": 0, "options": [], "regex": "",
+            "description": f"The {label.lower()}s shown" + (" (All: every one)." if multi else "."),
         }
+        if multi:
+            v["allValue"] = ".*"
+            v["current"] = {"text": "All", "value": "$__all"}
+        return v
     return [
         {"type": "datasource", "name": "datasource", "label": "InfluxDB", "query": "influxdb", "hide": 0,
          "current": {"text": "statmsg InfluxDB", "value": "statmsg-influxdb"}, "options": [], "refresh": 1, "regex": "",
@@ -87,18 +90,18 @@ def variables():
     ]
 
 
-def dashboard(uid, title, description, panels, time_from, tags, links=()):
+def dashboard(uid, title, description, panels, time_from, tags, links=(), multi=True, annotations=()):
     for i, p in enumerate(panels, start=1):
         p["id"] = i
     return {
         "uid": uid, "title": title, "description": description, "tags": ["statmsg"] + tags,
         "timezone": "browser", "editable": False, "graphTooltip": 1, "schemaVersion": 42, "version": 1,
         "refresh": "1m", "time": {"from": time_from, "to": "now"}, "fiscalYearStartMonth": 0, "liveNow": False,
-        "weekStart": "", "links": list(links), "panels": panels, "templating": {"list": variables()},
+        "weekStart": "", "links": list(links), "panels": panels, "templating": {"list": variables(multi)},
         "annotations": {"list": [{
             "builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True, "hide": True,
             "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts", "type": "dashboard",
-        }]},
+        }] + list(annotations)},
     }
 
 
@@ -243,11 +246,146 @@ def fleet():
     return dashboard(
         "statmsg-fleet", "statmsg: fleet overview",
         "Software update synchronization of every ConfigMgr site statmsg watches: what needs attention now, every site's status over time, and daily durations and failures.",
-        s, "now-7d", ["fleet"],
+        s, "now-7d", ["fleet"], links=[link("statmsg dashboards", "statmsg")],
     )
 
 
-DASHBOARDS = {"fleet.json": fleet}
+def site():
+    s = []
+    now = lambda field: (f'SELECT last("{field}") FROM "site_sync_state" WHERE {NOW} AND {SCOPE}')
+    s.append(stat("Since last success", "How long since the site's last successful sync. Red after 26 h (the missing_success alert): check the SUP schedule and the latest run below.",
+                  (0, 0, 4, 4), now("last_success_age_s"), "dtdurations", [(None, GREEN), (24 * 3600, ORANGE), (26 * 3600, RED)], no_value="never"))
+    s.append(stat("Last success", "When the site's last successful sync ended.",
+                  (4, 0, 4, 4), now("last_success_ms"), "dateTimeAsIso", [(None, BLUE)], no_value="never"))
+    last = stat("Last duration against the median", "The latest finished run's duration (first) and the median of the last 30 successes (second). Orange or red: the run took over 2x or 3x the median (the slow alert); check WSUS maintenance.",
+                (8, 0, 5, 4), now("last_duration_s"), "dtdurations", [(None, GREEN)], no_value="none yet")
+    last["targets"].append(target("B", now("median_duration_s")))
+    s.append(last)
+    versions = stat("Catalog version: site and parent", "The site's update source content version (first) and its parent's (second). Different for over 2 h: the child_lag alert; see Behind parent.",
+                    (13, 0, 5, 4), now("content_version"), "none", [(None, BLUE)], no_value="unknown")
+    versions["targets"].append(target("B", now("parent_version")))
+    versions["fieldConfig"]["defaults"]["decimals"] = 0
+    s.append(versions)
+    s.append(stat("Behind parent", "How long the site has been behind its parent's catalog version (0: level, or a top site). Orange after 1 h, red after 2 h: check the parent's sync notification, replication and this site's WsyncMgr.log.",
+                  (18, 0, 3, 4), now("lag_s"), "dtdurations", [(None, GREEN), (3600, ORANGE), (7200, RED)]))
+    s.append(stat("Active alerts", "How many alerts the site has now (the fleet overview's Needs attention lists them with their cause). Red: see the runs below.",
+                  (21, 0, 3, 4), now("alert_count"), "none", [(None, GREEN), (1, RED)]))
+    s.append(panel(
+        "timeseries", "Duration and phases of each run",
+        "Every sync run: total duration, time in the WSUS phase and in the site database phase. A growing WSUS phase points at the catalog or the upstream server; a growing database phase at the site database.",
+        (0, 4, 24, 8),
+        [target("A", f'SELECT "duration_s" AS "duration", "wsus_s" AS "WSUS phase", "site_db_s" AS "site database phase" FROM "sync_run" WHERE $timeFilter AND {SCOPE}')],
+        {"legend": legend(), "tooltip": tooltip()},
+        {"unit": "s", "min": 0, "color": {"mode": "palette-classic"},
+         "custom": {"drawStyle": "points", "pointSize": 7, "showPoints": "always", "lineWidth": 1, "fillOpacity": 0}},
+    ))
+    s.append(panel(
+        "table", "Sync runs",
+        "Every sync run of the site, newest first: trigger, outcome, duration, phase times, updates synchronized, and for a failure its message and HRESULT. Red rows failed: the failure text says what to look for.",
+        (0, 12, 24, 9),
+        [target("A", 'SELECT "trigger", "outcome", "duration_s", "wsus_s", "site_db_s", "updates_synchronized", "items_updated", '
+                     f'"content_version", "failure", "hresult" FROM "sync_run" WHERE $timeFilter AND {SCOPE} ORDER BY time DESC', fmt="table")],
+        table_options(),
+        {"unit": "none", "custom": {"align": "auto", "inspect": True}},
+        [column("Time", unit="dateTimeAsIso", displayName="start"),
+         column("outcome", mappings=STATUS_MAPPINGS, custom={"cellOptions": {"type": "color-background"}, "align": "auto", "inspect": False}),
+         column("duration_s", unit="dtdurations", displayName="duration"),
+         column("wsus_s", unit="dtdurations", displayName="WSUS phase"),
+         column("site_db_s", unit="dtdurations", displayName="database phase"),
+         column("updates_synchronized", displayName="updates synchronized"),
+         column("items_updated", displayName="items updated"),
+         column("content_version", displayName="catalog version", decimals=0)],
+    ))
+    s.append(panel(
+        "table", "Status messages",
+        "The site's status messages, newest first (6701 started, 6702 completed, 6703 failed, 6704/6705 progress), with their insertion strings. A 6703's strings hold the failure: compare with WsyncMgr.log.",
+        (0, 21, 14, 9),
+        [target("A", 'SELECT "id", "sev", "component", "istr0", "istr1", "istr2", "istr3", "le" FROM "statmsg" '
+                     f'WHERE $timeFilter AND {SCOPE} ORDER BY time DESC LIMIT 500', fmt="table")],
+        table_options(),
+        {"unit": "none", "custom": {"align": "auto", "inspect": True}},
+        [column("Time", unit="dateTimeAsIso", displayName="time"),
+         column("sev", mappings=[{"type": "value", "options": {"E": {"text": "error", "color": RED, "index": 0},
+                                                              "W": {"text": "warning", "color": ORANGE, "index": 1},
+                                                              "I": {"text": "information", "color": GREEN, "index": 2}}}],
+                custom={"cellOptions": {"type": "color-text"}, "align": "auto", "inspect": False})],
+    ))
+    s.append(panel(
+        "table", "Version propagation to its children",
+        "Each of the site's recent content versions and when each child site reached it. A child that did not reach the newest version within 2 h raises child_lag: check its WsyncMgr.log and the notification's replication.",
+        (14, 21, 10, 9),
+        [target("A", 'SELECT "version", "reached", "delay_s" FROM "version_propagation" WHERE $timeFilter AND '
+                     '"hierarchy" =~ /^$hierarchy$/ AND "parent" =~ /^$site$/ GROUP BY "child" ORDER BY time DESC LIMIT 20', fmt="table")],
+        table_options(),
+        {"unit": "none", "custom": {"align": "auto", "inspect": False}},
+        [column("Time", unit="dateTimeAsIso", displayName="parent reached it"),
+         column("delay_s", unit="dtdurations", displayName="child's delay"),
+         column("version", decimals=0)],
+    ))
+    failures = {
+        "name": "Failed syncs", "datasource": DS, "enable": True, "hide": False, "iconColor": RED,
+        "target": {"refId": "Anno", "query": f'SELECT "failure", "hresult" FROM "sync_run" WHERE $timeFilter AND {SCOPE} AND "outcome" = \'failed\'',
+                   "rawQuery": True, "resultFormat": "table"},
+        "mappings": {"text": {"source": "field", "value": "failure"}},
+    }
+    return dashboard(
+        "statmsg-site", "statmsg: site detail",
+        "One site's software update synchronization: last success, duration against its median, catalog version against its parent's, every run with its phases and failure, its status messages and how its children follow. Failed syncs are marked on every chart.",
+        s, "now-30d", ["site"], links=[link("statmsg dashboards", "statmsg")], multi=False, annotations=[failures],
+    )
+
+
+def trends():
+    s = []
+    per_site = '"hierarchy", "site"'
+
+    def weekly(title, description, grid, query, unit, alias="$tag_hierarchy/$tag_site"):
+        return panel("timeseries", title, description, grid, [target("A", query, alias=alias)],
+                     {"legend": legend("right"), "tooltip": tooltip()},
+                     {"unit": unit, "min": 0, "color": {"mode": "palette-classic"},
+                      "custom": {"drawStyle": "line", "lineWidth": 2, "fillOpacity": 0, "showPoints": "always", "spanNulls": True}})
+    s.append(weekly("Weekly median sync duration per site",
+                    "The median duration of each site's successful syncs, per week. A line that climbs for weeks is a catalog growing faster than its clean-up: decline superseded updates, review products and languages, re-index SUSDB.",
+                    (0, 0, 12, 9),
+                    f'SELECT median("duration_s") FROM "sync_run" WHERE $timeFilter AND "outcome" = \'succeeded\' AND {SCOPE} GROUP BY time(7d), {per_site} fill(none)', "s"))
+    s.append(weekly("Weekly 95th-percentile sync duration per site",
+                    "The slow end of each site's successful syncs, per week. When it nears the sync window (or the stall threshold, 2 h by default) the site will start missing syncs: act before the median gets there.",
+                    (12, 0, 12, 9),
+                    f'SELECT percentile("duration_s", 95) FROM "sync_run" WHERE $timeFilter AND "outcome" = \'succeeded\' AND {SCOPE} GROUP BY time(7d), {per_site} fill(none)', "s"))
+    s.append(panel(
+        "timeseries", "Updates synchronized per run",
+        "How many updates each run synchronized. Steps up follow new products, classifications or languages; a steady climb with durations is the catalog growing.",
+        (0, 9, 12, 8),
+        [target("A", f'SELECT "updates_synchronized" FROM "sync_run" WHERE $timeFilter AND {SCOPE} GROUP BY {per_site}', alias="$tag_hierarchy/$tag_site")],
+        {"legend": legend("right"), "tooltip": tooltip()},
+        {"unit": "short", "min": 0, "decimals": 0, "color": {"mode": "palette-classic"},
+         "custom": {"drawStyle": "points", "pointSize": 5, "showPoints": "always", "lineWidth": 1, "fillOpacity": 0}},
+    ))
+    s.append(panel(
+        "timeseries", "Runs and failures per week",
+        "Sync runs of the shown sites started per week and how many failed. Weeks with failures: the fleet overview and the site detail name the causes; a failing streak also stops WSUS clean-up, which runs only after a success.",
+        (12, 9, 12, 8),
+        [target("A", f'SELECT count("outcome") AS "runs" FROM "sync_run" WHERE $timeFilter AND {SCOPE} GROUP BY time(7d) fill(0)'),
+         target("B", f'SELECT count("outcome") AS "failures" FROM "sync_run" WHERE $timeFilter AND "outcome" = \'failed\' AND {SCOPE} GROUP BY time(7d) fill(0)')],
+        {"legend": legend(), "tooltip": tooltip()},
+        {"unit": "short", "min": 0, "decimals": 0, "color": {"mode": "palette-classic"},
+         "custom": {"drawStyle": "bars", "lineWidth": 1, "fillOpacity": 60, "showPoints": "never"}},
+        [{"matcher": {"id": "byName", "options": "failures"},
+          "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": RED}}]}],
+    ))
+    s.append(weekly("Propagation delay per child (weekly median)",
+                    "How long each child site took, per week, to reach its parent's new catalog versions (median). Climbing: the child syncs later and later after its parent; check replication and the child's sync duration.",
+                    (0, 17, 24, 8),
+                    'SELECT median("delay_s") FROM "version_propagation" WHERE $timeFilter AND "hierarchy" =~ /^$hierarchy$/ '
+                    'AND "child" =~ /^$site$/ GROUP BY time(7d), "hierarchy", "child" fill(none)', "s", alias="$tag_hierarchy/$tag_child"))
+    return dashboard(
+        "statmsg-trends", "statmsg: capacity trends",
+        "Synchronization over months, for capacity planning: weekly durations per site (median and 95th percentile), updates per run, runs and failures per week, and how long children take to follow. Weeks start on Thursday (InfluxDB's 7-day buckets).",
+        s, "now-1y", ["trends"], links=[link("statmsg dashboards", "statmsg")],
+    )
+
+
+DASHBOARDS = {"fleet.json": fleet, "site.json": site, "trends.json": trends}
 
 
 def render(build):

@@ -249,6 +249,8 @@ fn every_alert_rule_fires_for_exactly_the_sites_the_truth_says() {
     let fleet = &checked["dashboards"]["statmsg-fleet"];
     let mut all_sites = SiteSet::new();
     let mut all_runs = (0, 0, 0.0_f64);
+    // (hierarchy, site) -> (runs, failed runs)
+    let mut site_runs: BTreeMap<(String, String), (usize, usize)> = BTreeMap::new();
     for (suffix, _) in HIERARCHIES {
         let hierarchy = format!("{}-{suffix}", world.name);
         let truth: Value =
@@ -258,6 +260,10 @@ fn every_alert_rule_fires_for_exactly_the_sites_the_truth_says() {
             all_sites.insert((hierarchy.clone(), site["site"].as_str().unwrap().to_owned()));
         }
         for run in truth["runs"].as_array().unwrap() {
+            let counts =
+                site_runs.entry((hierarchy.clone(), run["site"].as_str().unwrap().to_owned())).or_default();
+            counts.0 += 1;
+            counts.1 += usize::from(run["outcome"] == "failed");
             all_runs.0 += 1;
             all_runs.1 += usize::from(run["outcome"] == "failed");
             if run["outcome"] == "succeeded" {
@@ -326,6 +332,44 @@ fn every_alert_rule_fires_for_exactly_the_sites_the_truth_says() {
         .collect();
     assert_eq!(shown, BTreeSet::from([one.clone()]));
     assert_eq!(stat(fleet, "Sites"), all_sites.iter().filter(|(h, _)| h == one).count() as f64);
+
+    // The trends dashboard, over the same 30 days.
+    let trends = &checked["dashboards"]["statmsg-trends"];
+    assert_eq!(sum(rows(trends, "Runs and failures per week", "A"), "runs") as usize, all_runs.0);
+    assert_eq!(sum(rows(trends, "Runs and failures per week", "B"), "failures") as usize, all_runs.1);
+    for title in [
+        "Weekly median sync duration per site",
+        "Weekly 95th-percentile sync duration per site",
+        "Updates synchronized per run",
+        "Propagation delay per child (weekly median)",
+    ] {
+        assert!(!rows(trends, title, "A").is_empty(), "{title} returned nothing");
+    }
+
+    // The site dashboard, for the stalled child site and for its parent.
+    let stall = format!("{}-stall", world.name);
+    let checked = check(&db, &[&format!("hierarchy={stall}"), "site=P01"]);
+    let site = &checked["dashboards"]["statmsg-site"];
+    let kinds = expected.values().filter(|sites| sites.contains(&(stall.clone(), "P01".to_owned()))).count();
+    assert_eq!(stat(site, "Active alerts"), kinds as f64);
+    let (runs, failed) = site_runs[&(stall.clone(), "P01".to_owned())];
+    assert_eq!(rows(site, "Sync runs", "A").len(), runs);
+    assert_eq!(site["annotations"]["Failed syncs"].as_array().unwrap().len(), failed);
+    let messages = rows(site, "Status messages", "A");
+    assert!(
+        !messages.is_empty() && messages.iter().all(|m| m["id"].as_str().unwrap().parse::<u16>().is_ok())
+    );
+    let version = |r: &str| rows(site, "Catalog version: site and parent", r)[0]["last"].as_f64().unwrap();
+    assert!(version("B") > version("A"), "P01 lags its parent's catalog version");
+    assert!(stat(site, "Behind parent") > 7200.0);
+    assert!(!rows(site, "Duration and phases of each run", "A").is_empty());
+    let checked = check(&db, &[&format!("hierarchy={stall}"), "site=CAS"]);
+    let propagation =
+        rows(&checked["dashboards"]["statmsg-site"], "Version propagation to its children", "A");
+    assert!(!propagation.is_empty());
+    for row in propagation {
+        assert!(all_sites.contains(&(stall.clone(), row["child"].as_str().unwrap().to_owned())), "{row}");
+    }
 
     for (_, collector) in collectors {
         collector.stop();
