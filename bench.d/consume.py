@@ -56,8 +56,9 @@ def series(result):
         yield from statement.get("series", [])
 
 
-# Heartbeat points: a time series of the consumers' clock, not of the backlog.
-HEARTBEATS = "site_sync_state"
+# Heartbeat points (the short retention policy, and their hourly downsampling): a time series
+# of the consumers' clock, not of the backlog.
+HEARTBEATS = {"site_sync_state", "site_alert", "collector_status", "site_sync_state_1h", "collector_status_1h"}
 
 
 def counts(db):
@@ -65,7 +66,7 @@ def counts(db):
     out = {}
     for s in series(influx("SHOW MEASUREMENTS", db)):
         for (m,) in s["values"]:
-            if m == HEARTBEATS:
+            if m in HEARTBEATS:
                 continue
             rows = 0
             for t in series(influx(f'SELECT * FROM "{m}"', db)):
@@ -230,7 +231,7 @@ def export(db):
     lines = []
     for s in series(influx("SHOW MEASUREMENTS", db)):
         for (m,) in s["values"]:
-            if m == HEARTBEATS:
+            if m in HEARTBEATS:
                 continue
             tags = {v[0] for t in series(influx(f'SHOW TAG KEYS FROM "{m}"', db)) for v in t["values"]}
             types = {v[0]: v[1] for t in series(influx(f'SHOW FIELD KEYS FROM "{m}"', db)) for v in t["values"]}

@@ -12,6 +12,8 @@ import os
 HERE = os.path.dirname(os.path.abspath(__file__))
 DS = {"type": "influxdb", "uid": "${datasource}"}
 SCOPE = '"hierarchy" =~ /^$hierarchy$/ AND "site" =~ /^$site$/'
+# The short retention policy of the per-minute points (`[influxdb] recent_retention_policy`).
+RECENT = '"statmsg_recent"'
 # "Now" is what the consumer wrote in its last heartbeats (every minute), not the whole range.
 NOW = "time > now() - 5m"
 SITE_LINK = "/d/statmsg-site/statmsg-site-detail?var-hierarchy=${__data.fields.hierarchy}&var-site=${__data.fields.site}&${__url_time_range}"
@@ -57,7 +59,7 @@ def stat(title, description, grid, query, unit, steps, no_value="0"):
 
 
 def per_site_now(aggregate, field):
-    return (f'SELECT {aggregate}("v") FROM (SELECT last("{field}") AS "v" FROM "site_sync_state" '
+    return (f'SELECT {aggregate}("v") FROM (SELECT last("{field}") AS "v" FROM {RECENT}."site_sync_state" '
             f'WHERE {NOW} AND {SCOPE} GROUP BY "hierarchy", "site")')
 
 
@@ -173,7 +175,7 @@ def fleet():
         "state-timeline", "Sync status of every site",
         "The outcome of each site's latest sync over time (running while one runs), from the consumer's minute-by-minute state. Red bands are failures, blue ones running syncs: a long blue band is a stall.",
         (0, 4, 24, 9),
-        [target("A", f'SELECT last("status") FROM "site_sync_state" WHERE $timeFilter AND {SCOPE} '
+        [target("A", f'SELECT last("status") FROM {RECENT}."site_sync_state" WHERE $timeFilter AND {SCOPE} '
                      'GROUP BY time($__interval), "hierarchy", "site" fill(previous)', alias="$tag_hierarchy/$tag_site")],
         {"showValue": "never", "rowHeight": 0.8, "mergeValues": True, "alignValue": "left",
          "legend": legend(), "tooltip": tooltip()},
@@ -186,7 +188,7 @@ def fleet():
         "Every active alert of the shown sites, one row each, newest state of the last minutes: what, since when, the cause (failure text and HRESULT) and what to check. Click a site for its detail. Empty is good.",
         (0, 13, 24, 9),
         [target("A", 'SELECT last("since_ms") AS "since", last("parent") AS "parent", last("detail") AS "detail" '
-                     f'FROM "site_alert" WHERE time > now() - 3m AND {SCOPE} GROUP BY "hierarchy", "site", "kind", "summary"',
+                     f'FROM {RECENT}."site_alert" WHERE time > now() - 3m AND {SCOPE} GROUP BY "hierarchy", "site", "kind", "summary"',
                 fmt="table")],
         table_options("since"),
         {"unit": "none", "custom": {"align": "auto", "inspect": True}},
@@ -207,7 +209,7 @@ def fleet():
         [target("A", 'SELECT "status", "last_success_age", "last_duration", "content_version" FROM '
                      '(SELECT last("alert_count") AS "alerts", last("status") AS "status", last("last_success_age_s") AS "last_success_age", '
                      'last("last_duration_s") AS "last_duration", last("content_version") AS "content_version" '
-                     f'FROM "site_sync_state" WHERE {NOW} AND {SCOPE} GROUP BY "hierarchy", "site") '
+                     f'FROM {RECENT}."site_sync_state" WHERE {NOW} AND {SCOPE} GROUP BY "hierarchy", "site") '
                      'WHERE "alerts" = 0 GROUP BY "hierarchy", "site"', fmt="table")],
         table_options("site"),
         {"unit": "none", "custom": {"align": "auto", "inspect": False}},
@@ -252,7 +254,7 @@ def fleet():
 
 def site():
     s = []
-    now = lambda field: (f'SELECT last("{field}") FROM "site_sync_state" WHERE {NOW} AND {SCOPE}')
+    now = lambda field: (f'SELECT last("{field}") FROM {RECENT}."site_sync_state" WHERE {NOW} AND {SCOPE}')
     s.append(stat("Since last success", "How long since the site's last successful sync. Red after 26 h (the missing_success alert): check the SUP schedule and the latest run below.",
                   (0, 0, 4, 4), now("last_success_age_s"), "dtdurations", [(None, GREEN), (24 * 3600, ORANGE), (26 * 3600, RED)], no_value="never"))
     s.append(stat("Last success", "When the site's last successful sync ended.",

@@ -107,6 +107,12 @@ enum Command {
         #[command(subcommand)]
         action: DlqAction,
     },
+    /// InfluxDB: `setup` creates the database, the short retention policy of the per-minute
+    /// points and the continuous queries that downsample them (as an admin, once).
+    Influx {
+        #[command(subcommand)]
+        action: InfluxAction,
+    },
     /// Print the example configuration, or check a configuration file.
     Config {
         /// Print every key, commented, with its default.
@@ -115,6 +121,17 @@ enum Command {
         /// Validate this file (with STATMSG__* overrides) and print the effective settings.
         #[arg(long, short, env = "STATMSG_CONFIG")]
         config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum InfluxAction {
+    /// Create or update the database, the retention policy `[influxdb]
+    /// recent_retention_policy` and the hourly continuous queries (what the consumer does at
+    /// start when `[influxdb] setup` is on and its user may).
+    Setup {
+        #[arg(long, short, env = "STATMSG_CONFIG")]
+        config: PathBuf,
     },
 }
 
@@ -256,6 +273,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Dlq { action } => dlq(action),
+        Command::Influx { action: InfluxAction::Setup { config } } => {
+            let settings = Settings::load(&config)?;
+            let writer = consume::influx::InfluxWriter::new(&settings.influxdb)?;
+            let done = runtime()?.block_on(consume::retention::setup(&writer))?;
+            for line in done {
+                println!("{line}");
+            }
+            Ok(())
+        }
         Command::Config { example: true, .. } => {
             std::io::stdout().write_all(EXAMPLE.as_bytes())?;
             Ok(())

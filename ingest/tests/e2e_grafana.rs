@@ -168,7 +168,7 @@ fn every_alert_rule_fires_for_exactly_the_sites_the_truth_says() {
     let killed = (format!("{}-{}", world.name, KILLED.0), KILLED.1.to_owned());
     collectors.remove(&(KILLED.0, KILLED.1.to_owned())).unwrap().kill9();
     expected.entry("silent".into()).or_default().insert(killed.clone());
-    let q_silent = "SELECT last(\"alert_silent\") FROM \"site_sync_state\" WHERE time > now() - 5s GROUP BY \"site\", \"hierarchy\"";
+    let q_silent = "SELECT last(\"alert_silent\") FROM \"statmsg_recent\".\"site_sync_state\" WHERE time > now() - 5s GROUP BY \"site\", \"hierarchy\"";
     wait_for(
         Duration::from_secs(60),
         || {
@@ -222,20 +222,22 @@ fn every_alert_rule_fires_for_exactly_the_sites_the_truth_says() {
     // ... and fires where no heartbeat comes (an empty database: NoData), while the tracker's
     // rules stay quiet there (an empty result means no site has that alert).
     let empty = format!("{db}_empty");
-    let created = Command::new("curl")
-        .args([
-            "-sS",
-            "-o",
-            "/dev/null",
-            "--fail",
-            "-XPOST",
-            &format!("{}/query", influx_url()),
-            "--data-urlencode",
-        ])
-        .arg(format!("q=CREATE DATABASE \"{empty}\""))
-        .status()
+    // Set up as an administrator would before any consumer ran: `statmsg influx setup`.
+    let empty_config = consumer_config.with_file_name("empty.toml");
+    let text = std::fs::read_to_string(&consumer_config).unwrap();
+    std::fs::write(
+        &empty_config,
+        text.replace(&format!("database = \"{db}\""), &format!("database = \"{empty}\"")),
+    )
+    .unwrap();
+    let setup = Command::new(env!("CARGO_BIN_EXE_statmsg"))
+        .args(["influx", "setup", "--config"])
+        .arg(&empty_config)
+        .output()
         .unwrap();
-    assert!(created.success());
+    let said = String::from_utf8_lossy(&setup.stdout).into_owned() + &String::from_utf8_lossy(&setup.stderr);
+    assert!(setup.status.success(), "statmsg influx setup: {said}");
+    assert!(said.contains("statmsg_recent"), "statmsg influx setup says what it did: {said}");
     let quiet = evaluate(&empty);
     assert_eq!(quiet["statmsg-consumer-silent"]["state"], "Alerting", "{}", quiet["statmsg-consumer-silent"]);
     for (uid, result) in &quiet {

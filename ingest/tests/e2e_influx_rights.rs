@@ -54,17 +54,29 @@ fn a_user_without_rights_gets_a_clear_error() {
     let output = consumer.output();
     assert!(!status.success(), "the consumer must stop with an error:\n{output}");
     assert!(
-        output.contains(&format!("InfluxDB user lacks the right to create database \"{}\"", world.name)),
+        output.contains(&format!("InfluxDB user lacks the right to set up database \"{}\"", world.name)),
         "{output}"
     );
     assert!(
         output.contains("statmsg: error: InfluxDB user lacks the right"),
         "the error ends the run: {output}"
     );
-    // Nothing was committed: an admin creating the database lets a new consumer store it all.
-    let created =
-        influxql(&influx.url(), Some(("admin", "admin-pw")), &format!("CREATE DATABASE \"{}\"", world.name));
-    assert!(!created.contains("error"), "{created}");
+    // Nothing was committed: once an admin ran `statmsg influx setup` (the database, the short
+    // retention policy, the continuous queries) and granted writing, a new consumer stores it all.
+    let admin_config = config.with_file_name("admin.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &admin_config,
+        text.replace("\"writer\"", "\"admin\"").replace("\"writer-pw\"", "\"admin-pw\""),
+    )
+    .unwrap();
+    let setup = Command::new(env!("CARGO_BIN_EXE_statmsg"))
+        .args(["influx", "setup", "--config"])
+        .arg(&admin_config)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&setup.stdout).into_owned() + &String::from_utf8_lossy(&setup.stderr);
+    assert!(setup.status.success(), "statmsg influx setup as the admin: {said}");
     let granted = influxql(
         &influx.url(),
         Some(("admin", "admin-pw")),

@@ -17,7 +17,7 @@ use common::*;
 /// The latest `site_sync_state` of every site written in the last few seconds: site -> row.
 fn latest_states(db: &str) -> BTreeMap<String, serde_json::Map<String, serde_json::Value>> {
     let q = "SELECT last(alert_silent) AS alert_silent, last(alerts) AS alerts, last(last_heartbeat_age_s) AS age \
-             FROM site_sync_state WHERE time > now() - 3s GROUP BY site";
+             FROM statmsg_recent.site_sync_state WHERE time > now() - 3s GROUP BY site";
     let result = influx_query(db, q);
     let mut out = BTreeMap::new();
     for series in result["series"].as_array().cloned().unwrap_or_default() {
@@ -77,8 +77,10 @@ fn the_site_whose_collector_died_is_silent_and_only_it_until_the_collector_is_ba
         || format!("{:?}\n{}", latest_states(&db), consumer.output()),
     );
     assert!(silent_sites(&states).is_empty(), "{states:?}");
-    let beats =
-        rows(&influx_query(&db, "SELECT count(files_watched) FROM collector_heartbeat GROUP BY site"));
+    let beats = rows(&influx_query(
+        &db,
+        "SELECT count(files_watched) FROM statmsg_recent.collector_status GROUP BY site",
+    ));
     assert!(!beats.is_empty());
 
     // PS2's collector dies (kill -9: no goodbye). Within the threshold nothing fires ...

@@ -72,7 +72,8 @@ fn a_run_survives_a_consumer_kill_in_its_middle_and_heartbeats_carry_the_alerts(
         start.timestamp_nanos_opt().unwrap() / 1_000_000 * 1_000_000
     );
     // The heartbeat says the run is stalled (3 h > 2 h), with the site's other alert fields at 0.
-    let q_state = "SELECT * FROM site_sync_state WHERE site = 'CS1' ORDER BY time DESC LIMIT 1";
+    let q_state =
+        "SELECT * FROM statmsg_recent.site_sync_state WHERE site = 'CS1' ORDER BY time DESC LIMIT 1";
     let state = wait_for(
         Duration::from_secs(30),
         || last_row(&db, q_state).filter(|r| r["alert_stalled"] == 1),
@@ -84,7 +85,7 @@ fn a_run_survives_a_consumer_kill_in_its_middle_and_heartbeats_carry_the_alerts(
     // will be re-read) before the kill.
     wait_for(
         Duration::from_secs(30),
-        || last_row(&db, "SELECT count(files_watched) FROM collector_heartbeat").map(|_| ()),
+        || last_row(&db, "SELECT count(files_watched) FROM statmsg_recent.collector_status").map(|_| ()),
         || consumer.output(),
     );
     wait_for(

@@ -340,10 +340,21 @@ fn service_with_the_registrys_paths_and_site(wine: &Wine, world: &World) {
     assert_eq!(first["site"], "WN9", "the site code from the registry");
     assert_eq!(payloads.len(), 500);
     // Its heartbeat, for the site the registry named, describing the files it watches.
-    let beats = heartbeat_payloads(&kafka_brokers(), &topic);
-    assert!(
-        beats.iter().any(|b| b["site"] == "WN9" && b["collector"]["files_watched"].as_u64() >= Some(1)),
-        "no heartbeat of WN9 watching its log: {beats:?}"
+    wait_for(
+        Duration::from_secs(30),
+        || {
+            let beats = heartbeat_payloads(&kafka_brokers(), &topic);
+            let watching = |b: &serde_json::Value| {
+                b["site"] == "WN9" && b["collector"]["files_watched"].as_u64() >= Some(1)
+            };
+            beats.iter().any(watching).then_some(())
+        },
+        || {
+            format!(
+                "no heartbeat of WN9 watching its log: {:?}",
+                heartbeat_payloads(&kafka_brokers(), &topic)
+            )
+        },
     );
 
     let stopping = Instant::now();

@@ -9,19 +9,16 @@
 //! ```
 //!
 //! A log may stay silent for a day between syncs, so log silence proves nothing; a missing
-//! heartbeat does: the collector, its server or the path to Kafka is down. The consumer raises
-//! the `silent` alert from it. It is not an [`Envelope`](crate::Envelope): it has no `record`
+//! heartbeat does: the collector, its server or the path to Kafka is down. The consumer tracks
+//! the latest per site, raises the `silent` alert from it, and writes it every minute with the
+//! site's state (`collector_status`). It is not an [`Envelope`](crate::Envelope): it has no `record`
 //! and no `source`, and an envelope has no `collector`, so neither decodes as the other.
 
 use serde::{Deserialize, Serialize};
 
 use chrono::{DateTime, Utc};
 
-use crate::line_protocol::{LineProtocolError, PointBuilder};
 use crate::record::millis;
-
-/// Measurement of one point per collector heartbeat.
-pub const COLLECTOR_HEARTBEAT: &str = "collector_heartbeat";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CollectorHeartbeat {
@@ -68,34 +65,6 @@ impl CollectorHeartbeat {
     }
 }
 
-/// Appends the `collector_heartbeat` point of `beat`: at its time, so that a heartbeat delivered
-/// twice is one point.
-pub fn write_heartbeat_point(beat: &CollectorHeartbeat, out: &mut String) -> Result<(), LineProtocolError> {
-    let status = &beat.collector;
-    let nanos = beat
-        .time
-        .timestamp_nanos_opt()
-        .ok_or_else(|| LineProtocolError::TimestampOutOfRange(beat.time.to_rfc3339()))?;
-    let mut point = PointBuilder::new(out, COLLECTOR_HEARTBEAT)
-        .tag("hierarchy", &beat.hierarchy)?
-        .tag("site", &beat.site)?
-        .field_str("host", &beat.host)
-        .field_str("version", &status.version)
-        .field_int("interval_s", clamp(status.interval_s))
-        .field_int("files_watched", clamp(status.files_watched))
-        .field_int("unread_bytes", clamp(status.unread_bytes))
-        .field_int("spool_bytes", clamp(status.spool_bytes))
-        .field_int("spool_records", clamp(status.spool_records));
-    if let Some(t) = status.last_rollover {
-        point = point.field_int("last_rollover_ms", t.timestamp_millis());
-    }
-    point.finish(nanos)
-}
-
-fn clamp(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,17 +80,5 @@ mod tests {
         assert!(serde_json::from_str::<Envelope<'_>>(BEAT).is_err());
         let envelope = r#"{"schema":1,"hierarchy":"h","site":"CS1","host":"cm1","source":{"path":"a","offset":0},"record":{"time":null,"component":null,"thread":null,"text":"x","format":"unframed"}}"#;
         assert!(serde_json::from_str::<CollectorHeartbeat>(envelope).is_err());
-    }
-
-    #[test]
-    fn its_point_is_at_its_time_and_hostile_names_stay_in_their_place() {
-        let mut beat: CollectorHeartbeat = serde_json::from_str(BEAT).unwrap();
-        beat.host = "cm1\" x=1\nevil".into();
-        let mut out = String::new();
-        write_heartbeat_point(&beat, &mut out).unwrap();
-        assert_eq!(
-            out,
-            "collector_heartbeat,hierarchy=contoso,site=CS1 host=\"cm1\\\" x=1\nevil\",version=\"0.1.0\",interval_s=60i,files_watched=3i,unread_bytes=10i,spool_bytes=0i,spool_records=0i,last_rollover_ms=1709284320000i 1709287200000000000\n"
-        );
     }
 }

@@ -1,4 +1,5 @@
-//! The collector's heartbeat: every `collect.heartbeat_s` (and at once at start) a
+//! The collector's heartbeat: every `collect.heartbeat_s` (and at start, as soon as the
+//! reader's first scan found the files) a
 //! [`CollectorHeartbeat`] for the site it serves, on the records topic with the records' key, so
 //! that the consumer tracking the site can tell a quiet log from a dead collector (`silent`).
 //!
@@ -8,6 +9,7 @@
 //! drainer's producer but waits for its own acknowledgement only.
 
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 
 use statmsg_schema::{CollectorHeartbeat, CollectorStatus, SCHEMA_VERSION};
 
@@ -16,6 +18,9 @@ use super::{SharedSpool, SHUTDOWN_GRACE};
 use crate::config::{CollectSettings, KafkaSettings};
 use crate::kafka::publish::Publisher;
 use crate::shutdown::Shutdown;
+
+/// How often the first heartbeat looks whether the reader's first scan is done.
+const FIRST_SCAN_POLL: Duration = Duration::from_millis(20);
 
 /// The heartbeat of `site` now, from the collector's counters.
 pub fn beat(
@@ -61,6 +66,16 @@ pub async fn run(
     if collect.site.is_empty() {
         tracing::warn!("no site code ([collect] site, or the registry): no heartbeats, so the consumer cannot raise `silent` for this collector");
         return;
+    }
+    // The first heartbeat describes the files found, not a collector that has not looked yet.
+    let first_scan = async {
+        while metrics.scans.load(Relaxed) == 0 {
+            tokio::time::sleep(FIRST_SCAN_POLL).await;
+        }
+    };
+    tokio::select! {
+        _ = shutdown.cancelled() => return,
+        _ = tokio::time::timeout(collect.heartbeat, first_scan) => {}
     }
     let mut ticks = tokio::time::interval(collect.heartbeat);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

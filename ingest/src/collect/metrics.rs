@@ -10,6 +10,8 @@ use crate::metrics::Exposition;
 
 #[derive(Debug, Default)]
 pub struct CollectMetrics {
+    /// Scans of the watched paths so far: the first heartbeat waits for one.
+    pub scans: AtomicU64,
     pub files_watched: AtomicU64,
     /// Bytes of the watched files beyond their checkpoints, at the end of the last pass.
     pub unread_bytes: AtomicU64,

@@ -92,6 +92,7 @@ impl Reader {
     fn pass_once(&mut self, stop: &dyn Fn() -> bool) -> Result<Pass, CollectError> {
         let seen = self.scan();
         self.metrics.files_watched.store(seen.len() as u64, Relaxed);
+        self.metrics.scans.fetch_add(1, Relaxed);
         let start_at_end = self.first_scan && self.config.start_at == StartAt::End;
         self.first_scan = false;
         let plan = self.follower.plan(&seen, |s| if start_at_end { s.len } else { 0 });

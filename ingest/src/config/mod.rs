@@ -117,6 +117,18 @@ pub struct InfluxSettings {
     pub timeout: Duration,
     /// Certificate authorities trusted for https://, besides the system's (PEM).
     pub ca_file: Option<PathBuf>,
+    /// v1: where the per-minute points go (none: with the others).
+    pub recent: Option<RecentRetention>,
+    /// Create the database, the retention policy and the continuous queries at start.
+    pub setup: bool,
+}
+
+/// The short retention policy of the per-minute points (`site_sync_state`, `site_alert`,
+/// `collector_status`), downsampled hourly into the long one by continuous queries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentRetention {
+    pub policy: String,
+    pub days: u32,
 }
 
 /// Where and how points are written.
@@ -291,6 +303,24 @@ impl Settings {
         if i.timeout_s == 0 {
             return Err(invalid("influxdb.timeout_s", "must be at least 1"));
         }
+        let recent = match &api {
+            InfluxApi::V1 { retention_policy, .. } if !i.recent_retention_policy.is_empty() => {
+                if i.recent_retention_policy == *retention_policy {
+                    return Err(invalid(
+                        "influxdb.recent_retention_policy",
+                        "must differ from influxdb.retention_policy",
+                    ));
+                }
+                if !(1..=3650).contains(&i.recent_retention_days) {
+                    return Err(invalid("influxdb.recent_retention_days", "must be between 1 and 3650"));
+                }
+                Some(RecentRetention {
+                    policy: i.recent_retention_policy.clone(),
+                    days: i.recent_retention_days,
+                })
+            }
+            _ => None,
+        };
         Ok(Settings {
             hierarchy: raw.hierarchy,
             collect: CollectSettings {
@@ -322,7 +352,14 @@ impl Settings {
                 heartbeat: Duration::from_secs(raw.consume.heartbeat_s),
                 metrics_address: consume_metrics,
             },
-            influxdb: InfluxSettings { url, api, timeout: Duration::from_secs(i.timeout_s), ca_file },
+            influxdb: InfluxSettings {
+                url,
+                api,
+                timeout: Duration::from_secs(i.timeout_s),
+                ca_file,
+                recent,
+                setup: i.setup,
+            },
             track,
         })
     }

@@ -129,6 +129,11 @@ pub struct RawInflux {
     /// PEM file of the certificate authorities trusted for an https:// URL, besides the system's.
     pub ca_file: PathBuf,
     pub timeout_s: u64,
+    /// v1: the retention policy of the per-minute points (empty: none, all in `retention_policy`).
+    pub recent_retention_policy: String,
+    pub recent_retention_days: u32,
+    /// Create the database, the policy and the continuous queries at start.
+    pub setup: bool,
 }
 
 impl Default for RawConfig {
@@ -196,6 +201,9 @@ impl Default for RawInflux {
             api: ApiVersion::V1,
             database: "statmsg".into(),
             retention_policy: String::new(),
+            recent_retention_policy: "statmsg_recent".into(),
+            recent_retention_days: 30,
+            setup: true,
             username: String::new(),
             password: String::new(),
             org: String::new(),

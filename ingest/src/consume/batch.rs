@@ -8,7 +8,6 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use statmsg_schema::heartbeat::write_heartbeat_point;
 use statmsg_schema::measurement::write_statmsg_point;
 use statmsg_schema::{CollectorHeartbeat, Envelope, SCHEMA_VERSION};
 
@@ -220,7 +219,8 @@ impl Batch {
         self.touch(&envelope.hierarchy, site, origin);
     }
 
-    /// A collector's heartbeat: its `collector_heartbeat` point, and to the tracker (`silent`).
+    /// A collector's heartbeat: to the tracker (`silent`; the consumer's heartbeat writes it
+    /// with the site's state). Not a point of its own: one a minute per site is enough.
     fn add_heartbeat(
         &mut self,
         beat: &CollectorHeartbeat,
@@ -245,14 +245,6 @@ impl Batch {
             tracker.heartbeat(beat);
             tracker.set_partition(&beat.hierarchy, &beat.site, origin.partition);
             self.touch(&beat.hierarchy, &beat.site, &origin);
-        }
-        let start = self.body.len();
-        match write_heartbeat_point(beat, &mut self.body) {
-            Ok(()) => self.points.push((start..self.body.len(), origin)),
-            Err(e) => {
-                let payload = String::from_utf8_lossy(payload);
-                self.dead_letter(DeadKind::Message, &e.to_string(), origin, key, &payload);
-            }
         }
     }
 

@@ -19,6 +19,9 @@ pub enum WriteError {
     /// The v1 database does not exist.
     #[error("InfluxDB database does not exist: {0}")]
     DatabaseMissing(String),
+    /// The v1 retention policy does not exist.
+    #[error("InfluxDB retention policy does not exist: {0}")]
+    PolicyMissing(String),
     /// Credentials refused: nothing will work until the configuration changes.
     #[error("InfluxDB refused the credentials ({status}): {body}")]
     Unauthorized { status: u16, body: String },
@@ -33,22 +36,30 @@ pub fn classify(status: StatusCode, body: &str) -> Result<(), WriteError> {
     match status.as_u16() {
         200..=299 => Ok(()),
         404 if body.contains("database not found") => Err(WriteError::DatabaseMissing(body)),
+        _ if body.contains("retention policy not found") => Err(WriteError::PolicyMissing(body)),
         401 | 403 => Err(WriteError::Unauthorized { status: status.as_u16(), body }),
         400 | 413 | 422 => Err(WriteError::Rejected { status: status.as_u16(), body }),
         s => Err(WriteError::Unavailable(format!("HTTP {s}: {body}"))),
     }
 }
 
-/// The database could not be created.
+/// The database, a retention policy or a continuous query could not be created.
 #[derive(Debug, Error)]
 pub enum CreateError {
     #[error(
-        "InfluxDB user lacks the right to create database {database:?} ({detail}): create it as an \
-         admin (CREATE DATABASE \"{database}\") or grant the user admin rights"
+        "InfluxDB user lacks the right to set up database {database:?} ({detail}): run `statmsg \
+         influx setup` as an admin (or CREATE DATABASE \"{database}\"), or grant the user admin rights"
     )]
     NotAllowed { database: String, detail: String },
-    #[error("cannot create InfluxDB database {database:?}: {detail}")]
+    #[error("cannot set up InfluxDB database {database:?}: {detail}")]
     Failed { database: String, detail: String },
+}
+
+impl CreateError {
+    /// InfluxDB said the object exists already (with other settings).
+    pub fn already_exists(&self) -> bool {
+        matches!(self, CreateError::Failed { detail, .. } if detail.contains("already exists"))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -56,6 +67,8 @@ pub struct InfluxWriter {
     client: reqwest::Client,
     settings: InfluxSettings,
     write_url: Url,
+    /// Where the per-minute points go (the same as `write_url` without a recent policy).
+    recent_url: Url,
 }
 
 impl InfluxWriter {
@@ -73,15 +86,34 @@ impl InfluxWriter {
             }
         }
         let client = builder.build()?;
-        Ok(InfluxWriter { client, write_url: write_url(settings), settings: settings.clone() })
+        let recent_policy = settings.recent.as_ref().map(|r| r.policy.as_str());
+        Ok(InfluxWriter {
+            client,
+            write_url: write_url(settings, None),
+            recent_url: write_url(settings, recent_policy),
+            settings: settings.clone(),
+        })
+    }
+
+    pub fn settings(&self) -> &InfluxSettings {
+        &self.settings
     }
 
     /// Posts a line-protocol body (nanosecond timestamps), gzip-compressed (InfluxDB 1.x, 2.x,
     /// 3.x and VictoriaMetrics all take `Content-Encoding: gzip`; points of a fleet shrink about
     /// tenfold).
     pub async fn write(&self, body: &str) -> Result<(), WriteError> {
+        self.write_to(&self.write_url, body).await
+    }
+
+    /// [`InfluxWriter::write`] into the retention policy of the per-minute points.
+    pub async fn write_recent(&self, body: &str) -> Result<(), WriteError> {
+        self.write_to(&self.recent_url, body).await
+    }
+
+    async fn write_to(&self, url: &Url, body: &str) -> Result<(), WriteError> {
         let request = self
-            .authorize(self.client.post(self.write_url.clone()))
+            .authorize(self.client.post(url.clone()))
             .header(reqwest::header::CONTENT_ENCODING, "gzip")
             .body(gzip(body.as_bytes()));
         let response = request.send().await.map_err(|e| WriteError::Unavailable(error_chain(&e)))?;
@@ -96,13 +128,22 @@ impl InfluxWriter {
         let InfluxApi::V1 { database, .. } = &self.settings.api else {
             return Ok(());
         };
+        self.execute(&format!("CREATE DATABASE {}", quote_identifier(database))).await.map(drop)
+    }
+
+    /// v1: runs one InfluxQL statement (`POST /query`) and returns the response body; an error in
+    /// its result is an error.
+    pub async fn execute(&self, statement: &str) -> Result<String, CreateError> {
+        let database = match &self.settings.api {
+            InfluxApi::V1 { database, .. } => database.clone(),
+            InfluxApi::V2 { bucket, .. } => bucket.clone(),
+        };
         let failed = |detail: String| CreateError::Failed { database: database.clone(), detail };
         let mut url = self.settings.url.clone();
         url.set_path(&join_path(url.path(), "query"));
-        let statement = format!("CREATE DATABASE {}", quote_identifier(database));
         let response = self
             .authorize(self.client.post(url))
-            .form(&[("q", statement.as_str())])
+            .form(&[("q", statement), ("db", database.as_str())])
             .send()
             .await
             .map_err(|e| failed(error_chain(&e)))?;
@@ -113,15 +154,12 @@ impl InfluxWriter {
             || text.contains("requires admin privilege")
             || text.contains("not authorized");
         if not_allowed {
-            return Err(CreateError::NotAllowed {
-                database: database.clone(),
-                detail: text.trim().to_owned(),
-            });
+            return Err(CreateError::NotAllowed { database, detail: text.trim().to_owned() });
         }
         if !status.is_success() || text.contains("\"error\"") {
             return Err(failed(format!("HTTP {status}: {}", text.trim())));
         }
-        Ok(())
+        Ok(text)
     }
 
     fn authorize(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -147,14 +185,16 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.finish().expect("writing to memory")
 }
 
-/// The write endpoint with its query parameters (pure, tested below).
-pub fn write_url(settings: &InfluxSettings) -> Url {
+/// The write endpoint with its query parameters (pure, tested below); `policy` overrides the
+/// configured retention policy (v1).
+pub fn write_url(settings: &InfluxSettings, policy: Option<&str>) -> Url {
     let mut url = settings.url.clone();
     match &settings.api {
         InfluxApi::V1 { database, retention_policy, .. } => {
             url.set_path(&join_path(url.path(), "write"));
             let mut q = url.query_pairs_mut();
             q.append_pair("db", database).append_pair("precision", "ns");
+            let retention_policy = policy.unwrap_or(retention_policy);
             if !retention_policy.is_empty() {
                 q.append_pair("rp", retention_policy);
             }
@@ -177,7 +217,7 @@ fn join_path(base: &str, tail: &str) -> String {
 }
 
 /// An InfluxQL double-quoted identifier.
-fn quote_identifier(name: &str) -> String {
+pub fn quote_identifier(name: &str) -> String {
     format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
@@ -197,7 +237,14 @@ mod tests {
     use super::*;
 
     fn settings(url: &str, api: InfluxApi) -> InfluxSettings {
-        InfluxSettings { url: Url::parse(url).unwrap(), api, timeout: Duration::from_secs(1), ca_file: None }
+        InfluxSettings {
+            url: Url::parse(url).unwrap(),
+            api,
+            timeout: Duration::from_secs(1),
+            ca_file: None,
+            recent: None,
+            setup: true,
+        }
     }
 
     #[test]
@@ -209,17 +256,21 @@ mod tests {
             password: Secret::default(),
         };
         assert_eq!(
-            write_url(&settings("http://127.0.0.1:8086", v1.clone())).as_str(),
+            write_url(&settings("http://127.0.0.1:8086", v1.clone()), None).as_str(),
             "http://127.0.0.1:8086/write?db=stat+msg&precision=ns&rp=year"
         );
         assert_eq!(
-            write_url(&settings("https://proxy/influx/", v1)).as_str(),
+            write_url(&settings("https://proxy/influx/", v1.clone()), None).as_str(),
             "https://proxy/influx/write?db=stat+msg&precision=ns&rp=year"
+        );
+        assert_eq!(
+            write_url(&settings("http://127.0.0.1:8086", v1), Some("statmsg_recent")).as_str(),
+            "http://127.0.0.1:8086/write?db=stat+msg&precision=ns&rp=statmsg_recent"
         );
         let v2 =
             InfluxApi::V2 { org: "contoso".into(), bucket: "statmsg".into(), token: Secret::new("t".into()) };
         assert_eq!(
-            write_url(&settings("http://127.0.0.1:8428", v2)).as_str(),
+            write_url(&settings("http://127.0.0.1:8428", v2), None).as_str(),
             "http://127.0.0.1:8428/api/v2/write?bucket=statmsg&precision=ns&org=contoso"
         );
     }
@@ -230,6 +281,13 @@ mod tests {
         assert!(matches!(
             classify(StatusCode::NOT_FOUND, r#"{"error":"database not found: \"x\""}"#),
             Err(WriteError::DatabaseMissing(_))
+        ));
+        assert!(matches!(
+            classify(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                r#"{"error":"retention policy not found: statmsg_recent"}"#
+            ),
+            Err(WriteError::PolicyMissing(_))
         ));
         assert!(matches!(classify(StatusCode::NOT_FOUND, "no such page"), Err(WriteError::Unavailable(_))));
         assert!(matches!(classify(StatusCode::BAD_REQUEST, "{}"), Err(WriteError::Rejected { .. })));

@@ -24,6 +24,7 @@ pub mod dlq;
 pub mod influx;
 pub mod metrics;
 pub mod propagation;
+pub mod retention;
 pub mod state;
 mod store;
 mod tracking;
@@ -156,6 +157,8 @@ struct Consumer_ {
     at_end: BTreeSet<i32>,
     /// Reading a backlog: since the start, a rebalance, or a full batch.
     behind: bool,
+    /// Caught up just now: the next heartbeat is written at once.
+    heartbeat_due: bool,
     /// The batch being gathered ends the backlog (logged once it is stored).
     caught_up: bool,
     /// The arena of the batch decoded last, reused by the next gathering: a fresh one grew by
@@ -208,9 +211,13 @@ async fn consume(config: Config, shutdown: &Shutdown) -> Result<(), Interrupted>
             crate::kafka::ensure_topics(kafka, &topics),
             crate::kafka::ensure_compacted_topic(kafka, &kafka.state_topic),
             async {
-                if let Err(e) = writer.ensure_database().await {
-                    // The database may exist already (created by an admin); writing will tell.
-                    tracing::warn!("{e}");
+                if !config.influxdb.setup {
+                    return;
+                }
+                match retention::setup(&writer).await {
+                    Ok(done) => tracing::debug!(?done, "InfluxDB set up"),
+                    // The database may exist already (set up by an admin); writing will tell.
+                    Err(e) => tracing::warn!("{e}"),
                 }
             },
         )
@@ -230,6 +237,7 @@ async fn consume(config: Config, shutdown: &Shutdown) -> Result<(), Interrupted>
         tracking,
         at_end: BTreeSet::new(),
         behind: true,
+        heartbeat_due: false,
         caught_up: false,
         spare: Gathered::default(),
         totals: Totals::default(),
@@ -334,11 +342,12 @@ impl Consumer_ {
                 self.stored(prepared, refused);
             }
             // Also through a long backlog: the alert rules watch for heartbeats that stop.
-            if tokio::time::Instant::now() >= next_heartbeat {
+            if std::mem::take(&mut self.heartbeat_due) || tokio::time::Instant::now() >= next_heartbeat {
                 let heartbeat = self.tracking.heartbeat(
                     &self.shared.writer,
                     &self.shared.config.consume,
                     &mut self.memo,
+                    self.behind,
                     shutdown,
                 );
                 if heartbeat.await? {
@@ -401,6 +410,8 @@ impl Consumer_ {
         }
         if caught_up && std::mem::take(&mut self.behind) {
             tracing::info!(partitions = ?self.at_end, points = self.totals.points, "caught up: every assigned partition read to its end and stored");
+            // Every site at once, with its alerts, rather than up to a heartbeat later.
+            self.heartbeat_due = true;
         }
     }
 

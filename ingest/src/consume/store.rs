@@ -122,11 +122,12 @@ pub(super) async fn write_until_done(
             Err(e @ WriteError::Unauthorized { .. }) => {
                 Err(Failure::Final(Refusal::Fatal(ConsumeError::Credentials(e))))
             }
-            Err(WriteError::DatabaseMissing(detail)) => {
-                tracing::warn!("{detail}: creating it");
-                match writer.ensure_database().await {
-                    // Created, yet a write may still miss it (a proxy, a replica): back off.
-                    Ok(()) => Err(Failure::Transient(format!("database missing after creation: {detail}"))),
+            Err(WriteError::DatabaseMissing(detail) | WriteError::PolicyMissing(detail)) => {
+                tracing::warn!("{detail}: setting up the database");
+                match super::retention::setup(writer).await {
+                    // Created, yet a write may still miss it (a proxy, a replica), or the long
+                    // policy is one statmsg does not create (`retention_policy`): back off.
+                    Ok(_) => Err(Failure::Transient(format!("missing after set-up: {detail}"))),
                     Err(e) => Err(Failure::Final(Refusal::Fatal(e.into()))),
                 }
             }

@@ -19,7 +19,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::batch::Gathered;
-use super::influx::InfluxWriter;
+use super::influx::{InfluxWriter, WriteError};
 use super::metrics::ConsumeMetrics;
 use super::propagation::PropagationMemo;
 use super::state::{state_key, StateStore};
@@ -30,7 +30,7 @@ use crate::shutdown::{unless_stopped, Shutdown, Stopped};
 
 /// First pause after the state topic could not be read, then doubled.
 const FIRST_RETRY_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
-use statmsg_track::points::{write_propagation, write_site_alert, write_site_state};
+use statmsg_track::points::{write_collector_status, write_propagation, write_site_alert, write_site_state};
 use statmsg_track::{SiteKey, Tracker, TrackerConfig};
 
 /// The consumer's context: what rebalances did since the last [`RebalanceWatch::take`],
@@ -248,11 +248,16 @@ impl Tracking {
     /// Writes a `site_sync_state` point for every site of this consumer's partitions (one try:
     /// the next heartbeat comes soon), after refreshing the sites other consumers own (parents
     /// of ours, for the lag). `Ok(true)` when written.
+    ///
+    /// While `catching_up` (a backlog not yet read to its end) the sites' alerts are judged at
+    /// the wall clock on a history that stops earlier: no `site_alert` points then, so that
+    /// alert rules never page on what the rest of the backlog resolves.
     pub(super) async fn heartbeat(
         &mut self,
         writer: &InfluxWriter,
         consume: &ConsumeSettings,
         memo: &mut PropagationMemo,
+        catching_up: bool,
         shutdown: &Shutdown,
     ) -> Result<bool, Stopped> {
         // What other consumers saved lately, as far as already fetched: the heartbeat never
@@ -274,28 +279,36 @@ impl Tracking {
         let now = chrono::Utc::now();
         let period = consume.heartbeat.as_secs().max(1) as i64;
         let at = chrono::DateTime::from_timestamp(now.timestamp() / period * period, 0).unwrap_or(now);
-        let mut body = String::new();
+        // The per-minute points go to the short retention policy, the rest to the long one.
+        let (mut body, mut recent) = (String::new(), String::new());
         let mut sites = 0;
         for view in self.tracker.views(now) {
             let state = self.tracker.site(&view.hierarchy, &view.site);
             if !state.and_then(|s| s.partition).is_some_and(|p| self.assigned.contains(&p)) {
                 continue;
             }
-            match write_site_state(&view, at, &mut body) {
+            let key = || state_key(&view.hierarchy, &view.site);
+            match write_site_state(&view, at, &mut recent) {
                 Ok(()) => sites += 1,
-                Err(e) => {
-                    tracing::warn!(site = %state_key(&view.hierarchy, &view.site), "site_sync_state: {e}")
+                Err(e) => tracing::warn!(site = %key(), "site_sync_state: {e}"),
+            }
+            if let Some(seen) = state.and_then(|s| s.collector.as_ref()) {
+                if let Err(e) =
+                    write_collector_status(&view.hierarchy, &view.site, seen, now, at, &mut recent)
+                {
+                    tracing::warn!(site = %key(), "collector_status: {e}");
                 }
             }
         }
         // Every active alert of an owned site, with its cause as a label for alert rules.
-        for alert in self.tracker.alerts(now) {
+        let alerts = if catching_up { Vec::new() } else { self.tracker.alerts(now) };
+        for alert in alerts {
             let state = self.tracker.site(&alert.hierarchy, &alert.site);
             if !state.and_then(|s| s.partition).is_some_and(|p| self.assigned.contains(&p)) {
                 continue;
             }
             let parent = state.and_then(|s| self.tracker.parent_of(s)).map(|p| p.site.as_str());
-            if let Err(e) = write_site_alert(&alert, parent, at, &mut body) {
+            if let Err(e) = write_site_alert(&alert, parent, at, &mut recent) {
                 tracing::warn!(site = %state_key(&alert.hierarchy, &alert.site), "site_alert: {e}");
             }
         }
@@ -311,14 +324,37 @@ impl Tracking {
         if sites == 0 && rows.is_empty() {
             return Ok(true);
         }
-        match unless_stopped(shutdown, writer.write(&body)).await? {
+        let write_recent = async {
+            if recent.is_empty() {
+                Ok(())
+            } else {
+                writer.write_recent(&recent).await
+            }
+        };
+        let write_long = async {
+            if body.is_empty() {
+                Ok(())
+            } else {
+                writer.write(&body).await
+            }
+        };
+        let (recent, long) =
+            unless_stopped(shutdown, async { tokio::join!(write_recent, write_long) }).await?;
+        if long.is_ok() {
+            memo.written(&rows);
+        }
+        match recent.and(long) {
             Ok(()) => {
-                memo.written(&rows);
                 tracing::debug!(sites, propagation = rows.len(), "heartbeat written");
                 Ok(true)
             }
             Err(e) => {
                 tracing::warn!(sites, "heartbeat not written ({e}); the next one follows");
+                if matches!(e, WriteError::PolicyMissing(_) | WriteError::DatabaseMissing(_)) {
+                    if let Err(e) = unless_stopped(shutdown, super::retention::setup(writer)).await? {
+                        tracing::warn!("{e}");
+                    }
+                }
                 Ok(false)
             }
         }

@@ -9,6 +9,8 @@
 //! - `site_alert`: one point per active alert per heartbeat, tagged with its kind and its stable
 //!   one-line summary, so that an alert rule's labels carry the cause (the failure and its
 //!   HRESULT) into the notification; the series of an episode ends when the alert does.
+//! - `collector_status`: per site whose collector sent heartbeats, per heartbeat of the
+//!   consumer: what the collector last said of itself and how long ago.
 //! - `version_propagation`: per parent content version and child, at the time the parent
 //!   reached it: when the child reached it and the delay (rewritten when the child does).
 
@@ -16,12 +18,13 @@ use chrono::{DateTime, Utc};
 use statmsg_schema::event::Phase;
 use statmsg_schema::line_protocol::{LineProtocolError, PointBuilder};
 
-use super::{Alert, AlertKind, Outcome, Propagation, SiteView, SyncRun};
+use super::{Alert, AlertKind, CollectorSeen, Outcome, Propagation, SiteView, SyncRun};
 
 pub const SYNC_RUN: &str = "sync_run";
 pub const SITE_SYNC_STATE: &str = "site_sync_state";
 pub const VERSION_PROPAGATION: &str = "version_propagation";
 pub const SITE_ALERT: &str = "site_alert";
+pub const COLLECTOR_STATUS: &str = "collector_status";
 
 fn nanos(t: DateTime<Utc>) -> Result<i64, LineProtocolError> {
     t.timestamp_nanos_opt().ok_or_else(|| LineProtocolError::TimestampOutOfRange(t.to_rfc3339()))
@@ -184,6 +187,37 @@ pub fn write_site_alert(
     p.finish(at)
 }
 
+/// Appends the `collector_status` point of a site's collector at `at` (the heartbeat time).
+pub fn write_collector_status(
+    hierarchy: &str,
+    site: &str,
+    seen: &CollectorSeen,
+    now: DateTime<Utc>,
+    at: DateTime<Utc>,
+    out: &mut String,
+) -> Result<(), LineProtocolError> {
+    let at = nanos(at)?;
+    let status = &seen.status;
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let age = (now - seen.last_heartbeat).num_milliseconds().max(0) as f64 / 1000.0;
+    let mut p = PointBuilder::new(out, COLLECTOR_STATUS)
+        .tag("hierarchy", hierarchy)?
+        .tag("site", site)?
+        .field_str("host", &seen.host)
+        .field_str("version", &status.version)
+        .field_int("interval_s", count(status.interval_s))
+        .field_int("files_watched", count(status.files_watched))
+        .field_int("unread_bytes", count(status.unread_bytes))
+        .field_int("spool_bytes", count(status.spool_bytes))
+        .field_int("spool_records", count(status.spool_records))
+        .field_int("last_heartbeat_ms", seen.last_heartbeat.timestamp_millis())
+        .field_float("heartbeat_age_s", age);
+    if let Some(t) = status.last_rollover {
+        p = p.field_int("last_rollover_ms", t.timestamp_millis());
+    }
+    p.finish(at)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,6 +323,31 @@ mod tests {
         assert_eq!(
             out,
             "site_alert,hierarchy=contoso,site=CS1,kind=failed,summary=[0x80131500]\\ C:/Logs/\\ a\\=b\\,c\\ / active=1i,since_ms=1709287200000i,detail=\"1 failed run(s)\nx=1 \\\"q\\\"\",parent=\"CAS\" 1709294400000000000\n"
+        );
+    }
+
+    #[test]
+    fn a_collector_status_says_what_the_collector_last_said_and_how_long_ago() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let seen = CollectorSeen {
+            host: "cm1 \"x\"".into(),
+            last_heartbeat: t("2024-03-01T11:59:30Z"),
+            status: statmsg_schema::CollectorStatus {
+                version: "0.1.0".into(),
+                interval_s: 60,
+                files_watched: 3,
+                unread_bytes: 10,
+                spool_bytes: 0,
+                spool_records: 0,
+                last_rollover: Some(t("2024-03-01T09:12:00Z")),
+            },
+        };
+        let mut out = String::new();
+        let (now, at) = (t("2024-03-01T12:00:15Z"), t("2024-03-01T12:00:00Z"));
+        write_collector_status("contoso", "CS1", &seen, now, at, &mut out).unwrap();
+        assert_eq!(
+            out,
+            "collector_status,hierarchy=contoso,site=CS1 host=\"cm1 \\\"x\\\"\",version=\"0.1.0\",interval_s=60i,files_watched=3i,unread_bytes=10i,spool_bytes=0i,spool_records=0i,last_heartbeat_ms=1709294370000i,heartbeat_age_s=45.0,last_rollover_ms=1709284320000i 1709294400000000000\n"
         );
     }
 }
