@@ -380,9 +380,18 @@ def trends():
                     (0, 17, 24, 8),
                     'SELECT median("delay_s") FROM "version_propagation" WHERE $timeFilter AND "hierarchy" =~ /^$hierarchy$/ '
                     'AND "child" =~ /^$site$/ GROUP BY time(7d), "hierarchy", "child" fill(none)', "s", alias="$tag_hierarchy/$tag_child"))
+    s.append(panel(
+        "timeseries", "Hours with an alert per site per week",
+        "From the hourly downsampling of the sites' minute-by-minute health (site_sync_state_1h, kept for good): hours of each week in which the site had any alert. A site that keeps coming back is a capacity or configuration problem, not bad luck: open its site detail and the fleet overview for the causes.",
+        (0, 25, 24, 8),
+        [target("A", f'SELECT count("alert_count") FROM "site_sync_state_1h" WHERE $timeFilter AND "alert_count" > 0 AND {SCOPE} GROUP BY time(7d), {per_site} fill(0)', alias="$tag_hierarchy/$tag_site")],
+        {"legend": legend("right"), "tooltip": tooltip()},
+        {"unit": "h", "min": 0, "decimals": 0, "color": {"mode": "palette-classic"},
+         "custom": {"drawStyle": "bars", "lineWidth": 1, "fillOpacity": 60, "showPoints": "never"}},
+    ))
     return dashboard(
         "statmsg-trends", "statmsg: capacity trends",
-        "Synchronization over months, for capacity planning: weekly durations per site (median and 95th percentile), updates per run, runs and failures per week, and how long children take to follow. Weeks start on Thursday (InfluxDB's 7-day buckets).",
+        "Synchronization over months, for capacity planning: weekly durations per site (median and 95th percentile), updates per run, runs and failures per week, how long children take to follow, and hours with an alert per site. Weeks start on Thursday (InfluxDB's 7-day buckets).",
         s, "now-1y", ["trends"], links=[link("statmsg dashboards", "statmsg")],
     )
 
