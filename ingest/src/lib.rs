@@ -26,6 +26,8 @@
 //! - [`offline`]: whole log files read in parallel at record boundaries (`statmsg parse`,
 //!   `statmsg analyze`).
 //! - [`analyze`]: the tracker over copied log folders, offline, and its text and JSON report.
+//! - [`report`]: `statmsg report`, the capacity trend report: runs read from log folders or
+//!   from InfluxDB, handed to the pure `statmsg-report` crate (figures, trends, the HTML page).
 //! - [`simulate`]: realistic logs of a whole hierarchy with injected faults, and a truth file
 //!   from its own oracle ([`simulate::truth`]), which shares no computation with the tracker it
 //!   judges (only its types and thresholds).
@@ -51,6 +53,7 @@ pub mod kafka;
 pub mod memory;
 pub mod metrics;
 pub mod offline;
+pub mod report;
 pub mod retry;
 pub mod service;
 pub mod shutdown;

@@ -54,6 +54,35 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// The capacity trend report: one self-contained HTML file (or its figures as JSON), from
+    /// log folders (read as `analyze` reads them) or from InfluxDB's sync history.
+    Report {
+        /// First day (UTC, YYYY-MM-DD or RFC 3339). Default: the first run.
+        #[arg(long, value_parser = parse_day)]
+        from: Option<DateTime<Utc>>,
+        /// Last day, included (UTC, YYYY-MM-DD; an RFC 3339 time is the exclusive end). Default:
+        /// the last run.
+        #[arg(long, value_parser = parse_day_end)]
+        to: Option<DateTime<Utc>>,
+        /// `[report] window_minutes`, `[track]` and, with `--influx`, `[influxdb]`.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Read the `sync_run` history from InfluxDB (the configuration's `[influxdb]`).
+        #[arg(long, requires = "config", conflicts_with = "paths")]
+        influx: bool,
+        /// Write the figures as JSON (the contract in schema/README.md) instead of HTML.
+        #[arg(long)]
+        json: bool,
+        /// Hierarchy name for every input (default: the folder above each site's folder).
+        #[arg(long)]
+        hierarchy: Option<String>,
+        /// The file to write (`-`: standard output).
+        #[arg(long, short)]
+        output: PathBuf,
+        /// Log folders (one folder per site server) and files.
+        #[arg(required_unless_present = "influx")]
+        paths: Vec<PathBuf>,
+    },
     /// Write realistic WsyncMgr.log files of a simulated hierarchy, with faults and a truth file.
     Simulate {
         /// Output folder: `<out>/<hierarchy>/<SITE>/WsyncMgr*.log` and `<out>/<hierarchy>/truth.json`.
@@ -86,6 +115,10 @@ enum Command {
         updates: u32,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Catalog growth: `SITE=PERCENT` (or `PERCENT` for every site), repeatable; that site's
+        /// run durations and updates grow by PERCENT a month, compounded (recorded in the truth).
+        #[arg(long = "growth-percent-per-month", value_parser = parse_growth)]
+        growth: Vec<(String, f64)>,
     },
     /// Tail the configured log files and publish their records to Kafka.
     Collect {
@@ -223,6 +256,51 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let tracker = statmsg_ingest::config::track_config(&raw.track)?;
             analyze(now, json, hierarchy, tracker, paths)
         }
+        Command::Report { from, to, config, influx, json, hierarchy, output, paths } => {
+            let raw = RawConfig::load(config.as_deref())?;
+            let window_minutes = statmsg_ingest::config::report_window_minutes(&raw.report)?;
+            let options = statmsg_report::Options { from, to, window_minutes };
+            let (runs, cleanups, description) = if influx {
+                let settings = Settings::load(config.as_deref().context("--influx needs --config")?)?;
+                let runs =
+                    runtime()?.block_on(statmsg_ingest::report::from_influx(&settings.influxdb, from, to))?;
+                (runs, Vec::new(), format!("InfluxDB {}", settings.influxdb.url))
+            } else {
+                let tracker = statmsg_ingest::config::track_config(&raw.track)?;
+                let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+                let described = paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+                let config = statmsg_ingest::analyze::Config { paths, now: to, hierarchy, tracker, threads };
+                let (runs, cleanups) = statmsg_ingest::report::from_logs(&config)?;
+                (runs, cleanups, format!("the logs in {described}"))
+            };
+            let figures = statmsg_report::figures(&runs, &cleanups, &options);
+            let text = if json {
+                serde_json::to_string_pretty(&figures)? + "\n"
+            } else {
+                let source = statmsg_report::html::Source {
+                    description: &description,
+                    generated: Utc::now(),
+                    window_minutes,
+                };
+                statmsg_report::html::page(&figures, &source)
+            };
+            if output.as_os_str() == "-" {
+                std::io::stdout().write_all(text.as_bytes())?;
+            } else {
+                std::fs::write(&output, text)
+                    .with_context(|| format!("cannot write {}", output.display()))?;
+                eprintln!(
+                    "statmsg report: {} sites, {} runs, {} to {}: {} ({} kB)",
+                    figures.fleet.sites,
+                    figures.fleet.runs,
+                    figures.from.format("%Y-%m-%d"),
+                    figures.to.format("%Y-%m-%d"),
+                    output.display(),
+                    std::fs::metadata(&output).map_or(0, |m| m.len()) / 1000
+                );
+            }
+            Ok(())
+        }
         Command::Simulate {
             out,
             hierarchy,
@@ -235,6 +313,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             no_faults,
             updates,
             seed,
+            growth,
         } => {
             let config = SimConfig {
                 hierarchy,
@@ -247,6 +326,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 keep_history: !no_history,
                 faults: !no_faults,
                 updates,
+                growth: growth.into_iter().collect(),
                 ..SimConfig::default()
             };
             let sim = Simulation::generate(config);
@@ -460,6 +540,33 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
         .map(|t| t.with_timezone(&Utc))
         .or_else(|_| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").map(|t| t.and_utc()))
         .map_err(|_| format!("{s:?}: expected RFC 3339 (2024-03-10T12:00:00Z) or YYYY-MM-DD HH:MM:SS (UTC)"))
+}
+
+/// `SITE=PERCENT`, or `PERCENT` for every site (`*`).
+fn parse_growth(s: &str) -> Result<(String, f64), String> {
+    let (site, percent) = s.split_once('=').unwrap_or(("*", s));
+    match percent.trim().parse::<f64>() {
+        Ok(p) if p.is_finite() && p > -50.0 && p <= 100.0 && !site.trim().is_empty() => {
+            Ok((site.trim().to_owned(), p))
+        }
+        _ => Err(format!("{s:?}: expected SITE=PERCENT or PERCENT (a monthly growth, -50 to 100)")),
+    }
+}
+
+/// `YYYY-MM-DD` as its midnight (UTC), or an RFC 3339 time.
+fn parse_day(s: &str) -> Result<DateTime<Utc>, String> {
+    match chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        Ok(day) => Ok(day.and_time(chrono::NaiveTime::MIN).and_utc()),
+        Err(_) => parse_time(s),
+    }
+}
+
+/// `YYYY-MM-DD` as the end of that day (the next midnight, excluded), or an RFC 3339 time.
+fn parse_day_end(s: &str) -> Result<DateTime<Utc>, String> {
+    match chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        Ok(day) => Ok((day + chrono::Duration::days(1)).and_time(chrono::NaiveTime::MIN).and_utc()),
+        Err(_) => parse_time(s),
+    }
 }
 
 fn analyze(

@@ -365,6 +365,18 @@ impl Settings {
     }
 }
 
+/// The sync window of `[report]` (`None`: none configured).
+pub fn report_window_minutes(raw: &raw::RawReport) -> Result<Option<f64>, ConfigError> {
+    let w = raw.window_minutes;
+    if w == 0.0 {
+        Ok(None)
+    } else if w.is_finite() && w > 0.0 && w <= 7.0 * 24.0 * 60.0 {
+        Ok(Some(w))
+    } else {
+        Err(invalid("report.window_minutes", format!("{w} must be between 0 (none) and 10080 minutes")))
+    }
+}
+
 /// The tracker's thresholds from `[track]`.
 pub fn track_config(raw: &RawTrack) -> Result<statmsg_track::TrackerConfig, ConfigError> {
     let hours = |key: &'static str, h: f64| {

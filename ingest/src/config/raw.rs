@@ -17,6 +17,15 @@ pub struct RawConfig {
     pub consume: RawConsume,
     pub influxdb: RawInflux,
     pub track: RawTrack,
+    pub report: RawReport,
+}
+
+/// `statmsg report`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawReport {
+    /// The sync window in minutes (0: none): when the median run will no longer fit.
+    pub window_minutes: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -145,6 +154,7 @@ impl Default for RawConfig {
             consume: RawConsume::default(),
             influxdb: RawInflux::default(),
             track: RawTrack::default(),
+            report: RawReport::default(),
         }
     }
 }

@@ -260,3 +260,15 @@ fn relative_files_read_are_taken_from_the_configuration_folder() {
     let raw = RawConfig::load_with_env(Some(&config), Some(HashMap::new())).unwrap();
     assert_eq!(raw.kafka.properties["ssl.ca.location"], "probe");
 }
+
+#[test]
+fn the_report_window_is_optional_and_checked() {
+    let window = |w: f64| report_window_minutes(&raw::RawReport { window_minutes: w });
+    assert_eq!(window(0.0).unwrap(), None);
+    assert_eq!(window(240.0).unwrap(), Some(240.0));
+    for bad in [-1.0, f64::NAN, 20_000.0] {
+        assert!(window(bad).unwrap_err().to_string().contains("report.window_minutes"), "{bad}");
+    }
+    let raw = RawConfig::load_with_env(Some(file("[report]\nwindow_minutes = 90\n").path()), Some(HashMap::new()));
+    assert_eq!(raw.unwrap().report.window_minutes, 90.0);
+}

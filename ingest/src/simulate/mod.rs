@@ -17,6 +17,7 @@ pub mod render;
 pub mod truth;
 
 use std::cmp::Reverse;
+use std::collections::BTreeMap;
 use std::collections::BinaryHeap;
 
 use std::path::{Path, PathBuf};
@@ -48,6 +49,9 @@ pub struct SimConfig {
     pub faults: bool,
     /// Mean updates synchronized per top-level run (the volume of a run).
     pub updates: u32,
+    /// Catalog growth: per site code (`*`: every site), percent per month by which its run
+    /// durations and updates grow (compounded from the start).
+    pub growth: BTreeMap<String, f64>,
 }
 
 impl Default for SimConfig {
@@ -67,6 +71,7 @@ impl Default for SimConfig {
             keep_history: true,
             faults: true,
             updates: 40,
+            growth: BTreeMap::new(),
         }
     }
 }
@@ -126,6 +131,31 @@ struct Request {
     at: DateTime<Utc>,
     cause: Cause,
 }
+
+/// How much longer the runs of the day after a Patch Tuesday are.
+const PATCH_TUESDAY_SPIKE: f64 = 1.5;
+
+/// From 17:00 UTC on the second Tuesday of the month (Microsoft's release, 10:00 Pacific) to
+/// the same time the next day.
+fn after_patch_tuesday(t: DateTime<Utc>) -> bool {
+    use chrono::{Datelike, Weekday};
+    let day = t.date_naive();
+    let release_day = |d: chrono::NaiveDate| d.weekday() == Weekday::Tue && (8..=14).contains(&d.day());
+    let hour = chrono::Timelike::hour(&t);
+    (release_day(day) && hour >= 17) || (release_day(day - Duration::days(1)) && hour < 17)
+}
+
+impl SimConfig {
+    /// The growth of `site`'s runs at `t`: compounded monthly percent since the start.
+    pub fn growth_factor(&self, site: &str, t: DateTime<Utc>) -> f64 {
+        let Some(percent) = self.growth.get(site).or_else(|| self.growth.get("*")) else { return 1.0 };
+        let months = (t - self.start).num_seconds() as f64 / (DAYS_PER_MONTH * 86_400.0);
+        (1.0 + percent / 100.0).powf(months.max(0.0))
+    }
+}
+
+/// Days in an average month.
+const DAYS_PER_MONTH: f64 = 30.436_875;
 
 /// Builds the hierarchy: a central site, primaries under it, secondaries under the primaries
 /// (a single site is a stand-alone primary).
@@ -251,7 +281,11 @@ impl Simulation {
                     fate = Fate::Fail;
                 }
                 let base = if top { 480 + rng.below(420) } else { 180 + rng.below(300) } as i64;
-                let seconds = (base as f64 * slow) as i64;
+                let grown = config.growth_factor(&site.site, start);
+                // The first runs after a Patch Tuesday carry the month's updates: longer, but
+                // not slow (never on top of an injected slowness).
+                let spike = if slow == 1.0 && after_patch_tuesday(start) { PATCH_TUESDAY_SPIKE } else { 1.0 };
+                let seconds = (base as f64 * slow * grown * spike) as i64;
                 let version_after = match parent_index {
                     None => version + 1,
                     Some(p) => {
@@ -261,6 +295,7 @@ impl Simulation {
                     }
                 };
                 let updates = (config.updates / 2 + rng.below(u64::from(config.updates) + 1) as u32).max(1);
+                let updates = (f64::from(updates) * grown * spike) as u32;
                 let plan = RunPlan {
                     site: &site.site,
                     host: &site.host,

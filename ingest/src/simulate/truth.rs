@@ -18,6 +18,15 @@ pub struct Truth {
     pub runs: Vec<TruthRun>,
     pub faults: Vec<TruthFault>,
     pub checks: Vec<Check>,
+    /// Sites whose runs grow, percent per month (durations and updates, compounded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub growth: Vec<TruthGrowth>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TruthGrowth {
+    pub site: String,
+    pub percent_per_month: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,6 +129,14 @@ impl Truth {
                 })
                 .collect(),
             runs: sim.runs.clone(),
+            growth: sim
+                .sites
+                .iter()
+                .filter_map(|s| {
+                    let percent = sim.config.growth.get(&s.site).or_else(|| sim.config.growth.get("*"))?;
+                    Some(TruthGrowth { site: s.site.clone(), percent_per_month: *percent })
+                })
+                .collect(),
             faults: sim
                 .faults
                 .iter()

@@ -78,6 +78,10 @@ pub struct SiteState {
     /// The latest failed run (the `failed` alert's detail while failures last).
     #[serde(default)]
     pub last_failure: Option<SyncRun>,
+    /// The last WSUS clean-up after a sync (`Cleanup processed N total updates and declined M`):
+    /// ConfigMgr runs it only after a successful sync, so failing streaks stop it too.
+    #[serde(default)]
+    pub last_cleanup: Option<DateTime<Utc>>,
     /// Records skipped as duplicates.
     pub duplicates: u64,
     /// The Kafka partition of the site's records (the consumer that owns it reports it).
@@ -119,6 +123,7 @@ impl SiteState {
             watermarks: BTreeMap::new(),
             status_started: false,
             last_failure: None,
+            last_cleanup: None,
             duplicates: 0,
             partition: None,
             collector: None,
@@ -302,6 +307,7 @@ impl SiteState {
                 }
                 self.pending.trigger = Some(RunTrigger::Retry);
             }
+            Event::CleanupDone { .. } => self.last_cleanup = Some(time),
             Event::SyncAborted => {
                 let failure = Failure {
                     message: "Too many consecutive failures. Aborting sync.".into(),
