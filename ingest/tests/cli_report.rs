@@ -135,6 +135,21 @@ fn the_report_matches_the_simulators_truth_and_finds_exactly_the_growth() {
             }
         }
     }
+    // WSUS clean-up: logged by the top site 0.9 s after each success.
+    let to: DateTime<Utc> = report["to"].as_str().unwrap().parse().unwrap();
+    let last_cleanup = truth["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["site"] == "CAS" && r["outcome"] == "succeeded")
+        .map(|r| r["end"].as_str().unwrap().parse::<DateTime<Utc>>().unwrap() + Duration::milliseconds(900))
+        .filter(|t| *t <= to)
+        .max()
+        .unwrap();
+    let days = (to - last_cleanup).num_milliseconds() as f64 / 86_400_000.0;
+    let reported = sites[0]["days_since_cleanup"].as_f64().unwrap();
+    assert!((reported - days).abs() < 1e-3, "days since clean-up {reported}, truth {days}");
+    assert!(sites[1..].iter().all(|s| s["days_since_cleanup"].is_null()), "only the top site cleans up");
     let growing: Vec<&str> =
         report["fleet"]["growing"].as_array().unwrap().iter().map(|g| g.as_str().unwrap()).collect();
     assert_eq!(growing, ["contoso/P01", "contoso/S01"]);

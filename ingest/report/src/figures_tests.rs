@@ -140,3 +140,20 @@ fn no_trend_is_shown_without_enough_weeks_or_when_the_interval_holds_zero() {
     gaps[4].median_duration_s = Some(720.0);
     assert!(trend(&gaps, None).is_ok());
 }
+
+#[test]
+fn days_since_the_last_cleanup_count_to_the_end_of_the_period() {
+    let runs: Vec<RunFacts> =
+        (0..10).map(|d| run("PS1", monday() + Duration::days(d), Outcome::Succeeded, 300.0)).collect();
+    let cleanup = |site: &str, days: i64| Cleanup {
+        hierarchy: "contoso".into(),
+        site: site.into(),
+        at: monday() + Duration::days(days),
+    };
+    let cleanups = [cleanup("PS1", 2), cleanup("PS1", 5), cleanup("PS1", 30), cleanup("PS2", 8)];
+    let f = figures(&runs, &cleanups, &Options::default());
+    // The period ends at the last run (day 9); the clean-up of day 30 is after it.
+    assert_eq!(f.sites[0].days_since_cleanup, Some(4.0));
+    let none = figures(&runs, &[cleanup("PS2", 1)], &Options::default());
+    assert_eq!(none.sites[0].days_since_cleanup, None);
+}

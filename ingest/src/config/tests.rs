@@ -269,6 +269,7 @@ fn the_report_window_is_optional_and_checked() {
     for bad in [-1.0, f64::NAN, 20_000.0] {
         assert!(window(bad).unwrap_err().to_string().contains("report.window_minutes"), "{bad}");
     }
-    let raw = RawConfig::load_with_env(Some(file("[report]\nwindow_minutes = 90\n").path()), Some(HashMap::new()));
+    let raw =
+        RawConfig::load_with_env(Some(file("[report]\nwindow_minutes = 90\n").path()), Some(HashMap::new()));
     assert_eq!(raw.unwrap().report.window_minutes, 90.0);
 }

@@ -206,6 +206,15 @@ pub fn run_lines(plan: &RunPlan<'_>, rng: &mut Rng) -> Vec<Line> {
         out.push((end + ms(300), format!("Sending sync notification to child site(s): {list}")));
         out.push((end + ms(310), format!("SQL Replication type has not been set for E:\\ConfigMgr\\inboxes\\WSyncMgr.box\\outbox\\{site}.SYN, replicating to ({list}), inbox: E:\\ConfigMgr\\inboxes\\replmgr.box")));
     }
+    if plan.parent.is_none() {
+        // WSUS maintenance after a successful sync of the top site (never after a failure).
+        let processed = 400 + 3 * u64::from(plan.updates);
+        let declined = u64::from(plan.updates) / 4;
+        out.push((
+            end + ms(900),
+            format!("Cleanup processed {processed} total updates and declined {declined}"),
+        ));
+    }
     out
 }
 
