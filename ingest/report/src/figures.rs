@@ -317,8 +317,9 @@ pub fn trend(weekly: &[Week], window_minutes: Option<f64>) -> Result<Trend, Stri
     let fit = theil_sen(&points).ok_or("the weeks' medians do not vary in time")?;
     if fit.low <= 0.0 && 0.0 <= fit.high {
         return Err(format!(
-            "no trend: the 95 % interval of the slope ({:+.1} to {:+.1} s per week) includes zero",
-            fit.low, fit.high
+            "no trend: the 95 % interval of the slope ({} to {} s per week) includes zero",
+            signed(fit.low),
+            signed(fit.high)
         ));
     }
     let ys: Vec<f64> = points.iter().map(|p| p.1).collect();
@@ -349,6 +350,14 @@ pub fn trend(weekly: &[Week], window_minutes: Option<f64>) -> Result<Trend, Stri
         percent_per_month_high: percent(fit.high),
         exceeds_window_in_weeks,
     })
+}
+
+/// `+1.5`, `-0.3`, and `0.0` for anything that rounds to zero (never `-0.0`).
+fn signed(v: f64) -> String {
+    match format!("{v:+.1}").as_str() {
+        "+0.0" | "-0.0" => "0.0".into(),
+        text => text.into(),
+    }
 }
 
 fn streaks(runs: &[&RunFacts]) -> Vec<Streak> {

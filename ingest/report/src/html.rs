@@ -44,6 +44,7 @@ pub fn page(figures: &Figures, source: &Source<'_>) -> String {
                 @for (hierarchy, sites) in by_hierarchy(figures) {
                     section.hierarchy {
                         h2 id={ "h-" (anchor(hierarchy)) } { "Hierarchy " (hierarchy) }
+                        (hierarchy_tiles(&sites))
                         @for site in sites { (site_section(site, figures, source.window_minutes)) }
                     }
                 }
@@ -51,6 +52,30 @@ pub fn page(figures: &Figures, source: &Source<'_>) -> String {
         }
     };
     markup.into_string()
+}
+
+/// A hierarchy's own summary: its sites, runs, failures, and its slowest and growing sites.
+fn hierarchy_tiles(sites: &[&SiteFigures]) -> Markup {
+    let runs: usize = sites.iter().map(|s| s.runs).sum();
+    let failed: usize = sites.iter().map(|s| s.failed).sum();
+    let succeeded: usize = sites.iter().map(|s| s.succeeded).sum();
+    let slowest =
+        sites.iter().filter_map(|s| Some((s, s.median_duration_s?))).max_by(|a, b| a.1.total_cmp(&b.1));
+    let growing: Vec<&str> = sites
+        .iter()
+        .filter(|s| s.trend.as_ref().is_some_and(|t| t.significant && t.slope_s_per_week > 0.0))
+        .map(|s| s.site.as_str())
+        .collect();
+    let rate = (succeeded + failed > 0).then(|| succeeded as f64 / (succeeded + failed) as f64);
+    html! {
+        div.tiles {
+            (tile("Sites", &sites.len().to_string(), None))
+            (tile("Sync runs", &runs.to_string(), Some(&format!("{failed} failed"))))
+            (tile("Success rate", &optional(rate, percent), None))
+            (tile("Slowest median", &slowest.map_or("–".into(), |(_, d)| duration(d)), slowest.map(|(s, _)| s.site.as_str())))
+            (tile("Growing", &growing.len().to_string(), (!growing.is_empty()).then(|| growing.join(", ")).as_deref()))
+        }
+    }
 }
 
 fn by_hierarchy(figures: &Figures) -> Vec<(&str, Vec<&SiteFigures>)> {
