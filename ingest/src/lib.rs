@@ -1,6 +1,6 @@
 //! statmsg-ingest, the shell around the pure core: configuration, the collector, the consumer,
-//! offline `analyze` and `simulate`, and the `statmsg` binary (`main.rs`, a thin command line
-//! over these modules; `anyhow` lives there only).
+//! offline `analyze`, `report` and `simulate`, and the `statmsg` binary (`main.rs`, a thin
+//! command line over these modules, its options in `cli.rs`; `anyhow` lives there only).
 //!
 //! The core is in crates of its own: `statmsg-parse` (log bytes to records) and `statmsg-track`
 //! (records to sync runs, health and alerts), both over `statmsg-schema`. This crate adds the
