@@ -254,13 +254,7 @@ fn every_alert_rule_fires_for_exactly_the_sites_the_truth_says() {
         text.replace(&format!("database = \"{db}\""), &format!("database = \"{empty}\"")),
     )
     .unwrap();
-    let setup = Command::new(env!("CARGO_BIN_EXE_statmsg"))
-        .args(["influx", "setup", "--config"])
-        .arg(&empty_config)
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&setup.stdout).into_owned() + &String::from_utf8_lossy(&setup.stderr);
-    assert!(setup.status.success(), "statmsg influx setup: {said}");
+    let said = influx_setup(&empty_config);
     assert!(said.contains("statmsg_recent"), "statmsg influx setup says what it did: {said}");
     let quiet = evaluate(&empty);
     assert_eq!(quiet["statmsg-consumer-silent"]["state"], "Alerting", "{}", quiet["statmsg-consumer-silent"]);

@@ -70,13 +70,7 @@ fn a_user_without_rights_gets_a_clear_error() {
         text.replace("\"writer\"", "\"admin\"").replace("\"writer-pw\"", "\"admin-pw\""),
     )
     .unwrap();
-    let setup = Command::new(env!("CARGO_BIN_EXE_statmsg"))
-        .args(["influx", "setup", "--config"])
-        .arg(&admin_config)
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&setup.stdout).into_owned() + &String::from_utf8_lossy(&setup.stderr);
-    assert!(setup.status.success(), "statmsg influx setup as the admin: {said}");
+    influx_setup(&admin_config);
     let granted = influxql(
         &influx.url(),
         Some(("admin", "admin-pw")),

@@ -127,6 +127,18 @@ pub struct SiteFigures {
     pub points: Vec<RunFacts>,
 }
 
+impl SiteFigures {
+    /// Its weekly median duration grows: a significant trend with a positive slope.
+    pub fn grows(&self) -> bool {
+        self.trend.as_ref().is_some_and(|t| t.significant && t.slope_s_per_week > 0.0)
+    }
+}
+
+/// Durations of the successful runs among `runs`.
+fn succeeded_durations(runs: &[&RunFacts]) -> Vec<f64> {
+    runs.iter().filter(|r| r.outcome == Outcome::Succeeded).filter_map(|r| r.duration_s).collect()
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Week {
     /// Its Monday (UTC).
@@ -240,10 +252,7 @@ pub fn figures(runs: &[RunFacts], cleanups: &[Cleanup], options: &Options) -> Fi
 
 fn site_figures(runs: &mut [&RunFacts], window_minutes: Option<f64>) -> SiteFigures {
     runs.sort_by_key(|r| r.start);
-    let durations = |runs: &[&RunFacts]| -> Vec<f64> {
-        runs.iter().filter(|r| r.outcome == Outcome::Succeeded).filter_map(|r| r.duration_s).collect()
-    };
-    let all = durations(runs);
+    let all = succeeded_durations(runs);
     let failed = runs.iter().filter(|r| r.outcome == Outcome::Failed).count();
     let succeeded = runs.iter().filter(|r| r.outcome == Outcome::Succeeded).count();
     let weekly = weekly(runs);
@@ -283,11 +292,7 @@ fn weekly(runs: &[&RunFacts]) -> Vec<Week> {
     weeks
         .into_iter()
         .map(|(week, runs)| {
-            let durations: Vec<f64> = runs
-                .iter()
-                .filter(|r| r.outcome == Outcome::Succeeded)
-                .filter_map(|r| r.duration_s)
-                .collect();
+            let durations = succeeded_durations(&runs);
             Week {
                 week,
                 runs: runs.len(),
@@ -473,11 +478,7 @@ fn fleet(sites: &[SiteFigures]) -> Fleet {
         success_rate: (succeeded + failed > 0).then(|| succeeded as f64 / (succeeded + failed) as f64),
         median_duration_s: median(&durations),
         p95_duration_s: percentile(&durations, 95.0),
-        growing: sites
-            .iter()
-            .filter(|s| s.trend.as_ref().is_some_and(|t| t.significant && t.slope_s_per_week > 0.0))
-            .map(|s| format!("{}/{}", s.hierarchy, s.site))
-            .collect(),
+        growing: sites.iter().filter(|s| s.grows()).map(|s| format!("{}/{}", s.hierarchy, s.site)).collect(),
         longest_failure_streak: longest,
     }
 }

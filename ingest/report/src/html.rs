@@ -61,11 +61,7 @@ fn hierarchy_tiles(sites: &[&SiteFigures]) -> Markup {
     let succeeded: usize = sites.iter().map(|s| s.succeeded).sum();
     let slowest =
         sites.iter().filter_map(|s| Some((s, s.median_duration_s?))).max_by(|a, b| a.1.total_cmp(&b.1));
-    let growing: Vec<&str> = sites
-        .iter()
-        .filter(|s| s.trend.as_ref().is_some_and(|t| t.significant && t.slope_s_per_week > 0.0))
-        .map(|s| s.site.as_str())
-        .collect();
+    let growing: Vec<&str> = sites.iter().filter(|s| s.grows()).map(|s| s.site.as_str()).collect();
     let rate = (succeeded + failed > 0).then(|| succeeded as f64 / (succeeded + failed) as f64);
     html! {
         div.tiles {

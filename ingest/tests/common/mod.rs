@@ -174,6 +174,18 @@ pub fn append(path: &Path, text: &str) {
     f.flush().unwrap();
 }
 
+/// `statmsg influx setup --config CONFIG`, which must succeed; returns what it said.
+pub fn influx_setup(config: &Path) -> String {
+    let setup = Command::new(env!("CARGO_BIN_EXE_statmsg"))
+        .args(["influx", "setup", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&setup.stdout).into_owned() + &String::from_utf8_lossy(&setup.stderr);
+    assert!(setup.status.success(), "statmsg influx setup --config {}: {said}", config.display());
+    said
+}
+
 /// Runs an InfluxQL query against the v1 server and returns the first result.
 pub fn influx_query(database: &str, q: &str) -> Value {
     let out = Command::new("curl")
