@@ -51,7 +51,12 @@ pub struct SourcePosition<'a> {
     pub offset: u64,
     /// Identity of the file behind `path` when the record was read (device and file index, or
     /// creation time on Windows): a rolled-over log restarts its offsets in a new file.
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "crate::borrow::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub file: Option<Cow<'a, str>>,
 }
 
@@ -68,5 +73,105 @@ impl Envelope<'_> {
             Some(m) if !m.site.is_empty() => &m.site,
             _ => &self.site,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use chrono::{TimeZone, Utc};
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::event::Event;
+    use crate::record::{Attribute, ExtraKey, Format, StatusMessage};
+
+    fn envelope<'a>(text: &'a str, optional: Option<&'a str>, event: Event<'a>) -> Envelope<'a> {
+        let c = |s: &'a str| Cow::Borrowed(s);
+        let time = Utc.timestamp_millis_opt(1_700_000_000_123).unwrap();
+        Envelope {
+            schema: SCHEMA_VERSION,
+            hierarchy: c(text),
+            site: c("P01"),
+            host: c(text),
+            source: SourcePosition { path: c(text), offset: 7, file: optional.map(c) },
+            truncated: None,
+            record: Record {
+                time: Some(time),
+                component: optional.map(c),
+                thread: Some(3),
+                text: c(text),
+                format: Format::Server,
+                level: None,
+                statmsg: Some(StatusMessage {
+                    id: 6703,
+                    sev: c("E"),
+                    lev: c("M"),
+                    source: c(text),
+                    comp: c(text),
+                    sys: c(text),
+                    site: c("P01"),
+                    pid: 1,
+                    tid: 2,
+                    gmtdate: time,
+                    istr: std::array::from_fn(|i| if i % 2 == 0 { c(text) } else { c("") }),
+                    attrs: vec![Attribute { id: 408, value: c(text) }],
+                    le: Some(0x8024_400D),
+                    extra: vec![ExtraKey { key: c("K"), value: c(text) }],
+                }),
+                statmsg_error: optional.map(c),
+                event: Some(event),
+            },
+        }
+    }
+
+    proptest! {
+        /// Whatever the strings hold (quotes, backslashes, control characters, any Unicode), an
+        /// envelope decodes to what was encoded, through the deserializers that borrow.
+        #[test]
+        fn an_envelope_decodes_to_what_was_encoded(
+            text in "\\PC{0,24}|[\"\\\\\u{0}-\u{1f}a-z]{0,12}",
+            optional in proptest::option::of("\\PC{0,12}|[\"\\\\\u{0}-\u{1f}]{0,4}"),
+            which in 0..3u8,
+        ) {
+            let event = match which {
+                0 => Event::SyncFailed { message: Cow::Borrowed(&text), source: optional.as_deref().map(Cow::Borrowed) },
+                1 => Event::PhaseStarted { phase: crate::event::Phase::WsusServer, server: optional.as_deref().map(Cow::Borrowed) },
+                _ => Event::UpdateFailed { update_id: Cow::Borrowed("u"), message: Cow::Borrowed(&text), source: None },
+            };
+            let sent = envelope(&text, optional.as_deref(), event);
+            let json = serde_json::to_string(&sent).unwrap();
+            let received: Envelope<'_> = serde_json::from_str(&json).unwrap();
+            prop_assert_eq!(received, sent);
+        }
+    }
+
+    #[test]
+    fn unescaped_strings_are_borrowed_from_the_payload() {
+        let sent = envelope(
+            "plain",
+            Some("also plain"),
+            Event::SyncFailed { message: Cow::Borrowed("m"), source: Some(Cow::Borrowed("s")) },
+        );
+        let json = serde_json::to_string(&sent).unwrap();
+        let received: Envelope<'_> = serde_json::from_str(&json).unwrap();
+        let borrowed = |c: &Option<Cow<'_, str>>| matches!(c, Some(Cow::Borrowed(_)));
+        assert!(borrowed(&received.source.file));
+        assert!(borrowed(&received.record.component));
+        assert!(borrowed(&received.record.statmsg_error));
+        let m = received.record.statmsg.as_ref().unwrap();
+        assert!(m.istr.iter().all(|s| matches!(s, Cow::Borrowed(_))));
+        match &received.record.event {
+            Some(Event::SyncFailed { source, .. }) => assert!(borrowed(source)),
+            other => panic!("{other:?}"),
+        }
+        // An escaped string is copied, and still right.
+        let escaped =
+            envelope("a\"b", Some("c\\d"), Event::SyncFailed { message: Cow::Borrowed("m"), source: None });
+        let json = serde_json::to_string(&escaped).unwrap();
+        let received: Envelope<'_> = serde_json::from_str(&json).unwrap();
+        assert!(matches!(received.record.component, Some(Cow::Owned(_))));
+        assert_eq!(received, escaped);
     }
 }

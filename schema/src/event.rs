@@ -90,9 +90,19 @@ pub enum Event<'a> {
     /// `full` when the file says so (`FULL.SYN`), `parent` the site code of a parent's file.
     SyncRequestFile {
         trigger: Trigger,
-        #[serde(borrow, skip_serializing_if = "Option::is_none", default)]
+        #[serde(
+            borrow,
+            skip_serializing_if = "Option::is_none",
+            default,
+            deserialize_with = "crate::borrow::option"
+        )]
         file: Option<Cow<'a, str>>,
-        #[serde(borrow, skip_serializing_if = "Option::is_none", default)]
+        #[serde(
+            borrow,
+            skip_serializing_if = "Option::is_none",
+            default,
+            deserialize_with = "crate::borrow::option"
+        )]
         parent: Option<Cow<'a, str>>,
         #[serde(skip_serializing_if = "Option::is_none", default)]
         full: Option<bool>,
@@ -118,7 +128,12 @@ pub enum Event<'a> {
     /// `Synchronizing replica WSUS servers` (no server).
     PhaseStarted {
         phase: Phase,
-        #[serde(borrow, skip_serializing_if = "Option::is_none", default)]
+        #[serde(
+            borrow,
+            skip_serializing_if = "Option::is_none",
+            default,
+            deserialize_with = "crate::borrow::option"
+        )]
         server: Option<Cow<'a, str>>,
     },
     /// `Done synchronizing WSUS Server X`, `Done synchronizing SMS with WSUS Server X`.
@@ -195,7 +210,12 @@ pub enum Event<'a> {
     SyncFailed {
         #[serde(borrow)]
         message: Cow<'a, str>,
-        #[serde(borrow, skip_serializing_if = "Option::is_none", default)]
+        #[serde(
+            borrow,
+            skip_serializing_if = "Option::is_none",
+            default,
+            deserialize_with = "crate::borrow::option"
+        )]
         source: Option<Cow<'a, str>>,
     },
     /// `Sync failed. Will retry in 60 minutes`
@@ -206,7 +226,12 @@ pub enum Event<'a> {
         update_id: Cow<'a, str>,
         #[serde(borrow)]
         message: Cow<'a, str>,
-        #[serde(borrow, skip_serializing_if = "Option::is_none", default)]
+        #[serde(
+            borrow,
+            skip_serializing_if = "Option::is_none",
+            default,
+            deserialize_with = "crate::borrow::option"
+        )]
         source: Option<Cow<'a, str>>,
     },
     /// `Too many consecutive failures. Aborting sync.`

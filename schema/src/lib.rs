@@ -17,6 +17,7 @@
 //! async crates (tokio, rdkafka, reqwest, hyper) or a clock: only `chrono`, `serde`,
 //! `serde_json` and `thiserror`.
 
+mod borrow;
 pub mod catalog;
 pub mod envelope;
 pub mod event;

@@ -50,7 +50,7 @@ pub struct Record<'a> {
     #[serde(default, serialize_with = "millis::serialize_opt", deserialize_with = "millis::deserialize_opt")]
     pub time: Option<DateTime<Utc>>,
     /// Component from the trailer, e.g. `SMS_WSUS_SYNC_MANAGER`.
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "crate::borrow::option")]
     pub component: Option<Cow<'a, str>>,
     /// Writer thread id.
     pub thread: Option<u32>,
@@ -68,7 +68,12 @@ pub struct Record<'a> {
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub statmsg: Option<StatusMessage<'a>>,
     /// Why a message that starts like a status message could not be read as one.
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "crate::borrow::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub statmsg_error: Option<Cow<'a, str>>,
     /// What the record means for synchronization, when statmsg recognises it.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
@@ -110,7 +115,7 @@ pub struct StatusMessage<'a> {
     #[serde(serialize_with = "millis::serialize", deserialize_with = "millis::deserialize")]
     pub gmtdate: DateTime<Utc>,
     /// `ISTR0`..`ISTR9`; always ten entries, missing ones empty.
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "crate::borrow::array")]
     pub istr: [Cow<'a, str>; 10],
     #[serde(borrow, default)]
     pub attrs: Vec<Attribute<'a>>,
@@ -191,10 +196,8 @@ fn owned(s: Cow<'_, str>) -> Cow<'static, str> {
 /// on a fast path (the consumer reads two times per status message: chrono's general RFC 3339
 /// parser was a twentieth of its decoding), any other RFC 3339 time through chrono.
 pub(crate) mod millis {
-    use std::borrow::Cow;
-
     use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{Deserializer, Serializer};
 
     pub fn format(t: &DateTime<Utc>) -> String {
         t.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -241,12 +244,12 @@ pub(crate) mod millis {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
-        let text = <Cow<'de, str>>::deserialize(d)?;
+        let text = crate::borrow::cow(d)?;
         parse(&text).map_err(serde::de::Error::custom)
     }
 
     pub fn deserialize_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
-        match <Option<Cow<'de, str>>>::deserialize(d)? {
+        match crate::borrow::option(d)? {
             Some(text) => parse(&text).map(Some).map_err(serde::de::Error::custom),
             None => Ok(None),
         }

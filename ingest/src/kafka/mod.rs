@@ -225,6 +225,9 @@ async fn create_missing(settings: &KafkaSettings, new: &[NewTopic<'_>]) {
         }
     };
     serve_main_queue(admin.inner());
+    // Destroying a librdkafka client waits for its threads: about 0.1 s that would block this
+    // task (and, at a consumer's start, whatever it waits for together with the check).
+    drop(tokio::task::spawn_blocking(move || drop(admin)));
     match outcome {
         Ok(results) => {
             for result in results {
