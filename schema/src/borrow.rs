@@ -16,7 +16,8 @@ pub(crate) fn cow<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Cow<'a, str
     d.deserialize_str(CowStr)
 }
 
-/// An optional string (`null` or absent is `None`), borrowed when the input allows.
+/// An optional string (`null` is `None`), borrowed when the input allows. An absent field is an
+/// error unless the field also says `#[serde(default)]`, as every field using this does.
 pub(crate) fn option<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str>>, D::Error> {
     d.deserialize_option(OptionCowStr)
 }

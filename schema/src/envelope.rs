@@ -148,6 +148,17 @@ mod tests {
     }
 
     #[test]
+    fn optional_fields_may_be_absent_or_null() {
+        let json = r#"{"schema":1,"hierarchy":"h","site":"S","host":"x","source":{"path":"p","offset":0},
+            "record":{"time":null,"thread":null,"text":"t","format":"unframed"}}"#;
+        let e: Envelope<'_> = serde_json::from_str(json).unwrap();
+        assert_eq!((e.record.time, e.record.component, e.source.file), (None, None, None));
+        let json = json.replace(r#""text":"t""#, r#""text":"t","component":null,"statmsg_error":null"#);
+        let e: Envelope<'_> = serde_json::from_str(&json).unwrap();
+        assert_eq!((e.record.component, e.record.statmsg_error), (None, None));
+    }
+
+    #[test]
     fn unescaped_strings_are_borrowed_from_the_payload() {
         let sent = envelope(
             "plain",

@@ -50,7 +50,7 @@ pub struct Record<'a> {
     #[serde(default, serialize_with = "millis::serialize_opt", deserialize_with = "millis::deserialize_opt")]
     pub time: Option<DateTime<Utc>>,
     /// Component from the trailer, e.g. `SMS_WSUS_SYNC_MANAGER`.
-    #[serde(borrow, deserialize_with = "crate::borrow::option")]
+    #[serde(borrow, default, deserialize_with = "crate::borrow::option")]
     pub component: Option<Cow<'a, str>>,
     /// Writer thread id.
     pub thread: Option<u32>,

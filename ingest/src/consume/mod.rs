@@ -195,11 +195,22 @@ async fn consume(config: Config, shutdown: &Shutdown) -> Result<(), Interrupted>
     let publisher = Publisher::new(kafka, "producer").map_err(ConsumeError::Kafka)?;
     let writer = InfluxWriter::new(&config.influxdb)?;
     // Each check waits for its server (up to 30 s): a shutdown must not wait for them.
+    // Independent checks, made together: each costs a round trip or a connection.
     let topics = [kafka.topic.as_str(), kafka.dead_letter_topic.as_str()];
-    unless_stopped(shutdown, crate::kafka::ensure_topics(kafka, &topics)).await?;
-    consumer.subscribe(&[&kafka.topic]).map_err(ConsumeError::Kafka)?;
+    unless_stopped(shutdown, async {
+        tokio::join!(
+            crate::kafka::ensure_topics(kafka, &topics),
+            crate::kafka::ensure_compacted_topic(kafka, &kafka.state_topic),
+        )
+    })
+    .await?;
     let store = StateStore::open(kafka).map_err(ConsumeError::Kafka)?;
-    let tracking = tracking::Tracking::new(config.track.clone(), store);
+    let mut tracking = tracking::Tracking::new(config.track.clone(), store);
+    // Before joining the group: partitions given to a consumer that cannot read the state
+    // topic (which it retries until it can) would wait unread, and be taken from it after
+    // `max.poll.interval.ms` while it still meant to store them.
+    tracking.restore_all(shutdown).await?;
+    consumer.subscribe(&[&kafka.topic]).map_err(ConsumeError::Kafka)?;
     let reader = reader::Reader::new(&kafka.topic);
     let mut this = Consumer_ {
         reader,
@@ -211,8 +222,8 @@ async fn consume(config: Config, shutdown: &Shutdown) -> Result<(), Interrupted>
         heartbeat_due: false,
         totals: Totals::default(),
     };
-    let first = this.start(shutdown).await?;
-    let ended = this.batches(first, shutdown).await;
+    let (first, next_heartbeat) = this.start(shutdown).await?;
+    let ended = this.batches(first, next_heartbeat, shutdown).await;
     let t = &this.totals;
     tracing::info!(points = t.points, dead_letters = t.dead_letters, skipped = t.skipped, "consumer stopped");
     drop(serving);
@@ -254,49 +265,43 @@ impl Prepared {
 }
 
 impl Consumer_ {
-    /// Gathers the first batch while the rest of the start goes on: the tracker state topic is
-    /// checked and read, and InfluxDB set up (`[influxdb] setup`). Librdkafka joins the group
-    /// meanwhile, but assigns partitions only once asked for messages: one step after the other,
-    /// the first batch came 0.47 to 0.57 s after the start, now 0.28 to 0.37 s (`./bench
-    /// consume`, with the topic check's client destroyed off this task). Nothing is decoded
-    /// before the whole start is done.
-    async fn start(&mut self, shutdown: &Shutdown) -> Result<Gathered, Interrupted> {
+    /// Gathers the first batch while InfluxDB is set up (`[influxdb] setup`): librdkafka assigns
+    /// partitions only once asked for messages, so waiting for the set-up first delayed the first
+    /// batch by its length (40 to 110 ms). With the topic check's clients destroyed off this
+    /// task too, the first batch comes about 0.2 s sooner (`./bench consume`, BENCHMARKS.md). A
+    /// set-up that fails only warns, so partitions wait at most for one answer of InfluxDB's.
+    /// Returns the batch and when the first heartbeat is due.
+    async fn start(&mut self, shutdown: &Shutdown) -> Result<(Gathered, tokio::time::Instant), Interrupted> {
         let Consumer_ { shared, tracking, reader, .. } = self;
         let kafka = &shared.config.kafka;
         let heartbeat = tokio::time::Instant::now() + shared.config.consume.heartbeat;
-        let restoring = async {
-            unless_stopped(shutdown, crate::kafka::ensure_compacted_topic(kafka, &kafka.state_topic)).await?;
-            tracking.restore_all(shutdown).await?;
-            Ok::<_, Stopped>(tracking.tracker.sites().count())
-        };
         let setting_up = unless_stopped(shutdown, async {
-            if !shared.config.influxdb.setup {
-                return;
+            if shared.config.influxdb.setup {
+                match retention::setup(&shared.writer).await {
+                    Ok(done) => tracing::debug!(?done, "InfluxDB set up"),
+                    // The database may exist already (set up by an admin); writing will tell.
+                    Err(e) => tracing::warn!("{e}"),
+                }
             }
-            match retention::setup(&shared.writer).await {
-                Ok(done) => tracing::debug!(?done, "InfluxDB set up"),
-                // The database may exist already (set up by an admin); writing will tell.
-                Err(e) => tracing::warn!("{e}"),
-            }
-        });
-        let started = async {
-            let (restored, set_up) = tokio::join!(restoring, setting_up);
-            let (sites, ()) = (restored?, set_up?);
             // Said as soon as it is true, not when the first batch is in: that waits for
             // partitions, which a consumer of a busy group may get much later.
+            let sites = tracking.tracker.sites().count();
             tracing::info!(topic = %kafka.topic, group = %kafka.group_id, sites, "consuming");
-            Ok::<(), Stopped>(())
-        };
-        let (first, started) = tokio::join!(reader.next_messages(shared, shutdown, heartbeat), started);
-        started?;
-        Ok(first?)
+        });
+        let (first, set_up) = tokio::join!(reader.next_messages(shared, shutdown, heartbeat), setting_up);
+        set_up?;
+        Ok((first?, heartbeat))
     }
 
     /// Gathers, decodes and stores batches until shutdown. While a full batch (a backlog: more
     /// messages are waiting) is stored, the next one is gathered first and decoded meanwhile; a
     /// batch that is not full is stored at once (nothing would come to overlap with).
-    async fn batches(&mut self, first: Gathered, shutdown: &Shutdown) -> Result<(), Interrupted> {
-        let mut next_heartbeat = tokio::time::Instant::now() + self.shared.config.consume.heartbeat;
+    async fn batches(
+        &mut self,
+        first: Gathered,
+        mut next_heartbeat: tokio::time::Instant,
+        shutdown: &Shutdown,
+    ) -> Result<(), Interrupted> {
         let mut waiting: Option<Prepared> = None;
         let mut first = Some(first);
         loop {

@@ -29,7 +29,7 @@ const MIN_POINTS_PER_WRITE: usize = 500;
 /// Points per write request: a batch of up to `max_points` points went as one request, which
 /// InfluxDB stored on one core while the others idled (`./bench consume`: a batch of 5,000
 /// points took 100 to 160 ms as one request); it is split so that [`WRITES_IN_FLIGHT`] requests
-/// share it, none above `max_points` nor, unless the batch is smaller, below
+/// share it, none above `max_points` nor, unless the batch or `max_points` is smaller, below
 /// [`MIN_POINTS_PER_WRITE`].
 fn points_per_write(points: usize, max_points: usize) -> usize {
     points.div_ceil(WRITES_IN_FLIGHT).max(MIN_POINTS_PER_WRITE).min(max_points).max(1)
