@@ -145,7 +145,7 @@ site = "{site}"
 
 def drain(binary, d, topic, consumers, run):
     """Starts `consumers` consumers in a fresh group; seconds until all logged "caught up"."""
-    group = f"{topic}-g{consumers}-{run}".replace(".", "_")
+    group = f"{topic}-g{consumers}-{run}"
     db = re.sub(r"[^A-Za-z0-9_]", "_", group)
     path = config(d, group, topic, group, db)
     env = dict(os.environ, RUST_LOG="info")
@@ -310,7 +310,7 @@ def main():
                 for k in range(1, REPEAT + 1):
                     straight.append(post_straight(lines, f"bench_straight_{stamp}_{k}"))
                     if k < REPEAT:
-                        again_took, again_db = drain(binary, d, topic, 1, f"{stamp}.{k}")
+                        again_took, again_db = drain(binary, d, topic, 1, f"{stamp}-{k}")
                         if counts(again_db) != got:
                             raise SystemExit(f"drain {k + 1} wrote {counts(again_db)}, the first {got}")
                         times.append(again_took)

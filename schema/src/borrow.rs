@@ -9,11 +9,11 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{Deserializer, Error, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, Error, SeqAccess, Visitor};
 
 /// A string, borrowed when the input allows.
 pub(crate) fn cow<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Cow<'a, str>, D::Error> {
-    d.deserialize_str(CowStr)
+    CowStr.deserialize(d)
 }
 
 /// An optional string (`null` is `None`), borrowed when the input allows. An absent field is an
@@ -29,7 +29,16 @@ pub(crate) fn array<'de: 'a, 'a, D: Deserializer<'de>, const N: usize>(
     d.deserialize_tuple(N, ArrayCowStr::<N>)
 }
 
+/// Visits a string as a `Cow`, and is its own seed (for the elements of an array).
 struct CowStr;
+
+impl<'de> DeserializeSeed<'de> for CowStr {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
 
 impl<'de> Visitor<'de> for CowStr {
     type Value = Cow<'de, str>;
@@ -69,7 +78,7 @@ impl<'de> Visitor<'de> for OptionCowStr {
     }
 
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_str(CowStr).map(Some)
+        CowStr.deserialize(d).map(Some)
     }
 }
 
@@ -85,22 +94,12 @@ impl<'de, const N: usize> Visitor<'de> for ArrayCowStr<N> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut out: [Cow<'de, str>; N] = std::array::from_fn(|_| Cow::Borrowed(""));
         for (i, slot) in out.iter_mut().enumerate() {
-            *slot = seq.next_element_seed(CowSeed)?.ok_or_else(|| Error::invalid_length(i, &self))?;
+            *slot = seq.next_element_seed(CowStr)?.ok_or_else(|| Error::invalid_length(i, &self))?;
         }
         if seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
             return Err(Error::invalid_length(N + 1, &self));
         }
         Ok(out)
-    }
-}
-
-struct CowSeed;
-
-impl<'de> serde::de::DeserializeSeed<'de> for CowSeed {
-    type Value = Cow<'de, str>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_str(CowStr)
     }
 }
 

@@ -271,7 +271,7 @@ impl Consumer_ {
     /// task too, the first batch comes about 0.2 s sooner (`./bench consume`, BENCHMARKS.md). A
     /// set-up that fails only warns, so partitions wait at most for one answer of InfluxDB's.
     /// Returns the batch and when the first heartbeat is due.
-    async fn start(&mut self, shutdown: &Shutdown) -> Result<(Gathered, tokio::time::Instant), Interrupted> {
+    async fn start(&mut self, shutdown: &Shutdown) -> Result<(Gathered, tokio::time::Instant), Stopped> {
         let Consumer_ { shared, tracking, reader, .. } = self;
         let kafka = &shared.config.kafka;
         let heartbeat = tokio::time::Instant::now() + shared.config.consume.heartbeat;

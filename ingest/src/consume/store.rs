@@ -51,9 +51,9 @@ impl StoreParts<'_> {
         shutdown: &Shutdown,
     ) -> Result<Vec<usize>, Interrupted> {
         let Shared { config, consumer, publisher, writer, metrics } = self.shared;
-        let max_points = points_per_write(prepared.batch.points(), config.consume.batch_max_points);
+        let per_write = points_per_write(prepared.batch.points(), config.consume.batch_max_points);
         let writing = Instant::now();
-        let refused = write_points(writer, &mut prepared.batch, max_points, metrics, shutdown).await?;
+        let refused = write_points(writer, &mut prepared.batch, per_write, metrics, shutdown).await?;
         let written = writing.elapsed();
         let dead_letter_topic = &config.kafka.dead_letter_topic;
         send_dead_letters(publisher, dead_letter_topic, &prepared.batch, metrics, shutdown).await?;
