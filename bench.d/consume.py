@@ -3,8 +3,8 @@
 taking the same points straight, in the same run (needs `deploy/local/stack up`).
 
 1. `statmsg simulate --sites 50 --days 120` (written once, cached), collected into a fresh
-   6-partition topic by one `statmsg collect` per site (as on a fleet); waits until the topic
-   stops growing.
+   6-partition topic by one `statmsg collect` per site (as on a fleet: bundles of records, one
+   message each); waits until the topic stops growing.
 2. For 1, 2 and 3 consumers in one fresh group each, with a fresh database and state topic:
    time from start to the moment every consumer logged "caught up" (every assigned partition
    read to its end and stored). Points are counted per measurement and must be equal across
@@ -140,7 +140,14 @@ site = "{site}"
         p.terminate()
     for p in procs:
         p.wait()
-    return len(sites), last
+    return len(sites), last, records_in(topic)
+
+
+def records_in(topic):
+    """Records in `topic`: a collector sends bundles of records, heartbeats aside."""
+    out = subprocess.run(["kcat", "-b", BROKERS, "-C", "-t", topic, "-e", "-q", "-f", "%s\n"],
+                         capture_output=True, text=True, check=True).stdout
+    return sum(len(json.loads(line).get("records", [])) for line in out.splitlines() if line)
 
 
 def drain(binary, d, topic, consumers, run):
@@ -296,8 +303,8 @@ def main():
     topic = f"bench-consume-{stamp}"
     with tempfile.TemporaryDirectory() as d:
         t0 = time.time()
-        sites, records = collect(binary, sim, d, topic)
-        print(f"backlog: {sites} sites x {DAYS} days, {records:,} records in {topic} "
+        sites, messages, records = collect(binary, sim, d, topic)
+        print(f"backlog: {sites} sites x {DAYS} days, {records:,} records in {messages:,} messages in {topic} "
               f"({PARTITIONS} partitions), collected in {time.time() - t0:.1f} s")
         results, reference, repeats, lines = {}, None, {}, None
         for n in runs:

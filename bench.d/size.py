@@ -167,7 +167,7 @@ def main():
         influxd = start_influxd(d)
         try:
             topic = f"bench-size-{int(time.time())}"
-            _, records = consume.collect(binary, sim, d, topic)
+            _, _, records = consume.collect(binary, sim, d, topic)
             took, db = consume.drain(binary, d, topic, 1, "size")
             print(f"history: {SITES} sites x {DAYS} days, {records:,} records drained in {took:.1f} s into {db}")
             end = int(time.time()) // 60 * 60

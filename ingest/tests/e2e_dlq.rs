@@ -140,8 +140,9 @@ fn dead_letters_are_listed_and_replayed_after_the_fix() {
         scrape,
     );
     // Read: the first status message, the undecodable one, its replay, the second status message,
-    // and the collector's heartbeat.
-    assert_eq!(value(&text, "statmsg_consume_records_read_total"), Some(5.0), "{text}");
+    // and the collector's heartbeat; records among them: the two status messages.
+    assert_eq!(value(&text, "statmsg_consume_messages_read_total"), Some(5.0), "{text}");
+    assert_eq!(value(&text, "statmsg_consume_records_read_total"), Some(2.0), "{text}");
     assert_eq!(value(&text, "statmsg_consume_dead_letters_total"), Some(3.0), "{text}");
     assert_eq!(
         value(&text, "statmsg_consume_points_written_total{measurement=\"statmsg\"}"),

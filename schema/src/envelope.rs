@@ -1,22 +1,30 @@
-//! What a collector publishes to Kafka: one JSON [`Envelope`] per log record.
+//! What a collector publishes to Kafka: JSON, one [`Bundle`] of consecutive records of one file
+//! per message (schema 2), or one [`Envelope`] per record (schema 1, still read).
 //!
 //! ```json
+//! {"schema":2,"hierarchy":"contoso","site":"CHQ","host":"cm1","path":"...","file":"2049:1835",
+//!  "records":[{"offset":1234,"record":{"time":"...","component":"...","text":"...","format":"server"}},
+//!             {"offset":1391,"record":{...}}]}
 //! {"schema":1,"hierarchy":"contoso","site":"CHQ","host":"cm1","source":{"path":"...","offset":1234},
 //!  "record":{"time":"...","component":"...","thread":1,"text":"...","format":"server","statmsg":{...}}}
 //! ```
 //!
 //! The Kafka key is [`Envelope::key`]: `hierarchy/site`, so that every record of one site lands in
-//! one partition, in order.
+//! one partition, in order. A bundle states its origin once: a consumer's cost is per message as
+//! much as per byte (librdkafka, the broker, offsets), and the header was a third of a record's
+//! envelope. [`decode`] reads every payload a collector sends.
 
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
+use crate::heartbeat::CollectorHeartbeat;
 use crate::record::Record;
 
-/// Version of the envelope layout. A consumer refuses (dead-letters) newer versions it does not
-/// understand instead of guessing.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The newest payload layout this build reads (and writes in its bundles): 1 is the single
+/// [`Envelope`] and the heartbeat, 2 adds the [`Bundle`]. A consumer refuses (dead-letters)
+/// newer versions instead of guessing, so consumers are upgraded before collectors.
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope<'a> {
@@ -58,6 +66,125 @@ pub struct SourcePosition<'a> {
         skip_serializing_if = "Option::is_none"
     )]
     pub file: Option<Cow<'a, str>>,
+}
+
+/// Consecutive records of one file, read by one collector, of one site: one Kafka message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bundle<'a> {
+    /// [`SCHEMA_VERSION`] (2) when written by this build.
+    pub schema: u32,
+    #[serde(borrow)]
+    pub hierarchy: Cow<'a, str>,
+    /// The site of every record: a collector starts a new bundle where the site changes.
+    #[serde(borrow)]
+    pub site: Cow<'a, str>,
+    #[serde(borrow)]
+    pub host: Cow<'a, str>,
+    /// The file's path, as [`SourcePosition::path`].
+    #[serde(borrow)]
+    pub path: Cow<'a, str>,
+    /// The file's identity, as [`SourcePosition::file`].
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "crate::borrow::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub file: Option<Cow<'a, str>>,
+    /// In the order they were read.
+    #[serde(borrow)]
+    pub records: Vec<BundledRecord<'a>>,
+}
+
+/// One record of a [`Bundle`] and where it starts in the file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BundledRecord<'a> {
+    pub offset: u64,
+    /// As [`Envelope::truncated`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<u64>,
+    #[serde(borrow)]
+    pub record: Record<'a>,
+}
+
+impl<'a> Bundle<'a> {
+    /// Each record as the [`Envelope`] it would have had alone, in order; the envelopes borrow
+    /// the bundle's header, so none costs an allocation.
+    pub fn each(self, mut f: impl FnMut(Envelope<'_>)) {
+        let Bundle { schema, hierarchy, site, host, path, file, records } = self;
+        for entry in records {
+            f(Envelope {
+                schema,
+                hierarchy: Cow::Borrowed(&hierarchy),
+                site: Cow::Borrowed(&site),
+                host: Cow::Borrowed(&host),
+                source: SourcePosition {
+                    path: Cow::Borrowed(&path),
+                    offset: entry.offset,
+                    file: file.as_deref().map(Cow::Borrowed),
+                },
+                truncated: entry.truncated,
+                record: entry.record,
+            });
+        }
+    }
+}
+
+/// A payload of the records topic, decoded.
+// Built once per message and taken apart at once: boxing the envelope would cost an allocation
+// per single-record message for nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload<'a> {
+    Bundle(Bundle<'a>),
+    Envelope(Envelope<'a>),
+    Heartbeat(CollectorHeartbeat),
+    /// Written by a newer statmsg ([`SCHEMA_VERSION`] is older): not decoded.
+    Newer {
+        schema: u32,
+    },
+}
+
+/// Decodes what a collector sent. Collectors write `schema` first and bundles as their
+/// messages, so a bundle is tried first when the payload starts like one; any other payload,
+/// in any order of keys, decodes as well.
+pub fn decode(text: &str) -> Result<Payload<'_>, serde_json::Error> {
+    let bundle = match text.starts_with(CANONICAL_BUNDLE) {
+        true => serde_json::from_str(text).ok(),
+        false => None,
+    };
+    let payload = match bundle {
+        Some(bundle) => Payload::Bundle(bundle),
+        None => match serde_json::from_str::<Envelope<'_>>(text) {
+            Ok(envelope) => Payload::Envelope(envelope),
+            // Which one it was meant to be, by its keys; the error of what it looks like.
+            Err(error) => match serde_json::from_str::<Shape>(text) {
+                Ok(Shape { schema: Some(schema), .. }) if schema > SCHEMA_VERSION => {
+                    Payload::Newer { schema }
+                }
+                Ok(Shape { records: Some(_), .. }) => Payload::Bundle(serde_json::from_str(text)?),
+                Ok(Shape { collector: Some(_), .. }) => Payload::Heartbeat(serde_json::from_str(text)?),
+                _ => return Err(error),
+            },
+        },
+    };
+    let schema = match &payload {
+        Payload::Bundle(b) => b.schema,
+        Payload::Envelope(e) => e.schema,
+        Payload::Heartbeat(h) => h.schema,
+        Payload::Newer { schema } => *schema,
+    };
+    Ok(if schema > SCHEMA_VERSION { Payload::Newer { schema } } else { payload })
+}
+
+const CANONICAL_BUNDLE: &str = "{\"schema\":2,";
+
+/// The keys that tell the payloads apart.
+#[derive(Deserialize)]
+struct Shape {
+    schema: Option<u32>,
+    records: Option<serde::de::IgnoredAny>,
+    collector: Option<serde::de::IgnoredAny>,
 }
 
 impl Envelope<'_> {
@@ -145,6 +272,45 @@ mod tests {
             let received: Envelope<'_> = serde_json::from_str(&json).unwrap();
             prop_assert_eq!(received, sent);
         }
+    }
+
+    #[test]
+    fn decode_tells_bundles_envelopes_heartbeats_and_newer_payloads_apart_in_any_key_order() {
+        let single = serde_json::to_string(&envelope("t", None, Event::SyncStarting)).unwrap();
+        assert!(single.starts_with(CANONICAL_BUNDLE), "a single envelope may start like a bundle");
+        assert!(matches!(decode(&single), Ok(Payload::Envelope(e)) if e.record.text == "t"));
+        let records = r#"[{"offset":3,"record":{"time":null,"text":"a","format":"unframed"}},
+            {"offset":9,"truncated":2000000,"record":{"time":null,"text":"b","format":"unframed"}}]"#;
+        let canonical = format!(
+            r#"{{"schema":2,"hierarchy":"h","site":"S","host":"x","path":"p","file":"1:2","records":{records}}}"#
+        );
+        let reordered =
+            format!(r#"{{"records":{records},"path":"p","host":"x","site":"S","hierarchy":"h","schema":2}}"#);
+        for (json, file) in [(&canonical, Some("1:2")), (&reordered, None)] {
+            let Ok(Payload::Bundle(bundle)) = decode(json) else { panic!("{json}") };
+            let mut seen = Vec::new();
+            bundle.each(|e| {
+                assert_eq!((&*e.hierarchy, &*e.site, &*e.host, &*e.source.path), ("h", "S", "x", "p"));
+                assert_eq!(e.source.file.as_deref(), file);
+                seen.push((e.source.offset, e.truncated, e.record.text.to_string()));
+            });
+            assert_eq!(seen, [(3, None, "a".to_owned()), (9, Some(2_000_000), "b".to_owned())]);
+        }
+        let beat = r#"{"collector":{"version":"1","interval_s":60,"files_watched":1,"unread_bytes":0,"spool_bytes":0,"spool_records":0},
+            "schema":1,"hierarchy":"h","site":"S","host":"x","time":"2024-03-01T10:00:00.000Z"}"#;
+        assert!(matches!(decode(beat), Ok(Payload::Heartbeat(b)) if b.site == "S"));
+        for newer in
+            [canonical.replace("\"schema\":2", "\"schema\":3"), r#"{"schema":7,"what":"next"}"#.to_owned()]
+        {
+            assert!(
+                matches!(decode(&newer), Ok(Payload::Newer { schema }) if schema > SCHEMA_VERSION),
+                "{newer}"
+            );
+        }
+        let broken = canonical.replace("\"offset\":9,", "");
+        let error = decode(&broken).unwrap_err().to_string();
+        assert!(error.contains("offset"), "a broken bundle says what is wrong with it: {error}");
+        assert!(decode("{not json").is_err());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! tracks the site, in order with the site's records.
 //!
 //! ```json
-//! {"schema":1,"hierarchy":"contoso","site":"CS1","host":"cm1","time":"2024-03-01T10:00:00.000Z",
+//! {"schema":2,"hierarchy":"contoso","site":"CS1","host":"cm1","time":"2024-03-01T10:00:00.000Z",
 //!  "collector":{"version":"0.1.0","interval_s":60,"files_watched":3,"unread_bytes":0,
 //!               "spool_bytes":0,"spool_records":0,"last_rollover":"2024-03-01T09:12:00.000Z"}}
 //! ```
@@ -45,7 +45,8 @@ pub struct CollectorStatus {
     pub files_watched: u64,
     /// Bytes of the watched files not yet read into the spool.
     pub unread_bytes: u64,
-    /// Bytes and records in the spool not yet acknowledged by Kafka.
+    /// Bytes and messages (bundles of records; the name predates bundles) in the spool not yet
+    /// acknowledged by Kafka.
     pub spool_bytes: u64,
     pub spool_records: u64,
     /// When a rollover was last seen (none since the collector started: absent).

@@ -3,8 +3,8 @@
 //! * [`record`]: one parsed log record ([`Record`]) and its status message ([`StatusMessage`]),
 //!   borrowed from the read buffer when parsed and from the Kafka payload when consumed
 //!   (`Cow<'a, str>` everywhere), owned only when they must outlive those buffers.
-//! * [`envelope`]: what a collector publishes to Kafka: a versioned JSON [`Envelope`] around a
-//!   record, and its partitioning key.
+//! * [`envelope`]: what a collector publishes to Kafka: a versioned JSON [`Bundle`] of records
+//!   of one file (or an [`Envelope`] around one record), its partitioning key, and [`decode`].
 //! * [`line_protocol`]: the InfluxDB line-protocol encoder, escaping hostile text so that a log
 //!   line can never inject points, tags or fields.
 //! * [`heartbeat`]: what a collector says about itself every minute ([`CollectorHeartbeat`]), on
@@ -26,7 +26,7 @@ pub mod line_protocol;
 pub mod measurement;
 pub mod record;
 
-pub use envelope::{Envelope, SourcePosition, SCHEMA_VERSION};
+pub use envelope::{decode, Bundle, BundledRecord, Envelope, Payload, SourcePosition, SCHEMA_VERSION};
 pub use event::Event;
 pub use heartbeat::{CollectorHeartbeat, CollectorStatus};
 pub use record::{Attribute, ExtraKey, Format, Level, Record, StatusMessage};

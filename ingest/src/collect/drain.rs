@@ -68,12 +68,12 @@ pub async fn run(
             Ok(()) => {
                 let (acknowledging, end) = (spool.clone(), batch.end);
                 blocking(move || acknowledging.acknowledge(end, count as u64)).await?;
-                metrics.records_acknowledged.fetch_add(count as u64, Relaxed);
+                metrics.messages_acknowledged.fetch_add(count as u64, Relaxed);
                 if let Some(since) = failing_since.take() {
                     tracing::info!(after = ?since.elapsed(), "Kafka acknowledges again: sending the spool");
                 }
                 backoff.succeeded();
-                tracing::debug!(records = count, "acknowledged by Kafka");
+                tracing::debug!(messages = count, "acknowledged by Kafka");
             }
             Err(KafkaError::Canceled) if shutdown.is_cancelled() => break,
             Err(e) => {
@@ -85,7 +85,7 @@ pub async fn run(
                     .map(|c| format!("; last client error: {c}"))
                     .unwrap_or_default();
                 tracing::error!(
-                    records = count, spooled_bytes = spool.used_bytes(),
+                    messages = count, spooled_bytes = spool.used_bytes(),
                     "Kafka did not acknowledge: keeping the records in the spool, retrying in {retry_wait:?}: {e}{cause}"
                 );
                 tokio::select! {

@@ -17,7 +17,7 @@ pub struct CollectMetrics {
     pub unread_bytes: AtomicU64,
     pub bytes_read: AtomicU64,
     pub records_read: AtomicU64,
-    pub records_acknowledged: AtomicU64,
+    pub messages_acknowledged: AtomicU64,
     pub delivery_errors: AtomicU64,
     /// Unix seconds of the last rollover seen (0: none yet).
     pub last_rollover: AtomicU64,
@@ -53,12 +53,16 @@ impl CollectMetrics {
                 self.records_read.load(Relaxed),
             )
             .counter(
-                "statmsg_collect_records_acknowledged_total",
-                "Records Kafka acknowledged (and that left the spool).",
-                self.records_acknowledged.load(Relaxed),
+                "statmsg_collect_messages_acknowledged_total",
+                "Messages (bundles of records) Kafka acknowledged, which left the spool.",
+                self.messages_acknowledged.load(Relaxed),
             )
             .gauge("statmsg_collect_spool_bytes", "Bytes in the spool waiting for Kafka.", bytes as f64)
-            .gauge("statmsg_collect_spool_entries", "Records in the spool waiting for Kafka.", entries as f64)
+            .gauge(
+                "statmsg_collect_spool_entries",
+                "Messages (bundles of records) in the spool waiting for Kafka.",
+                entries as f64,
+            )
             .gauge(
                 "statmsg_collect_spool_max_bytes",
                 "The spool's bound (collect.spool_max_bytes).",

@@ -1,5 +1,6 @@
 //! The collector: follows the configured log files across rollovers, parses every new line into
-//! a record and publishes it to Kafka as a JSON [`Envelope`], keyed `hierarchy/site`.
+//! a record and publishes the records to Kafka as JSON bundles ([`bundle`]: consecutive records of
+//! one file and site in one message), keyed `hierarchy/site`.
 //!
 //! Two halves joined by a durable spool, so that reading never waits for Kafka:
 //! - [`read`] follows files by identity ([`follow`], [`tail`]), appends every record to the
@@ -12,6 +13,7 @@
 //! in flight: one chunk per file and one drain batch. A full spool stops reading and says so; the
 //! logs keep the data until ConfigMgr rolls them twice.
 
+pub mod bundle;
 pub mod checkpoint;
 mod drain;
 pub mod durable;
@@ -23,13 +25,11 @@ pub mod spool;
 pub mod tail;
 pub mod watch;
 
-use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use statmsg_schema::Envelope;
 use thiserror::Error;
 
 use self::checkpoint::CheckpointError;
@@ -101,8 +101,9 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), CollectError>
         let watch = watch::Watch::start(&collect.paths);
         tokio::task::spawn_blocking(move || read_loop(reader, &spool, &watch, poll, &shutdown, &handle))
     };
-    // One drain batch is about one read chunk of records (an envelope is 3 to 4 times its line).
-    let batch_bytes = 4 * collect.max_read_bytes as u64;
+    // One drain batch is about one read chunk of records (bundled, their JSON is 2 to 3 times
+    // the lines): a kill re-sends about one chunk per file.
+    let batch_bytes = 3 * collect.max_read_bytes as u64;
     let draining = async {
         let drained = drain::run(&config.kafka, &publisher, &spool, &metrics, batch_bytes, &shutdown).await;
         // The heartbeats stop with the drainer: a collector that cannot send is not alive.
@@ -219,8 +220,8 @@ impl SharedSpool {
                 (VecDeque::from([(spool.end(), std::time::Instant::now())]), spool.count_unacknowledged()?);
             tracing::info!(
                 bytes = spool.used_bytes(),
-                records = waiting.1,
-                "spool holds records not yet acknowledged by Kafka: sending them first"
+                messages = waiting.1,
+                "spool holds messages not yet acknowledged by Kafka: sending them first"
             );
         }
         Ok(SharedSpool {
@@ -305,75 +306,5 @@ impl SharedSpool {
         let waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
         let oldest = waiting.0.front().map(|(_, at)| at.elapsed()).filter(|_| bytes > 0);
         (bytes, waiting.1, oldest)
-    }
-}
-
-/// Largest payload sent as is: below librdkafka's and the broker's default message size limit
-/// (1,000,000 bytes), so that one record can never block a file.
-pub const MAX_PAYLOAD_BYTES: usize = 900_000;
-
-/// Bytes of text kept of a record too large to send.
-const TRUNCATED_TEXT_BYTES: usize = 64 * 1024;
-
-/// The JSON payload of an envelope. A record whose payload would exceed [`MAX_PAYLOAD_BYTES`]
-/// is sent with its text cut and a `statmsg_error` saying so (the consumer dead-letters it), and
-/// the envelope's `truncated` holds the original payload size: never dropped, never blocking.
-fn encode_bounded(mut envelope: Envelope<'_>) -> Vec<u8> {
-    // Infallible: the envelope holds only strings, numbers and string-keyed structs.
-    let payload = serde_json::to_vec(&envelope).expect("an envelope always serializes");
-    if payload.len() <= MAX_PAYLOAD_BYTES {
-        return payload;
-    }
-    let text = &envelope.record.text;
-    let mut cut = text.len().min(TRUNCATED_TEXT_BYTES);
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    envelope.record.text = Cow::Owned(text[..cut].to_owned());
-    envelope.record.statmsg = None;
-    envelope.record.event = None;
-    envelope.record.statmsg_error = Some(Cow::Owned(format!(
-        "record of {} bytes is too large for Kafka: text cut to {cut} bytes",
-        payload.len()
-    )));
-    envelope.truncated = Some(payload.len() as u64);
-    serde_json::to_vec(&envelope).expect("an envelope always serializes")
-}
-
-#[cfg(test)]
-mod tests {
-    use statmsg_schema::{Format, Record, SourcePosition, SCHEMA_VERSION};
-
-    use super::*;
-
-    #[test]
-    fn an_oversized_record_is_cut_and_marked_not_dropped() {
-        let text = "é".repeat(MAX_PAYLOAD_BYTES);
-        let record = Record {
-            time: None,
-            component: None,
-            thread: None,
-            text: Cow::Borrowed(&text),
-            format: Format::Unframed,
-            level: None,
-            statmsg: None,
-            statmsg_error: None,
-            event: None,
-        };
-        let envelope = Envelope {
-            schema: SCHEMA_VERSION,
-            hierarchy: "h".into(),
-            site: "S".into(),
-            host: "x".into(),
-            source: SourcePosition { path: "a".into(), offset: 0, file: None },
-            truncated: None,
-            record,
-        };
-        let payload = encode_bounded(envelope);
-        assert!(payload.len() < MAX_PAYLOAD_BYTES);
-        let back: Envelope<'_> = serde_json::from_slice(&payload).unwrap();
-        assert!(back.truncated.unwrap() > 2 * MAX_PAYLOAD_BYTES as u64);
-        assert!(back.record.statmsg_error.unwrap().contains("too large for Kafka"));
-        assert_eq!(back.record.text.len(), TRUNCATED_TEXT_BYTES);
     }
 }

@@ -1,5 +1,6 @@
 //! The reading half of the collector: scans the configured files, follows them by identity
-//! ([`super::follow`]), parses what they gained into envelopes and appends them to the spool.
+//! ([`super::follow`]), parses what they gained into records, bundles them into messages
+//! ([`super::bundle`]) and appends those to the spool.
 //! Synchronous (it runs on a blocking thread) and never waits for Kafka.
 //!
 //! Guarantee: a file's checkpoint moves past a record only after the record is in the spool,
@@ -10,14 +11,13 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 
-use statmsg_schema::{Envelope, SourcePosition, SCHEMA_VERSION};
-
+use super::bundle::{Bundler, Origin};
 use super::checkpoint::{Checkpoints, FileId, Fingerprint};
 use super::follow::{Follower, Plan, Seen, Why};
 use super::metrics::CollectMetrics;
 use super::spool::SpoolError;
 use super::tail::{read_chunk, Want};
-use super::{encode_bounded, CollectError, SharedSpool};
+use super::{CollectError, SharedSpool};
 use crate::config::StartAt;
 
 /// What the reader needs, validated.
@@ -130,7 +130,7 @@ impl Reader {
                         break;
                     }
                 };
-                let (messages, end) = self.envelopes(&read.path, &chunk);
+                let (messages, read_records, end) = self.messages(&read.path, &chunk);
                 if !messages.is_empty() {
                     match self.spool.append(&messages) {
                         Ok(()) => {}
@@ -140,8 +140,8 @@ impl Reader {
                         }
                         Err(e) => return Err(e.into()),
                     }
-                    records += messages.len();
-                    self.metrics.records_read.fetch_add(messages.len() as u64, Relaxed);
+                    records += read_records;
+                    self.metrics.records_read.fetch_add(read_records as u64, Relaxed);
                     self.metrics.bytes_read.fetch_add(end - chunk.start, Relaxed);
                     #[cfg(test)]
                     if let Some(n) = self.crash_after_appends.as_mut() {
@@ -183,34 +183,24 @@ impl Reader {
         seen
     }
 
-    /// The envelopes of a chunk's complete records and the offset just past them.
-    fn envelopes(&self, path: &str, chunk: &super::tail::Chunk) -> (Vec<(String, Vec<u8>)>, u64) {
+    /// The messages of a chunk's complete records ([`Bundler`]), how many records they hold,
+    /// and the offset just past them.
+    fn messages(&self, path: &str, chunk: &super::tail::Chunk) -> (Vec<(String, Vec<u8>)>, usize, u64) {
         let config = &self.config;
         let file_id = format!("{}:{}", chunk.id.device, chunk.id.index);
-        let mut messages = Vec::new();
+        let origin = Origin { hierarchy: &config.hierarchy, host: &config.host, path, file: Some(&file_id) };
+        let mut bundler = Bundler::new(origin);
+        let mut records = 0;
         let end = chunk.for_each_record(config.max_read_bytes, |offset, record| {
-            let site = if config.site.is_empty() {
-                record.statmsg.as_ref().map_or(Cow::Borrowed(""), |m| Cow::Owned(m.site.to_string()))
-            } else {
-                Cow::Borrowed(config.site.as_str())
+            let site = match (&record.statmsg, config.site.as_str()) {
+                (Some(m), "") => Cow::Owned(m.site.to_string()),
+                (_, site) => Cow::Borrowed(site),
             };
-            let envelope = Envelope {
-                schema: SCHEMA_VERSION,
-                hierarchy: Cow::Borrowed(&config.hierarchy),
-                site,
-                host: Cow::Borrowed(&config.host),
-                source: SourcePosition {
-                    path: Cow::Borrowed(path),
-                    offset,
-                    file: Some(Cow::Borrowed(&file_id)),
-                },
-                truncated: None,
-                // Cheap: the record's strings borrow from the chunk.
-                record: record.clone(),
-            };
-            messages.push((envelope.key(), encode_bounded(envelope)));
+            // Cheap: the record's strings borrow from the chunk.
+            bundler.push(&site, offset, record.clone());
+            records += 1;
         });
-        (messages, end)
+        (bundler.finish(), records, end)
     }
 }
 

@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use statmsg_schema::Envelope;
+use statmsg_schema::Bundle;
 
 use super::*;
 
@@ -106,14 +106,13 @@ impl World {
 /// Line numbers in the spool, in spool order.
 fn spooled(spool: &SharedSpool) -> Vec<u64> {
     let batch = spool.read(spool.acknowledged(), usize::MAX, u64::MAX).unwrap();
-    batch
-        .entries
-        .iter()
-        .map(|e| {
-            let envelope: Envelope<'_> = serde_json::from_slice(&e.payload).unwrap();
-            envelope.record.text[..6].parse().unwrap()
-        })
-        .collect()
+    batch.entries.iter().flat_map(|e| line_numbers(&e.payload)).collect()
+}
+
+/// The line numbers of the records of a message (a bundle), in order.
+fn line_numbers(payload: &[u8]) -> Vec<u64> {
+    let bundle: Bundle<'_> = serde_json::from_slice(payload).unwrap();
+    bundle.records.iter().map(|r| r.record.text[..6].parse().unwrap()).collect()
 }
 
 #[derive(Debug, Clone)]
@@ -221,8 +220,7 @@ fn a_full_spool_stops_reading_and_reading_resumes_where_it_stopped() {
         // Drain everything as Kafka would, then let the reader go on.
         let batch = spool.read(spool.acknowledged(), usize::MAX, u64::MAX).unwrap();
         for e in &batch.entries {
-            let envelope: Envelope<'_> = serde_json::from_slice(&e.payload).unwrap();
-            delivered.push(envelope.record.text[..6].parse::<u64>().unwrap());
+            delivered.extend(line_numbers(&e.payload));
         }
         spool.acknowledge(batch.end, batch.entries.len() as u64).unwrap();
         if let Pass::Done { .. } = reader.pass(&|| false).unwrap() {
@@ -231,8 +229,7 @@ fn a_full_spool_stops_reading_and_reading_resumes_where_it_stopped() {
     }
     let batch = spool.read(spool.acknowledged(), usize::MAX, u64::MAX).unwrap();
     for e in &batch.entries {
-        let envelope: Envelope<'_> = serde_json::from_slice(&e.payload).unwrap();
-        delivered.push(envelope.record.text[..6].parse::<u64>().unwrap());
+        delivered.extend(line_numbers(&e.payload));
     }
     assert_eq!(delivered, (0..3000).collect::<Vec<u64>>(), "every line once, in order");
     assert!(!spool.is_full());

@@ -183,7 +183,7 @@ impl Settings {
         if raw.collect.max_read_bytes < 4096 {
             return Err(invalid("collect.max_read_bytes", "must be at least 4096"));
         }
-        // Room for a few read chunks' records (an envelope is 3 to 4 times its line).
+        // Room for a few read chunks' records (their JSON is 2 to 4 times the lines).
         let least_spool = (16 * raw.collect.max_read_bytes as u64).max(1 << 20);
         if raw.collect.spool_max_bytes < least_spool {
             return Err(invalid(

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use statmsg_schema::measurement::write_statmsg_point;
-use statmsg_schema::{CollectorHeartbeat, Envelope, SCHEMA_VERSION};
+use statmsg_schema::{CollectorHeartbeat, Envelope, Payload, SCHEMA_VERSION};
 
 use statmsg_track::points::{write_propagation, write_sync_run};
 use statmsg_track::{Position, Propagation, SiteKey, SyncRun, Tracker};
@@ -58,6 +58,11 @@ impl Gathered {
 
     pub fn len(&self) -> usize {
         self.messages.len()
+    }
+
+    /// Bytes of keys and payloads held.
+    pub fn bytes(&self) -> usize {
+        self.bytes.len()
     }
 
     /// Empties it, keeping its memory for the next messages.
@@ -117,6 +122,8 @@ pub struct Batch {
     /// Per (topic, partition): the next offset to commit.
     next_offsets: BTreeMap<(Arc<str>, i32), i64>,
     messages: usize,
+    /// Records decoded (a bundle holds many), heartbeats aside.
+    pub records: usize,
     /// Records that are not status messages: no `statmsg` point (they may still feed the tracker).
     pub skipped: usize,
     /// Sites whose records this batch fed to the tracker, with the last message of each.
@@ -152,68 +159,76 @@ impl Batch {
         // UTF-8 checked once for the whole payload, not string by string (`from_slice`).
         let decoded = std::str::from_utf8(payload)
             .map_err(|e| e.to_string())
-            .and_then(|text| serde_json::from_str::<Envelope<'_>>(text).map_err(|e| e.to_string()));
-        let envelope = match decoded {
-            Ok(e) => e,
-            Err(e) => {
-                // Not an envelope: a collector's heartbeat (rare: one a minute per site), or junk.
-                let heartbeat = std::str::from_utf8(payload)
-                    .ok()
-                    .and_then(|text| serde_json::from_str::<CollectorHeartbeat>(text).ok());
-                if let Some(beat) = heartbeat {
-                    return self.add_heartbeat(&beat, origin, key, payload, tracker);
-                }
-                let text = String::from_utf8_lossy(payload);
-                let reason = format!("not a statmsg envelope: {e}");
-                return self.dead_letter(DeadKind::Message, &reason, origin, key, &text);
+            .and_then(|text| statmsg_schema::decode(text).map_err(|e| e.to_string()));
+        let mut tracker = tracker;
+        match decoded {
+            Ok(Payload::Bundle(bundle)) => {
+                // The source is the same for all: its hash is computed once.
+                let source = source_id(&bundle.host, &bundle.path, bundle.file.as_deref());
+                bundle.each(|envelope| {
+                    self.add_envelope(envelope, source, &origin, key, None, tracker.as_deref_mut())
+                });
             }
-        };
-        if envelope.schema > SCHEMA_VERSION {
-            let reason = format!(
-                "envelope schema {} is newer than {SCHEMA_VERSION}: upgrade the consumer",
-                envelope.schema
-            );
-            return self.dead_letter(
-                DeadKind::Message,
-                &reason,
-                origin,
-                key,
-                &String::from_utf8_lossy(payload),
-            );
-        }
-        if let Some(tracker) = tracker {
-            self.track(&envelope, &origin, tracker);
-        }
-        if let Some(error) = &envelope.record.statmsg_error {
-            return self.dead_letter(
-                DeadKind::Message,
-                error,
-                origin,
-                key,
-                &String::from_utf8_lossy(payload),
-            );
-        }
-        let start = self.body.len();
-        match write_statmsg_point(&envelope, &mut self.body) {
-            Ok(true) => self.points.push((start..self.body.len(), origin)),
-            Ok(false) => self.skipped += 1,
+            Ok(Payload::Envelope(envelope)) => {
+                let source =
+                    source_id(&envelope.host, &envelope.source.path, envelope.source.file.as_deref());
+                self.add_envelope(envelope, source, &origin, key, Some(payload), tracker);
+            }
+            Ok(Payload::Heartbeat(beat)) => self.add_heartbeat(&beat, origin, key, payload, tracker),
+            Ok(Payload::Newer { schema }) => {
+                let reason =
+                    format!("payload schema {schema} is newer than {SCHEMA_VERSION}: upgrade the consumer");
+                self.dead_letter(DeadKind::Message, &reason, origin, key, &String::from_utf8_lossy(payload));
+            }
             Err(e) => {
-                let payload = String::from_utf8_lossy(payload);
-                self.dead_letter(DeadKind::Message, &e.to_string(), origin, key, &payload);
+                let reason = format!("not a statmsg envelope: {e}");
+                self.dead_letter(DeadKind::Message, &reason, origin, key, &String::from_utf8_lossy(payload));
             }
         }
     }
 
-    fn track(&mut self, envelope: &Envelope<'_>, origin: &Origin, tracker: &mut Tracker) {
+    /// One record: to the tracker, and a `statmsg` point if it is a status message. A record
+    /// that cannot be stored is a dead letter of its own: `payload` when it came alone, else
+    /// its envelope re-encoded (`statmsg dlq replay` sends it back alone).
+    fn add_envelope(
+        &mut self,
+        envelope: Envelope<'_>,
+        source: u64,
+        origin: &Origin,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+        tracker: Option<&mut Tracker>,
+    ) {
+        self.records += 1;
+        if let Some(tracker) = tracker {
+            self.track(&envelope, source, origin, tracker);
+        }
+        let alone = || match payload {
+            Some(payload) => String::from_utf8_lossy(payload).into_owned(),
+            // Infallible: the envelope holds only strings, numbers and string-keyed structs.
+            None => serde_json::to_string(&envelope).expect("an envelope always serializes"),
+        };
+        if let Some(error) = &envelope.record.statmsg_error {
+            return self.dead_letter(DeadKind::Message, error, origin.clone(), key, &alone());
+        }
+        let start = self.body.len();
+        match write_statmsg_point(&envelope, &mut self.body) {
+            Ok(true) => self.points.push((start..self.body.len(), origin.clone())),
+            Ok(false) => self.skipped += 1,
+            Err(e) => {
+                self.body.truncate(start);
+                self.dead_letter(DeadKind::Message, &e.to_string(), origin.clone(), key, &alone());
+            }
+        }
+    }
+
+    fn track(&mut self, envelope: &Envelope<'_>, source: u64, origin: &Origin, tracker: &mut Tracker) {
         let site = if envelope.site.is_empty() { envelope.record_site() } else { &envelope.site };
         if site.is_empty() {
             self.untracked += 1;
             return;
         }
-        let position = Position {
-            source: source_id(&envelope.host, &envelope.source.path, envelope.source.file.as_deref()),
-            offset: envelope.source.offset,
-        };
+        let position = Position { source, offset: envelope.source.offset };
         tracker.observe(&envelope.hierarchy, site, &envelope.record, Some(position));
         tracker.set_partition(&envelope.hierarchy, site, origin.partition);
         self.touch(&envelope.hierarchy, site, origin);
@@ -229,16 +244,9 @@ impl Batch {
         payload: &[u8],
         tracker: Option<&mut Tracker>,
     ) {
-        if beat.schema > SCHEMA_VERSION || beat.site.is_empty() {
-            let reason = match beat.schema > SCHEMA_VERSION {
-                true => format!(
-                    "heartbeat schema {} is newer than {SCHEMA_VERSION}: upgrade the consumer",
-                    beat.schema
-                ),
-                false => "heartbeat without a site".to_owned(),
-            };
+        if beat.site.is_empty() {
             let payload = String::from_utf8_lossy(payload);
-            return self.dead_letter(DeadKind::Message, &reason, origin, key, &payload);
+            return self.dead_letter(DeadKind::Message, "heartbeat without a site", origin, key, &payload);
         }
         self.heartbeats += 1;
         if let Some(tracker) = tracker {

@@ -30,6 +30,37 @@ fn sorts_messages_into_points_skips_and_dead_letters() {
 }
 
 #[test]
+fn a_bundle_is_its_records_and_a_bad_one_is_a_dead_letter_of_its_own_that_replays_alone() {
+    use crate::collect::bundle::{Bundler, Origin as From};
+    let status: Envelope<'_> = serde_json::from_str(STATUS).unwrap();
+    let mut broken = status.record.clone();
+    broken.statmsg_error = Some("STATMSG without ID".into());
+    let mut bundler = Bundler::new(From { hierarchy: "h", host: "cm1", path: "a", file: Some("1:2") });
+    bundler.push("CS1", 0, status.record.clone());
+    bundler.push("CS1", 100, broken);
+    bundler.push("CS1", 200, status.record.clone());
+    let messages = bundler.finish();
+    assert_eq!(messages.len(), 1);
+    let mut tracker = Tracker::new(statmsg_track::TrackerConfig::default());
+    let mut batch = Batch::default();
+    batch.add_tracked(origin(4), Some(b"h/CS1"), Some(&messages[0].1), Some(&mut tracker));
+    assert_eq!((batch.messages(), batch.points()), (1, 2));
+    assert_eq!(batch.next_offsets().collect::<Vec<_>>(), vec![("t", 0, 5)]);
+    let dead = batch.dead_letters();
+    assert_eq!((dead.len(), dead[0].reason.as_str(), dead[0].origin.offset), (1, "STATMSG without ID", 4));
+    // The dead letter holds that record alone, as the envelope `statmsg dlq replay` sends back.
+    let alone: serde_json::Value = serde_json::from_str(&dead[0].payload).unwrap();
+    assert_eq!((&alone["source"]["offset"], &alone["source"]["file"]), (&100.into(), &"1:2".into()));
+    assert_eq!((&alone["site"], &alone["record"]["text"]), (&"CS1".into(), &"STATMSG: ID=6701".into()));
+    assert!(alone.get("records").is_none(), "{alone}");
+    assert_eq!(dead[0].key.as_deref(), Some(&b"h/CS1"[..]));
+    // Delivered again (at-least-once), the bundle feeds the tracker nothing new.
+    let duplicates_before = tracker.site("h", "CS1").map(|s| s.duplicates);
+    batch.add_tracked(origin(4), Some(b"h/CS1"), Some(&messages[0].1), Some(&mut tracker));
+    assert_eq!(tracker.site("h", "CS1").map(|s| s.duplicates), duplicates_before.map(|d| d + 3));
+}
+
+#[test]
 fn pieces_cover_every_point_once_in_order() {
     let mut batch = Batch::default();
     for offset in 0..7 {
@@ -227,7 +258,7 @@ fn a_collector_heartbeat_reaches_the_tracker_and_junk_is_still_a_dead_letter() {
     let reasons: Vec<&str> = batch.dead_letters().iter().map(|d| d.reason.as_str()).collect();
     assert_eq!(reasons.len(), 2, "{reasons:?}");
     assert!(reasons[0].starts_with("not a statmsg envelope: "), "{reasons:?}");
-    assert!(reasons[1].contains("heartbeat schema 9 is newer"), "{reasons:?}");
+    assert!(reasons[1].contains("payload schema 9 is newer"), "{reasons:?}");
     let seen = tracker.site("h", "PS1").and_then(|s| s.collector.clone()).unwrap();
     assert_eq!((seen.host.as_str(), seen.status.files_watched), ("cm2", 3));
     assert_eq!(tracker.site("h", "PS1").and_then(|s| s.partition), Some(0));

@@ -10,6 +10,7 @@ use crate::metrics::{Exposition, Histogram, Kind};
 
 #[derive(Debug, Default)]
 pub struct ConsumeMetrics {
+    pub messages_read: AtomicU64,
     pub records_read: AtomicU64,
     pub batches_committed: AtomicU64,
     /// Points InfluxDB acknowledged, per measurement.
@@ -54,8 +55,13 @@ impl ConsumeMetrics {
                 lag.iter().map(|(p, l)| ("partition", p.to_string(), *l as f64)),
             )
             .counter(
-                "statmsg_consume_records_read_total",
+                "statmsg_consume_messages_read_total",
                 "Kafka messages read from the records topic.",
+                self.messages_read.load(Relaxed),
+            )
+            .counter(
+                "statmsg_consume_records_read_total",
+                "Records decoded from the records topic (a bundle holds many), counted when stored.",
                 self.records_read.load(Relaxed),
             )
             .counter(

@@ -128,8 +128,9 @@ impl From<ConsumeError> for Interrupted {
     }
 }
 
-/// Messages decoded between two yields, when a batch is being stored meanwhile.
-const DECODE_SLICE: usize = 2_000;
+/// Payload bytes decoded between two yields, when a batch is being stored meanwhile (about
+/// 2,000 records: a few milliseconds). Bytes, not messages: a bundle holds a hundred records.
+const DECODE_SLICE_BYTES: usize = 1 << 20;
 
 /// How often librdkafka reports its statistics (the lag per partition) when metrics are on.
 const STATISTICS_INTERVAL_MS: &str = "5000";
@@ -189,7 +190,11 @@ async fn consume(config: Config, shutdown: &Shutdown) -> Result<(), Interrupted>
             }
         }))
     });
-    let watch = tracking::RebalanceWatch::new(metrics.clone(), &kafka.topic);
+    let setting = |name: &str| {
+        let default = CONSUMER_DEFAULTS.iter().find(|(key, _)| *key == name).map(|(_, value)| *value);
+        kafka.properties.get(name).map(String::as_str).or(default).unwrap_or_default()
+    };
+    let watch = tracking::RebalanceWatch::new(metrics.clone(), &kafka.topic, setting("auto.offset.reset"));
     let consumer: tracking::WatchedConsumer =
         consumer_config.create_with_context(watch.clone()).map_err(ConsumeError::Kafka)?;
     let publisher = Publisher::new(kafka, "producer").map_err(ConsumeError::Kafka)?;
@@ -331,7 +336,7 @@ impl Consumer_ {
             if let Some(waiting) = waiting.as_mut() {
                 waiting.forget_partitions(&rebalanced.revoked);
             }
-            let full = messages.len() >= self.shared.config.consume.batch_max_messages;
+            let full = reader::Reader::full(&messages, &self.shared);
             self.behind |= full;
             let topic = &self.shared.config.kafka.topic;
             self.tracking
@@ -410,6 +415,7 @@ impl Consumer_ {
         for (measurement, points) in batch.points_per_measurement(&refused) {
             metrics.points_written(measurement, points);
         }
+        metrics.records_read.fetch_add(batch.records as u64, Relaxed);
         metrics.dead_letters.fetch_add(batch.dead_letters().len() as u64, Relaxed);
         metrics.batches_committed.fetch_add(1, Relaxed);
         metrics.tracker_sites.store(self.tracking.tracker.sites().count() as u64, Relaxed);
@@ -445,11 +451,14 @@ struct Owner<'a> {
 async fn decode(tracker: &mut Tracker, messages: &Gathered, caught_up: bool, owner: Owner<'_>) -> Prepared {
     let started = Instant::now();
     let mut batch = Batch::default();
-    for (n, (origin, key, payload)) in messages.iter().enumerate() {
-        if n % DECODE_SLICE == DECODE_SLICE - 1 {
+    let mut since_yield = 0;
+    for (origin, key, payload) in messages.iter() {
+        if since_yield >= DECODE_SLICE_BYTES {
             // Lets a batch being stored on this task go on (see `store_while_decoding`).
             tokio::task::yield_now().await;
+            since_yield = 0;
         }
+        since_yield += payload.map_or(0, <[u8]>::len);
         batch.add_tracked(origin.clone(), key, payload, Some(tracker));
     }
     batch.add_runs(&tracker.take_runs());

@@ -1,6 +1,6 @@
 //! Gathering Kafka messages into batches: waits for a first message, then takes more for up to
-//! `batch_linger` or `batch_max_messages` messages, or until every assigned partition is read
-//! to its end. It owns what that needs to know: which partitions are at their end, whether the
+//! `batch_linger`, `batch_max_messages` messages or [`BATCH_MAX_BYTES`], or until every assigned
+//! partition is read to its end. It owns what that needs to know: which partitions are at their end, whether the
 //! batch being gathered ends a backlog, and the arena the next batch is copied into.
 //!
 //! Rebalances are served here (librdkafka calls back while `recv` is polled), so the consumer
@@ -18,6 +18,13 @@ use super::batch::{Gathered, Origin};
 use super::{Shared, FIRST_RETRY_WAIT};
 use crate::retry::Retry;
 use crate::shutdown::{unless_stopped, Shutdown, Stopped};
+
+/// Payload bytes a batch gathers at most (besides `batch_max_messages`): a collector's bundle
+/// holds up to 64 KiB of records, so a message count alone would not bound its memory. About
+/// 80,000 records, 13,000 points when draining a backlog: InfluxDB spends less CPU on fewer,
+/// larger writes (a 313,645-record backlog: 1.2 to 1.6 s with 32 MiB, 1.7 to 1.9 s with 8 to
+/// 16 MiB, 1.9 to 2.1 s with 4 MiB).
+pub(super) const BATCH_MAX_BYTES: usize = 32 << 20;
 
 pub(super) struct Reader {
     /// The topic read, named by every message's origin.
@@ -41,8 +48,8 @@ impl Reader {
         }
     }
 
-    /// Waits for a first message, then gathers more for up to `batch_linger` or
-    /// `batch_max_messages` messages, or until every assigned partition is read to its end (no
+    /// Waits for a first message, then gathers more until the batch is [`Reader::full`] or
+    /// `batch_linger` passed, or until every assigned partition is read to its end (no
     /// waiting for more when there is none); returns early (possibly with none) at `heartbeat`.
     pub(super) async fn next_messages(
         &mut self,
@@ -55,13 +62,13 @@ impl Reader {
         messages.clear();
         let mut deadline = heartbeat;
         let mut retry = Retry::new(shutdown, "Kafka", FIRST_RETRY_WAIT);
-        while messages.len() < consume.batch_max_messages {
+        while !Self::full(&messages, shared) {
             let received =
                 unless_stopped(shutdown, tokio::time::timeout_at(deadline, shared.consumer.recv())).await?;
             match received {
                 Err(_) => break, // linger over, or time for a heartbeat
                 Ok(Ok(m)) => {
-                    shared.metrics.records_read.fetch_add(1, Relaxed);
+                    shared.metrics.messages_read.fetch_add(1, Relaxed);
                     let topic = match m.topic() {
                         t if t == &*self.topic => self.topic.clone(),
                         other => Arc::from(other),
@@ -85,6 +92,11 @@ impl Reader {
             }
         }
         Ok(messages)
+    }
+
+    /// `messages` is as large as a batch may be.
+    pub(super) fn full(messages: &Gathered, shared: &Shared) -> bool {
+        messages.len() >= shared.config.consume.batch_max_messages || messages.bytes() >= BATCH_MAX_BYTES
     }
 
     /// Every partition assigned to this consumer is at its end.

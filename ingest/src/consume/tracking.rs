@@ -13,9 +13,12 @@ use std::sync::{Arc, Mutex};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::error::KafkaError;
+use rdkafka::consumer::{
+    BaseConsumer, Consumer, ConsumerContext, Rebalance, RebalanceProtocol, StreamConsumer,
+};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::batch::Gathered;
@@ -41,18 +44,55 @@ pub struct RebalanceWatch {
     events: Arc<ClientEvents>,
     metrics: Arc<ConsumeMetrics>,
     topic: String,
+    /// Where a partition without a committed offset starts (`auto.offset.reset`); `None`: let
+    /// librdkafka decide (`error`, or a value this does not know).
+    reset: Option<Offset>,
 }
 
 impl RebalanceWatch {
-    pub fn new(metrics: Arc<ConsumeMetrics>, topic: &str) -> Self {
+    /// `auto_offset_reset`: the consumer's `auto.offset.reset`.
+    pub fn new(metrics: Arc<ConsumeMetrics>, topic: &str, auto_offset_reset: &str) -> Self {
+        let reset = match auto_offset_reset {
+            "earliest" | "smallest" | "beginning" => Some(Offset::Beginning),
+            "latest" | "largest" | "end" => Some(Offset::End),
+            _ => None,
+        };
         RebalanceWatch {
             rebalanced: Arc::default(),
             events: Arc::new(ClientEvents::new("consumer")),
             metrics,
             topic: topic.to_owned(),
+            reset,
+        }
+    }
+
+    /// Sets where each newly assigned partition starts: its committed offset, else the reset
+    /// position. Left to librdkafka, a partition without a committed offset waits a fixed 100 ms
+    /// before librdkafka asks where it begins (it treats "no offset" as an error to back off
+    /// from: `rdkafka_offset.c`), which delays a new group's first batch. Any failure leaves
+    /// the list as it came: librdkafka then does it its own way.
+    fn start_positions(&self, consumer: &BaseConsumer<Self>, assigned: &mut TopicPartitionList) {
+        let Some(reset) = self.reset else { return };
+        let committed = match consumer.committed_offsets(assigned.clone(), COMMITTED_WAIT) {
+            Ok(committed) => committed,
+            Err(e) => return tracing::debug!("committed offsets of the assigned partitions: {e}"),
+        };
+        for e in committed.elements() {
+            let start = match e.offset() {
+                Offset::Offset(n) => Offset::Offset(n),
+                Offset::Invalid => reset,
+                _ => continue,
+            };
+            if let Err(e) = assigned.set_partition_offset(e.topic(), e.partition(), start) {
+                tracing::debug!("start of an assigned partition: {e}");
+            }
         }
     }
 }
+
+/// How long an assignment waits for the group's committed offsets (then librdkafka looks them
+/// up itself).
+const COMMITTED_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, Default)]
 pub struct Rebalanced {
@@ -109,6 +149,46 @@ fn lag(consumer_lag: i64, low: i64, high: i64) -> Option<i64> {
 }
 
 impl ConsumerContext for RebalanceWatch {
+    /// rdkafka's own, with [`RebalanceWatch::start_positions`] before an assignment.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        partitions: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let done = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.start_positions(consumer, partitions);
+                let done = match cooperative {
+                    true => consumer.incremental_assign(partitions),
+                    false => consumer.assign(partitions),
+                };
+                self.post_rebalance(consumer, &Rebalance::Assign(partitions));
+                done
+            }
+            other => {
+                let rebalance = match other {
+                    RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => Rebalance::Revoke(partitions),
+                    error => {
+                        let code = RDKafkaErrorCode::from(error);
+                        tracing::error!("Kafka rebalance failed: {code}");
+                        Rebalance::Error(KafkaError::Rebalance(code))
+                    }
+                };
+                let done = match cooperative {
+                    true => consumer.incremental_unassign(partitions),
+                    false => consumer.unassign(),
+                };
+                self.post_rebalance(consumer, &rebalance);
+                done
+            }
+        };
+        if let Err(e) = done {
+            tracing::error!("Kafka rebalance: {e}");
+        }
+    }
+
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Ok(mut r) = self.rebalanced.lock() {
             match rebalance {

@@ -225,14 +225,15 @@ async fn create_missing(settings: &KafkaSettings, new: &[NewTopic<'_>]) {
         }
     };
     serve_main_queue(admin.inner());
-    // Destroying a librdkafka client waits for its threads: about 0.1 s that would block this
-    // task (and, at a consumer's start, whatever it waits for together with the check).
-    drop(tokio::task::spawn_blocking(move || drop(admin)));
+    let mut created = Vec::new();
     match outcome {
         Ok(results) => {
             for result in results {
                 match result {
-                    Ok(topic) => tracing::info!(topic, "created Kafka topic"),
+                    Ok(topic) => {
+                        tracing::info!(topic, "created Kafka topic");
+                        created.push(topic);
+                    }
                     Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
                     Err((topic, code)) => tracing::warn!(topic, "cannot create Kafka topic: {code}"),
                 }
@@ -240,7 +241,44 @@ async fn create_missing(settings: &KafkaSettings, new: &[NewTopic<'_>]) {
         }
         Err(e) => tracing::warn!("cannot check Kafka topics: {e}"),
     }
+    // A topic just created has no partition leaders for some milliseconds: whoever reads or
+    // writes it then gets "not leader" and retries after a pause far longer than the wait.
+    let admin = match tokio::task::spawn_blocking(move || {
+        wait_for_leaders(&admin, &created);
+        admin
+    })
+    .await
+    {
+        Ok(admin) => admin,
+        Err(e) => return tracing::warn!("topic check: {e}"),
+    };
+    // Destroying a librdkafka client waits for its threads: about 0.1 s that would block this
+    // task (and, at a consumer's start, whatever it waits for together with the check).
+    drop(tokio::task::spawn_blocking(move || drop(admin)));
 }
+
+/// Waits (at most [`LEADERS_WAIT`]) until every partition of `topics` has a leader.
+fn wait_for_leaders(admin: &AdminClient<ClientEvents>, topics: &[String]) {
+    let deadline = std::time::Instant::now() + LEADERS_WAIT;
+    for topic in topics {
+        while std::time::Instant::now() < deadline {
+            let led = admin.inner().fetch_metadata(Some(topic), Duration::from_secs(1)).is_ok_and(|m| {
+                m.topics().iter().all(|t| {
+                    t.error().is_none()
+                        && !t.partitions().is_empty()
+                        && t.partitions().iter().all(|p| p.error().is_none() && p.leader() >= 0)
+                })
+            });
+            if led {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// How long a topic check waits for the partitions it created to have leaders.
+const LEADERS_WAIT: Duration = Duration::from_secs(5);
 
 /// How often the topic check hands its client's log lines and errors on.
 const ADMIN_EVENTS_EVERY: Duration = Duration::from_millis(250);

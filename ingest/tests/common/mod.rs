@@ -504,10 +504,45 @@ impl Drop for PrivateKafka {
     }
 }
 
-/// Every payload of `topic` from its beginning to its current end, but the collectors'
-/// heartbeats (see [`heartbeat_payloads`]).
+/// Every record of `topic` from its beginning to its current end, each as the schema-1 envelope
+/// it would have been alone (a collector sends bundles of records: schema 2), but the
+/// collectors' heartbeats (see [`heartbeat_payloads`]). Read as plain JSON, not through
+/// statmsg's own types.
 pub fn topic_payloads(brokers: &str, topic: &str) -> Vec<String> {
-    all_payloads(brokers, topic).into_iter().filter(|p| !is_heartbeat(p)).collect()
+    let mut records = Vec::new();
+    for payload in all_payloads(brokers, topic).into_iter().filter(|p| !is_heartbeat(p)) {
+        let v: Value = match serde_json::from_str(&payload) {
+            Ok(v) => v,
+            Err(_) => {
+                records.push(payload);
+                continue;
+            }
+        };
+        let Some(bundled) = v.get("records").and_then(Value::as_array) else {
+            records.push(payload);
+            continue;
+        };
+        for r in bundled {
+            let mut source = serde_json::json!({"path": v["path"], "offset": r["offset"]});
+            if let Some(file) = v.get("file") {
+                source["file"] = file.clone();
+            }
+            let mut alone = serde_json::json!({
+                "schema": v["schema"], "hierarchy": v["hierarchy"], "site": v["site"], "host": v["host"],
+                "source": source, "record": r["record"],
+            });
+            if let Some(truncated) = r.get("truncated") {
+                alone["truncated"] = truncated.clone();
+            }
+            records.push(alone.to_string());
+        }
+    }
+    records
+}
+
+/// How many messages of records (bundles) `topic` holds, heartbeats left out.
+pub fn topic_messages(brokers: &str, topic: &str) -> usize {
+    all_payloads(brokers, topic).into_iter().filter(|p| !is_heartbeat(p)).count()
 }
 
 /// The collectors' heartbeats in `topic`, parsed.
@@ -518,7 +553,7 @@ pub fn heartbeat_payloads(brokers: &str, topic: &str) -> Vec<Value> {
 
 fn is_heartbeat(payload: &str) -> bool {
     let v: Value = serde_json::from_str(payload).unwrap_or_default();
-    v.get("collector").is_some() && v.get("record").is_none()
+    v.get("collector").is_some() && v.get("record").is_none() && v.get("records").is_none()
 }
 
 fn all_payloads(brokers: &str, topic: &str) -> Vec<String> {
