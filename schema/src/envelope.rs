@@ -17,6 +17,7 @@
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::heartbeat::CollectorHeartbeat;
 use crate::record::Record;
@@ -130,13 +131,67 @@ impl<'a> Bundle<'a> {
     }
 }
 
+/// A bundle one of whose records did not decode (a field this build does not know, say): its
+/// records kept as JSON, to be decoded one by one, so that only the bad ones are set aside.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RawBundle<'a> {
+    pub schema: u32,
+    #[serde(borrow)]
+    pub hierarchy: Cow<'a, str>,
+    #[serde(borrow)]
+    pub site: Cow<'a, str>,
+    #[serde(borrow)]
+    pub host: Cow<'a, str>,
+    #[serde(borrow)]
+    pub path: Cow<'a, str>,
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "crate::borrow::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub file: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub records: Vec<&'a RawValue>,
+}
+
+impl RawBundle<'_> {
+    /// The record of `raw` (one of its records) as the [`Envelope`] it would have had alone.
+    pub fn decode_record<'s>(&'s self, raw: &'s RawValue) -> Result<Envelope<'s>, serde_json::Error> {
+        let entry: BundledRecord<'s> = serde_json::from_str(raw.get())?;
+        Ok(Envelope {
+            schema: self.schema,
+            hierarchy: Cow::Borrowed(&self.hierarchy),
+            site: Cow::Borrowed(&self.site),
+            host: Cow::Borrowed(&self.host),
+            source: SourcePosition {
+                path: Cow::Borrowed(&self.path),
+                offset: entry.offset,
+                file: self.file.as_deref().map(Cow::Borrowed),
+            },
+            truncated: entry.truncated,
+            record: entry.record,
+        })
+    }
+
+    /// A bundle of `raw` alone (JSON): what a dead letter holds, to be replayed by a consumer
+    /// that can read it.
+    pub fn alone(&self, raw: &RawValue) -> String {
+        let one = RawBundle { records: vec![raw], ..self.clone() };
+        // Infallible: strings, numbers and JSON that was read as such.
+        serde_json::to_string(&one).expect("a bundle always serializes")
+    }
+}
+
 /// A payload of the records topic, decoded.
 // Built once per message and taken apart at once: boxing the envelope would cost an allocation
 // per single-record message for nothing.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Payload<'a> {
     Bundle(Bundle<'a>),
+    /// A bundle with records that do not decode (the error is in each of them).
+    Damaged(RawBundle<'a>),
     Envelope(Envelope<'a>),
     Heartbeat(CollectorHeartbeat),
     /// Written by a newer statmsg ([`SCHEMA_VERSION`] is older): not decoded.
@@ -162,7 +217,11 @@ pub fn decode(text: &str) -> Result<Payload<'_>, serde_json::Error> {
                 Ok(Shape { schema: Some(schema), .. }) if schema > SCHEMA_VERSION => {
                     Payload::Newer { schema }
                 }
-                Ok(Shape { records: Some(_), .. }) => Payload::Bundle(serde_json::from_str(text)?),
+                Ok(Shape { records: Some(_), .. }) => match serde_json::from_str(text) {
+                    Ok(bundle) => Payload::Bundle(bundle),
+                    // Its header is fine and its records are JSON: each is decoded alone.
+                    Err(error) => Payload::Damaged(serde_json::from_str(text).map_err(|_| error)?),
+                },
                 Ok(Shape { collector: Some(_), .. }) => Payload::Heartbeat(serde_json::from_str(text)?),
                 _ => return Err(error),
             },
@@ -170,6 +229,7 @@ pub fn decode(text: &str) -> Result<Payload<'_>, serde_json::Error> {
     };
     let schema = match &payload {
         Payload::Bundle(b) => b.schema,
+        Payload::Damaged(b) => b.schema,
         Payload::Envelope(e) => e.schema,
         Payload::Heartbeat(h) => h.schema,
         Payload::Newer { schema } => *schema,
@@ -307,9 +367,19 @@ mod tests {
                 "{newer}"
             );
         }
+        // A record that does not decode leaves the others readable, and says what is wrong.
         let broken = canonical.replace("\"offset\":9,", "");
-        let error = decode(&broken).unwrap_err().to_string();
-        assert!(error.contains("offset"), "a broken bundle says what is wrong with it: {error}");
+        let Ok(Payload::Damaged(damaged)) = decode(&broken) else { panic!("{broken}") };
+        let decoded: Vec<_> = damaged.records.iter().map(|raw| damaged.decode_record(raw)).collect();
+        assert_eq!(decoded[0].as_ref().map(|e| (e.source.offset, &*e.record.text)).unwrap(), (3, "a"));
+        let error = decoded[1].as_ref().unwrap_err().to_string();
+        assert!(error.contains("offset"), "{error}");
+        let alone: serde_json::Value = serde_json::from_str(&damaged.alone(damaged.records[1])).unwrap();
+        assert_eq!((&alone["site"], &alone["records"][0]["record"]["text"]), (&"S".into(), &"b".into()));
+        assert_eq!(alone["records"].as_array().map(Vec::len), Some(1));
+        let unreadable_header = canonical.replace("\"host\":\"x\",", "");
+        let error = decode(&unreadable_header).unwrap_err().to_string();
+        assert!(error.contains("host"), "a bundle without a header says why: {error}");
         assert!(decode("{not json").is_err());
     }
 

@@ -26,7 +26,9 @@ pub mod line_protocol;
 pub mod measurement;
 pub mod record;
 
-pub use envelope::{decode, Bundle, BundledRecord, Envelope, Payload, SourcePosition, SCHEMA_VERSION};
+pub use envelope::{
+    decode, Bundle, BundledRecord, Envelope, Payload, RawBundle, SourcePosition, SCHEMA_VERSION,
+};
 pub use event::Event;
 pub use heartbeat::{CollectorHeartbeat, CollectorStatus};
 pub use record::{Attribute, ExtraKey, Format, Level, Record, StatusMessage};

@@ -169,6 +169,26 @@ impl Batch {
                     self.add_envelope(envelope, source, &origin, key, None, tracker.as_deref_mut())
                 });
             }
+            Ok(Payload::Damaged(bundle)) => {
+                let source = source_id(&bundle.host, &bundle.path, bundle.file.as_deref());
+                for raw in &bundle.records {
+                    match bundle.decode_record(raw) {
+                        Ok(envelope) => {
+                            self.add_envelope(envelope, source, &origin, key, None, tracker.as_deref_mut())
+                        }
+                        Err(e) => {
+                            let reason = format!("a record of a bundle: {e}");
+                            self.dead_letter(
+                                DeadKind::Message,
+                                &reason,
+                                origin.clone(),
+                                key,
+                                &bundle.alone(raw),
+                            );
+                        }
+                    }
+                }
+            }
             Ok(Payload::Envelope(envelope)) => {
                 let source =
                     source_id(&envelope.host, &envelope.source.path, envelope.source.file.as_deref());

@@ -61,6 +61,34 @@ fn a_bundle_is_its_records_and_a_bad_one_is_a_dead_letter_of_its_own_that_replay
 }
 
 #[test]
+fn a_record_of_a_bundle_that_does_not_decode_is_set_aside_alone() {
+    use crate::collect::bundle::{Bundler, Origin as From};
+    let status: Envelope<'_> = serde_json::from_str(STATUS).unwrap();
+    let mut bundler = Bundler::new(From { hierarchy: "h", host: "cm1", path: "a", file: None });
+    for offset in [0, 100, 200] {
+        bundler.push("CS1", offset, status.record.clone());
+    }
+    let payload = String::from_utf8(bundler.finish().remove(0).1).unwrap();
+    // The second record as a newer collector might write it: an event this build does not know.
+    let at = payload.match_indices("\"format\":\"server\"").nth(1).unwrap().0;
+    let damaged = format!("{}\"event\":{{\"type\":\"from_the_future\"}},{}", &payload[..at], &payload[at..]);
+    let mut tracker = Tracker::new(statmsg_track::TrackerConfig::default());
+    let mut batch = Batch::default();
+    batch.add_tracked(origin(9), Some(b"h/CS1"), Some(damaged.as_bytes()), Some(&mut tracker));
+    assert_eq!((batch.records, batch.points()), (2, 2), "the other records are stored");
+    let dead = batch.dead_letters();
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0].reason.starts_with("a record of a bundle: unknown variant `from_the_future`"),
+        "{}",
+        dead[0].reason
+    );
+    let alone: serde_json::Value = serde_json::from_str(&dead[0].payload).unwrap();
+    assert_eq!((&alone["schema"], &alone["site"], &alone["path"]), (&2.into(), &"CS1".into(), &"a".into()));
+    assert_eq!(alone["records"].as_array().map(|r| (r.len(), r[0]["offset"].clone())), Some((1, 100.into())));
+}
+
+#[test]
 fn pieces_cover_every_point_once_in_order() {
     let mut batch = Batch::default();
     for offset in 0..7 {
