@@ -113,20 +113,46 @@ impl<'a> Bundle<'a> {
     /// the bundle's header, so none costs an allocation.
     pub fn each(self, mut f: impl FnMut(Envelope<'_>)) {
         let Bundle { schema, hierarchy, site, host, path, file, records } = self;
+        let origin = Origin {
+            schema,
+            hierarchy: &hierarchy,
+            site: &site,
+            host: &host,
+            path: &path,
+            file: file.as_deref(),
+        };
         for entry in records {
-            f(Envelope {
-                schema,
-                hierarchy: Cow::Borrowed(&hierarchy),
-                site: Cow::Borrowed(&site),
-                host: Cow::Borrowed(&host),
-                source: SourcePosition {
-                    path: Cow::Borrowed(&path),
-                    offset: entry.offset,
-                    file: file.as_deref().map(Cow::Borrowed),
-                },
-                truncated: entry.truncated,
-                record: entry.record,
-            });
+            f(origin.envelope(entry));
+        }
+    }
+}
+
+/// The header of a bundle, borrowed.
+#[derive(Clone, Copy)]
+struct Origin<'s> {
+    schema: u32,
+    hierarchy: &'s str,
+    site: &'s str,
+    host: &'s str,
+    path: &'s str,
+    file: Option<&'s str>,
+}
+
+impl<'s> Origin<'s> {
+    /// `entry` as the [`Envelope`] it would have had alone.
+    fn envelope(self, entry: BundledRecord<'s>) -> Envelope<'s> {
+        Envelope {
+            schema: self.schema,
+            hierarchy: Cow::Borrowed(self.hierarchy),
+            site: Cow::Borrowed(self.site),
+            host: Cow::Borrowed(self.host),
+            source: SourcePosition {
+                path: Cow::Borrowed(self.path),
+                offset: entry.offset,
+                file: self.file.map(Cow::Borrowed),
+            },
+            truncated: entry.truncated,
+            record: entry.record,
         }
     }
 }
@@ -158,20 +184,15 @@ pub struct RawBundle<'a> {
 impl RawBundle<'_> {
     /// The record of `raw` (one of its records) as the [`Envelope`] it would have had alone.
     pub fn decode_record<'s>(&'s self, raw: &'s RawValue) -> Result<Envelope<'s>, serde_json::Error> {
-        let entry: BundledRecord<'s> = serde_json::from_str(raw.get())?;
-        Ok(Envelope {
+        let origin = Origin {
             schema: self.schema,
-            hierarchy: Cow::Borrowed(&self.hierarchy),
-            site: Cow::Borrowed(&self.site),
-            host: Cow::Borrowed(&self.host),
-            source: SourcePosition {
-                path: Cow::Borrowed(&self.path),
-                offset: entry.offset,
-                file: self.file.as_deref().map(Cow::Borrowed),
-            },
-            truncated: entry.truncated,
-            record: entry.record,
-        })
+            hierarchy: &self.hierarchy,
+            site: &self.site,
+            host: &self.host,
+            path: &self.path,
+            file: self.file.as_deref(),
+        };
+        Ok(origin.envelope(serde_json::from_str(raw.get())?))
     }
 
     /// A bundle of `raw` alone (JSON): what a dead letter holds, to be replayed by a consumer
