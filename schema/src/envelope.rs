@@ -70,8 +70,9 @@ pub struct SourcePosition<'a> {
 }
 
 /// Consecutive records of one file, read by one collector, of one site: one Kafka message.
+/// `R` is how its records are held: decoded, or as JSON ([`RawBundle`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Bundle<'a> {
+pub struct Bundle<'a, R = BundledRecord<'a>> {
     /// [`SCHEMA_VERSION`] (2) when written by this build.
     pub schema: u32,
     #[serde(borrow)]
@@ -93,8 +94,8 @@ pub struct Bundle<'a> {
     )]
     pub file: Option<Cow<'a, str>>,
     /// In the order they were read.
-    #[serde(borrow)]
-    pub records: Vec<BundledRecord<'a>>,
+    #[serde(bound(deserialize = "R: Deserialize<'de>"))]
+    pub records: Vec<R>,
 }
 
 /// One record of a [`Bundle`] and where it starts in the file.
@@ -159,29 +160,9 @@ impl<'s> Origin<'s> {
 
 /// A bundle one of whose records did not decode (a field this build does not know, say): its
 /// records kept as JSON, to be decoded one by one, so that only the bad ones are set aside.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RawBundle<'a> {
-    pub schema: u32,
-    #[serde(borrow)]
-    pub hierarchy: Cow<'a, str>,
-    #[serde(borrow)]
-    pub site: Cow<'a, str>,
-    #[serde(borrow)]
-    pub host: Cow<'a, str>,
-    #[serde(borrow)]
-    pub path: Cow<'a, str>,
-    #[serde(
-        borrow,
-        default,
-        deserialize_with = "crate::borrow::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub file: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub records: Vec<&'a RawValue>,
-}
+pub type RawBundle<'a> = Bundle<'a, &'a RawValue>;
 
-impl RawBundle<'_> {
+impl<'a> Bundle<'a, &'a RawValue> {
     /// The record of `raw` (one of its records) as the [`Envelope`] it would have had alone.
     pub fn decode_record<'s>(&'s self, raw: &'s RawValue) -> Result<Envelope<'s>, serde_json::Error> {
         let origin = Origin {
@@ -198,7 +179,7 @@ impl RawBundle<'_> {
     /// A bundle of `raw` alone (JSON): what a dead letter holds, to be replayed by a consumer
     /// that can read it.
     pub fn alone(&self, raw: &RawValue) -> String {
-        let one = RawBundle { records: vec![raw], ..self.clone() };
+        let one = Bundle { records: vec![raw], ..self.clone() };
         // Infallible: strings, numbers and JSON that was read as such.
         serde_json::to_string(&one).expect("a bundle always serializes")
     }
