@@ -39,6 +39,22 @@ async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+/// A task that ends with the scope that owns it, however that scope is left (awaited through
+/// its handle, `.0`).
+pub struct AbortOnDrop<T>(pub tokio::task::JoinHandle<T>);
+
+impl<T> std::fmt::Debug for AbortOnDrop<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("AbortOnDrop").field(&self.0.id()).finish()
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// "Shutdown came first": what a stage's step returns when it gave way to a shutdown before its
 /// work was acknowledged. The caller then moves no checkpoint or offset and returns; with `?` it
 /// travels up to the stage's loop, which ends.

@@ -13,7 +13,7 @@ use super::{CollectError, SharedSpool, SHUTDOWN_GRACE};
 use crate::config::KafkaSettings;
 use crate::kafka::publish::Publisher;
 use crate::retry::Backoff;
-use crate::shutdown::Shutdown;
+use crate::shutdown::{AbortOnDrop, Shutdown};
 
 /// Most entries in one batch (the bytes bound usually comes first).
 const BATCH_ENTRIES: usize = 20_000;
@@ -96,15 +96,6 @@ pub async fn run(
         }
     }
     Ok(())
-}
-
-/// A task that ends with the scope that spawned it, however that scope is left.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// Runs spool I/O (reads, fsyncs) off the async threads.

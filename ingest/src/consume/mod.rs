@@ -47,7 +47,7 @@ use self::state::StateStore;
 use crate::config::{ConsumeSettings, InfluxSettings, KafkaSettings, Settings};
 use crate::kafka::client_config;
 use crate::kafka::publish::Publisher;
-use crate::shutdown::{unless_stopped, Shutdown, Stopped};
+use crate::shutdown::{unless_stopped, AbortOnDrop, Shutdown, Stopped};
 use statmsg_track::{Propagation, SiteState, Tracker, TrackerConfig};
 
 /// What the consumer needs, validated.
@@ -235,15 +235,6 @@ async fn consume(config: Config, shutdown: &Shutdown) -> Result<(), Interrupted>
     ended
 }
 
-/// A task that ends with the scope that owns it, however that scope is left.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// A batch decoded and fed to the tracker, waiting to be stored.
 struct Prepared {
     batch: Batch,
@@ -336,7 +327,7 @@ impl Consumer_ {
             if let Some(waiting) = waiting.as_mut() {
                 waiting.forget_partitions(&rebalanced.revoked);
             }
-            let full = reader::Reader::full(&messages, &self.shared);
+            let full = std::mem::take(&mut self.reader.filled);
             self.behind |= full;
             let topic = &self.shared.config.kafka.topic;
             self.tracking

@@ -1,7 +1,9 @@
 //! Gathering Kafka messages into batches: waits for a first message, then takes more for up to
-//! `batch_linger`, `batch_max_messages` messages or [`BATCH_MAX_BYTES`], or until every assigned
-//! partition is read to its end. It owns what that needs to know: which partitions are at their end, whether the
-//! batch being gathered ends a backlog, and the arena the next batch is copied into.
+//! `batch_linger`, `batch_max_messages` messages or the batch's payload bound (from
+//! [`FIRST_BATCH_BYTES`], doubled while a backlog lasts, up to [`BATCH_MAX_BYTES`]), or until
+//! every assigned partition is read to its end. It owns what that needs to know: which
+//! partitions are at their end, whether the batch being gathered ends a backlog, how large it may
+//! grow, and the arena the next batch is copied into.
 //!
 //! Rebalances are served here (librdkafka calls back while `recv` is polled), so the consumer
 //! gathers only while no batch is being stored.
@@ -26,6 +28,12 @@ use crate::shutdown::{unless_stopped, Shutdown, Stopped};
 /// 16 MiB, 1.9 to 2.1 s with 4 MiB).
 pub(super) const BATCH_MAX_BYTES: usize = 32 << 20;
 
+/// Payload bytes of the first batch of a backlog; each full batch doubles the bound of the next,
+/// up to [`BATCH_MAX_BYTES`]. While the first batch is decoded nothing else happens (InfluxDB
+/// idles): a small one starts sooner the pipeline of storing one batch while the next is
+/// decoded (`./bench consume`, 1 consumer, 8 alternate runs: median 1.16 s -> 1.02 s).
+pub(super) const FIRST_BATCH_BYTES: usize = 4 << 20;
+
 pub(super) struct Reader {
     /// The topic read, named by every message's origin.
     topic: Arc<str>,
@@ -36,6 +44,11 @@ pub(super) struct Reader {
     /// The arena of the batch decoded last, reused by the next gathering: a fresh one grew by
     /// reallocation and page faults (about a tenth of the consumer's time draining a backlog).
     pub(super) spare: Gathered,
+    /// Payload bytes of the batch being gathered, at most ([`FIRST_BATCH_BYTES`] doubled by each
+    /// full batch, reset by one that is not).
+    batch_bytes: usize,
+    /// The batch gathered last is full: more messages are waiting (a backlog).
+    pub(super) filled: bool,
 }
 
 impl Reader {
@@ -45,6 +58,8 @@ impl Reader {
             at_end: BTreeSet::new(),
             caught_up: false,
             spare: Gathered::default(),
+            batch_bytes: FIRST_BATCH_BYTES,
+            filled: false,
         }
     }
 
@@ -62,7 +77,7 @@ impl Reader {
         messages.clear();
         let mut deadline = heartbeat;
         let mut retry = Retry::new(shutdown, "Kafka", FIRST_RETRY_WAIT);
-        while !Self::full(&messages, shared) {
+        while !self.full(&messages, shared) {
             let received =
                 unless_stopped(shutdown, tokio::time::timeout_at(deadline, shared.consumer.recv())).await?;
             match received {
@@ -91,12 +106,14 @@ impl Reader {
                 Ok(Err(e)) => retry.after(e).await?,
             }
         }
+        self.filled = self.full(&messages, shared);
+        self.batch_bytes = next_batch_bytes(self.batch_bytes, self.filled);
         Ok(messages)
     }
 
-    /// `messages` is as large as a batch may be.
-    pub(super) fn full(messages: &Gathered, shared: &Shared) -> bool {
-        messages.len() >= shared.config.consume.batch_max_messages || messages.bytes() >= BATCH_MAX_BYTES
+    /// `messages` is as large as the batch being gathered may be.
+    fn full(&self, messages: &Gathered, shared: &Shared) -> bool {
+        messages.len() >= shared.config.consume.batch_max_messages || messages.bytes() >= self.batch_bytes
     }
 
     /// Every partition assigned to this consumer is at its end.
@@ -106,5 +123,32 @@ impl Reader {
         };
         let partitions = assigned.elements_for_topic(&shared.config.kafka.topic);
         !partitions.is_empty() && partitions.iter().all(|e| self.at_end.contains(&e.partition()))
+    }
+}
+
+/// The bound of the batch after one of `bytes` that was `filled` (or not).
+fn next_batch_bytes(bytes: usize, filled: bool) -> usize {
+    match filled {
+        true => bytes.saturating_mul(2).min(BATCH_MAX_BYTES),
+        false => FIRST_BATCH_BYTES,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backlog_starts_with_a_small_batch_and_doubles_up_to_the_bound() {
+        let mut bytes = FIRST_BATCH_BYTES;
+        let mut bounds = vec![bytes];
+        for _ in 0..5 {
+            bytes = next_batch_bytes(bytes, true);
+            bounds.push(bytes);
+        }
+        assert_eq!(bounds.iter().map(|b| b >> 20).collect::<Vec<_>>(), [4, 8, 16, 32, 32, 32]);
+        // A batch that is not full (the backlog read, or live records): the next starts small.
+        assert_eq!(next_batch_bytes(BATCH_MAX_BYTES, false), FIRST_BATCH_BYTES);
+        assert_eq!(next_batch_bytes(FIRST_BATCH_BYTES, false), FIRST_BATCH_BYTES);
     }
 }
