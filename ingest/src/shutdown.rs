@@ -39,17 +39,11 @@ async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// A task that ends with the scope that owns it, however that scope is left (awaited through
-/// its handle, `.0`).
-pub struct AbortOnDrop<T>(pub tokio::task::JoinHandle<T>);
+/// A task that ends with the scope that owns it, however that scope is left.
+#[derive(Debug)]
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
 
-impl<T> std::fmt::Debug for AbortOnDrop<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("AbortOnDrop").field(&self.0.id()).finish()
-    }
-}
-
-impl<T> Drop for AbortOnDrop<T> {
+impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }

@@ -45,8 +45,8 @@ use self::metrics::ConsumeMetrics;
 use self::propagation::PropagationMemo;
 use self::state::StateStore;
 use crate::config::{ConsumeSettings, InfluxSettings, KafkaSettings, Settings};
-use crate::kafka::client_config;
 use crate::kafka::publish::Publisher;
+use crate::kafka::{client_config, EAGER_CONNECTIONS};
 use crate::shutdown::{unless_stopped, AbortOnDrop, Shutdown, Stopped};
 use statmsg_track::{Propagation, SiteState, Tracker, TrackerConfig};
 
@@ -176,7 +176,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ConsumeError>
 
 async fn consume(config: Config, shutdown: &Shutdown) -> Result<(), Interrupted> {
     let kafka = &config.kafka;
-    let mut consumer_config = client_config(kafka, CONSUMER_DEFAULTS);
+    let mut consumer_config = client_config(kafka, &[CONSUMER_DEFAULTS, EAGER_CONNECTIONS].concat());
     consumer_config.set("group.id", &kafka.group_id);
     let metrics = Arc::new(ConsumeMetrics::default());
     let serving = config.consume.metrics_address.map(|address| {

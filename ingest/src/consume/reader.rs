@@ -44,8 +44,8 @@ pub(super) struct Reader {
     /// The arena of the batch decoded last, reused by the next gathering: a fresh one grew by
     /// reallocation and page faults (about a tenth of the consumer's time draining a backlog).
     pub(super) spare: Gathered,
-    /// Payload bytes of the batch being gathered, at most ([`FIRST_BATCH_BYTES`] doubled by each
-    /// full batch, reset by one that is not).
+    /// The payload bound of the next batch gathered: [`FIRST_BATCH_BYTES`], doubled by each full
+    /// batch, back to it after one that is not.
     batch_bytes: usize,
     /// The batch gathered last is full: more messages are waiting (a backlog).
     pub(super) filled: bool,

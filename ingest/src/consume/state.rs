@@ -20,7 +20,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::KafkaSettings;
 use crate::kafka::publish::Publisher;
-use crate::kafka::{client_config, ClientEvents};
+use crate::kafka::{client_config, ClientEvents, EAGER_CONNECTIONS};
 use crate::shutdown::{Shutdown, Stopped};
 use statmsg_track::SiteState;
 
@@ -54,8 +54,8 @@ pub fn state_key(hierarchy: &str, site: &str) -> String {
 
 impl StateStore {
     pub fn open(kafka: &KafkaSettings) -> Result<StateStore, KafkaError> {
-        let mut config =
-            client_config(kafka, &[("enable.auto.commit", "false"), ("enable.partition.eof", "false")]);
+        let defaults = [("enable.auto.commit", "false"), ("enable.partition.eof", "false")];
+        let mut config = client_config(kafka, &[&defaults[..], EAGER_CONNECTIONS].concat());
         // A group id is required by the client; no offsets are ever committed with it.
         config.set("group.id", format!("{}-state-reader", kafka.group_id));
         Ok(StateStore {

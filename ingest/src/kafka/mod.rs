@@ -21,11 +21,6 @@ pub fn client_config(settings: &KafkaSettings, role_defaults: &[(&str, &str)]) -
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", &settings.brokers);
     config.set("client.id", concat!("statmsg/", env!("CARGO_PKG_VERSION")));
-    // With sparse connections (the default), a new client that has learnt the brokers from the
-    // bootstrap server waits half of `reconnect.backoff.ms` (50 ms) before connecting to them:
-    // each of a consumer's clients paid it at start (`./bench consume`: its first batch came
-    // about 0.1 s sooner without). Every client here talks to the partitions' leaders anyway.
-    config.set("enable.sparse.connections", "false");
     for (k, v) in role_defaults {
         config.set(*k, *v);
     }
@@ -192,6 +187,15 @@ pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
     ("allow.auto.create.topics", "false"),
 ];
 
+/// For the clients on a consumer's path from its start to its first batch, and the short-lived
+/// topic check: with sparse connections (librdkafka's default; the property is not in its
+/// documented list), a new client that has learnt the brokers from the bootstrap server waits
+/// half of `reconnect.backoff.ms` (50 ms) before connecting to them, and three of them did so
+/// one after the other (`./bench consume`: the first batch about 0.1 s sooner without). Not for
+/// a collector's producer, which lives long on many hosts and needs only the leaders it sends
+/// to.
+pub(crate) const EAGER_CONNECTIONS: &[(&str, &str)] = &[("enable.sparse.connections", "false")];
+
 /// Creates `topics` with `partitions` partitions where they do not exist yet. A broker that
 /// refuses (no right to create topics, or a policy) is reported and tolerated: the topics may be
 /// managed elsewhere.
@@ -204,8 +208,9 @@ pub async fn ensure_topics(settings: &KafkaSettings, topics: &[&str]) {
 /// Creates `topic` compacted (one value kept per key), with one partition, where it does not
 /// exist yet; tolerated like [`ensure_topics`] when the broker refuses. Its readers read every
 /// partition of it, so one is enough for its few small messages (one per site) and spares the
-/// broker the work of creating more (`./bench consume`: a new consumer's start cost Kafka
-/// 0.16 to 0.37 s of CPU with six, 0.13 to 0.16 s with one).
+/// broker the work of creating more, once per deployment (`./bench consume`, whose every run
+/// names a new state topic: a drain cost Kafka 0.16 to 0.37 s of CPU with six, 0.13 to 0.16 s
+/// with one).
 pub async fn ensure_compacted_topic(settings: &KafkaSettings, topic: &str) {
     let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact");
     create_missing(settings, &[new]).await;
@@ -213,14 +218,15 @@ pub async fn ensure_compacted_topic(settings: &KafkaSettings, topic: &str) {
 
 /// Creates what of `new` does not exist yet, saying what it created and what the broker refused.
 async fn create_missing(settings: &KafkaSettings, new: &[NewTopic<'_>]) {
-    let admin: AdminClient<ClientEvents> =
-        match client_config(settings, &[]).create_with_context(ClientEvents::new("topic-check")) {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!("cannot create Kafka admin client to check topics: {e}");
-                return;
-            }
-        };
+    let admin: AdminClient<ClientEvents> = match client_config(settings, EAGER_CONNECTIONS)
+        .create_with_context(ClientEvents::new("topic-check"))
+    {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!("cannot create Kafka admin client to check topics: {e}");
+            return;
+        }
+    };
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let check = admin.create_topics(new, &options);
     tokio::pin!(check);
@@ -248,10 +254,10 @@ async fn create_missing(settings: &KafkaSettings, new: &[NewTopic<'_>]) {
         }
         Err(e) => tracing::warn!("cannot check Kafka topics: {e}"),
     }
-    // A topic just created has no partition leaders for some milliseconds: whoever reads or
-    // writes it then gets "not leader" and retries after a pause far longer than the wait.
+    // A topic just created is not served for some milliseconds: whoever reads or writes it then
+    // gets "not leader" and retries after a pause far longer than the wait.
     let admin = match tokio::task::spawn_blocking(move || {
-        wait_for_leaders(&admin, &created);
+        wait_until_served(&admin, &created);
         admin
     })
     .await
@@ -264,11 +270,11 @@ async fn create_missing(settings: &KafkaSettings, new: &[NewTopic<'_>]) {
     drop(tokio::task::spawn_blocking(move || drop(admin)));
 }
 
-/// Waits (at most [`LEADERS_WAIT`]) until every partition of `topics` answers for its offsets:
+/// Waits (at most [`SERVED_WAIT`]) until every partition of `topics` answers for its offsets:
 /// the metadata names a leader a few milliseconds before that broker serves the partition, and
 /// whoever came in between was told "not leader for partition".
-fn wait_for_leaders(admin: &AdminClient<ClientEvents>, topics: &[String]) {
-    let deadline = std::time::Instant::now() + LEADERS_WAIT;
+fn wait_until_served(admin: &AdminClient<ClientEvents>, topics: &[String]) {
+    let deadline = std::time::Instant::now() + SERVED_WAIT;
     let client = admin.inner();
     for topic in topics {
         let partitions = loop {
@@ -279,7 +285,7 @@ fn wait_for_leaders(admin: &AdminClient<ClientEvents>, topics: &[String]) {
             });
             match known {
                 Some(partitions) => break partitions,
-                None if std::time::Instant::now() < deadline => std::thread::sleep(LEADERS_POLL),
+                None if std::time::Instant::now() < deadline => std::thread::sleep(SERVED_POLL),
                 None => return,
             }
         };
@@ -288,17 +294,17 @@ fn wait_for_leaders(admin: &AdminClient<ClientEvents>, topics: &[String]) {
                 if std::time::Instant::now() >= deadline {
                     return;
                 }
-                std::thread::sleep(LEADERS_POLL);
+                std::thread::sleep(SERVED_POLL);
             }
         }
     }
 }
 
-/// How long a topic check waits for the partitions it created to have leaders.
-const LEADERS_WAIT: Duration = Duration::from_secs(5);
+/// How long a topic check waits for the partitions it created to be served.
+const SERVED_WAIT: Duration = Duration::from_secs(5);
 
 /// Between two looks at a topic just created.
-const LEADERS_POLL: Duration = Duration::from_millis(5);
+const SERVED_POLL: Duration = Duration::from_millis(5);
 
 /// How often the topic check hands its client's log lines and errors on.
 const ADMIN_EVENTS_EVERY: Duration = Duration::from_millis(250);
