@@ -109,19 +109,26 @@ pub struct BundledRecord<'a> {
     pub record: Record<'a>,
 }
 
+impl<'a, R> Bundle<'a, R> {
+    /// The header, borrowed.
+    fn origin(&self) -> Origin<'_> {
+        Origin {
+            schema: self.schema,
+            hierarchy: &self.hierarchy,
+            site: &self.site,
+            host: &self.host,
+            path: &self.path,
+            file: self.file.as_deref(),
+        }
+    }
+}
+
 impl<'a> Bundle<'a> {
     /// Each record as the [`Envelope`] it would have had alone, in order; the envelopes borrow
     /// the bundle's header, so none costs an allocation.
-    pub fn each(self, mut f: impl FnMut(Envelope<'_>)) {
-        let Bundle { schema, hierarchy, site, host, path, file, records } = self;
-        let origin = Origin {
-            schema,
-            hierarchy: &hierarchy,
-            site: &site,
-            host: &host,
-            path: &path,
-            file: file.as_deref(),
-        };
+    pub fn each(mut self, mut f: impl FnMut(Envelope<'_>)) {
+        let records = std::mem::take(&mut self.records);
+        let origin = self.origin();
         for entry in records {
             f(origin.envelope(entry));
         }
@@ -165,15 +172,7 @@ pub type RawBundle<'a> = Bundle<'a, &'a RawValue>;
 impl<'a> Bundle<'a, &'a RawValue> {
     /// The record of `raw` (one of its records) as the [`Envelope`] it would have had alone.
     pub fn decode_record<'s>(&'s self, raw: &'s RawValue) -> Result<Envelope<'s>, serde_json::Error> {
-        let origin = Origin {
-            schema: self.schema,
-            hierarchy: &self.hierarchy,
-            site: &self.site,
-            host: &self.host,
-            path: &self.path,
-            file: self.file.as_deref(),
-        };
-        Ok(origin.envelope(serde_json::from_str(raw.get())?))
+        Ok(self.origin().envelope(serde_json::from_str(raw.get())?))
     }
 
     /// A bundle of `raw` alone (JSON): what a dead letter holds, to be replayed by a consumer
