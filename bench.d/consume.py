@@ -16,7 +16,9 @@ taking the same points straight, in the same run (needs `deploy/local/stack up`)
 
 Both times vary from run to run by a quarter on the 2 cores the consumer, Kafka and InfluxDB
 share, so the single consumer's drain and the straight posting are each repeated
-(STATMSG_BENCH_REPEAT, default 3, alternately) and their medians compared.
+(STATMSG_BENCH_REPEAT, default 3, alternately) and their medians compared. The CPU time each
+process spent (consumer, influxd, Kafka; from /proc) is printed too: their sum over the cores
+is the least time a drain can take on this machine.
 
 Usage: bench.d/consume.py STATMSG_BINARY [consumers ...]   (default: 1 2 3)
 """
@@ -150,12 +152,62 @@ def records_in(topic):
     return sum(len(json.loads(line).get("records", [])) for line in out.splitlines() if line)
 
 
+def cpu_ticks(pid):
+    """User and system CPU time of a live process so far, in clock ticks (None once gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def server_pids():
+    """The local stack's influxd and Kafka, when they run on this machine."""
+    pids = {}
+    for name, pattern in (("influxd", "influxd"), ("kafka", "kafka.Kafka")):
+        found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+        if found:
+            pids[name] = int(found[0])
+    return pids
+
+
+# CPU seconds per single-consumer drain and per straight posting, by process.
+CPU = {"drain": [], "straight": []}
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def servers_cpu_since(before):
+    return {name: (cpu_ticks(pid) - start) / TICK for name, (pid, start) in before.items()
+            if cpu_ticks(pid) is not None}
+
+
+def servers_cpu_now():
+    return {name: (pid, cpu_ticks(pid)) for name, pid in server_pids().items() if cpu_ticks(pid) is not None}
+
+
+def settle(timeout=30.0):
+    """Waits until influxd and Kafka are idle (under 5 % of a core for half a second): after a
+    drain InfluxDB compacts what it was given for a while, which would slow whatever is timed
+    next by up to half."""
+    pids = server_pids()
+    deadline = time.time() + timeout
+    while pids and time.time() < deadline:
+        before = {pid: cpu_ticks(pid) for pid in pids.values()}
+        time.sleep(0.5)
+        busy = sum((cpu_ticks(pid) or 0) - (start or 0) for pid, start in before.items()) / TICK
+        if busy < 0.025:
+            return
+
+
 def drain(binary, d, topic, consumers, run):
     """Starts `consumers` consumers in a fresh group; seconds until all logged "caught up"."""
     group = f"{topic}-g{consumers}-{run}"
     db = re.sub(r"[^A-Za-z0-9_]", "_", group)
     path = config(d, group, topic, group, db)
     env = dict(os.environ, RUST_LOG="info")
+    settle()
+    servers = servers_cpu_now()
     start = time.time()
     procs = [subprocess.Popen([binary, "consume", "--config", path], stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True, env=env) for _ in range(consumers)]
@@ -180,6 +232,8 @@ def drain(binary, d, topic, consumers, run):
             raise SystemExit("a consumer did not catch up")
         time.sleep(0.02)
     took = max(caught) - start
+    if consumers == 1:
+        CPU["drain"].append(dict(consumer=(cpu_ticks(procs[0].pid) or 0) / TICK, **servers_cpu_since(servers)))
     if consumers > 1:
         # A child's owner learns the versions of a parent another consumer owns from that one's
         # saved state, at its next heartbeat (2 s here): the last rows come a few seconds later.
@@ -285,10 +339,14 @@ def post_straight(lines, db):
         with urllib.request.urlopen(req) as r:
             r.read()
 
+    settle()
+    servers = servers_cpu_now()
     start = time.time()
     with concurrent.futures.ThreadPoolExecutor(IN_FLIGHT) as pool:
         list(pool.map(post, bodies))
-    return time.time() - start
+    took = time.time() - start
+    CPU["straight"].append(servers_cpu_since(servers))
+    return took
 
 
 def main():
@@ -360,6 +418,26 @@ def main():
         for n, took in results.items():
             print(f"ratio, {n} consumer(s): {straight / took:.2f} of InfluxDB's own pace "
                   f"(speed-up over 1: {results[runs[0]] / took:.2f})")
+        print_cpu()
+
+
+def print_cpu():
+    """Median CPU seconds by process, and the least time a drain can take on these cores."""
+    def median(rows, name):
+        values = sorted(row[name] for row in rows if name in row)
+        return values[len(values) // 2] if values else None
+
+    drains, straights = CPU["drain"], CPU["straight"]
+    if not drains or "influxd" not in drains[0]:
+        return
+    cores = os.cpu_count() or 1
+    used = {name: median(drains, name) for name in ("consumer", "influxd", "kafka")}
+    shown = ", ".join(f"{name} {value:.2f}" for name, value in used.items() if value is not None)
+    total = sum(value for value in used.values() if value is not None)
+    alone = median(straights, "influxd")
+    print(f"CPU seconds, median of {len(drains)} single-consumer drains: {shown} "
+          f"(sum {total:.2f}: on {cores} cores a drain takes at least {total / cores:.2f} s)"
+          + (f"; InfluxDB alone: influxd {alone:.2f}" if alone is not None else ""))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ pub(crate) fn array<'de: 'a, 'a, D: Deserializer<'de>, const N: usize>(
 }
 
 /// Visits a string as a `Cow`, and is its own seed (for the elements of an array).
-struct CowStr;
+pub(crate) struct CowStr;
 
 impl<'de> DeserializeSeed<'de> for CowStr {
     type Value = Cow<'de, str>;

@@ -292,7 +292,7 @@ mod tests {
                 text: c(text),
                 format: Format::Server,
                 level: None,
-                statmsg: Some(StatusMessage {
+                statmsg: Some(Box::new(StatusMessage {
                     id: 6703,
                     sev: c("E"),
                     lev: c("M"),
@@ -307,7 +307,7 @@ mod tests {
                     attrs: vec![Attribute { id: 408, value: c(text) }],
                     le: Some(0x8024_400D),
                     extra: vec![ExtraKey { key: c("K"), value: c(text) }],
-                }),
+                })),
                 statmsg_error: optional.map(c),
                 event: Some(event),
             },

@@ -79,9 +79,25 @@ impl<'de> Deserialize<'de> for SiteList<'_> {
     }
 }
 
+/// [`Event`], and its externally tagged twin that decodes it without buffering (see
+/// [`crate::tagged`]), from one list of variants: the twin can never drift from it.
+macro_rules! events {
+    ($(#[$attr:meta])* pub enum Event<'a> { $($variants:tt)* }) => {
+        $(#[$attr])*
+        #[derive(Debug, Clone, PartialEq, Serialize)]
+        #[serde(tag = "type", rename_all = "snake_case")]
+        pub enum Event<'a> { $($variants)* }
+
+        /// `Event` as `{"<type>": {...fields}}`: its derive constructs `Event` itself.
+        #[derive(Deserialize)]
+        #[serde(remote = "Event", rename_all = "snake_case")]
+        #[allow(dead_code)] // only its derive is used
+        enum EventByVariant<'a> { $($variants)* }
+    };
+}
+
+events! {
 /// One typed event. Strings borrow from the record's text.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event<'a> {
     // --- WsyncMgr.log: trigger
     /// `Wakeup for scheduled regular sync`, `Wakeup by inbox drop`, `Wakeup for a polling cycle`.
@@ -290,6 +306,21 @@ pub enum Event<'a> {
     },
     /// `Firing event SyncFinish...`
     WsusSyncFinished,
+}
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Event<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::tagged::deserialize(d, "type")
+    }
+}
+
+impl<'de: 'a, 'a> crate::tagged::ByVariant<'de> for Event<'a> {
+    const EXPECTING: &'static str = "an event";
+
+    fn by_variant<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        EventByVariant::deserialize(d)
+    }
 }
 
 impl Event<'_> {

@@ -10,7 +10,7 @@
 //! * [`heartbeat`]: what a collector says about itself every minute ([`CollectorHeartbeat`]), on
 //!   the same topic and key as its records.
 //! * [`event`]: typed events (what a record means for synchronization) and [`catalog`], the
-//!   status message ids of WSUS synchronization.
+//!   status message ids of WSUS synchronization; `tagged` decodes them tag first.
 //! * [`measurement`]: the InfluxDB measurements statmsg writes (documented in `schema/README.md`).
 //!
 //! Every other crate depends on this one, so it must never depend on any of them, nor on I/O or
@@ -25,6 +25,7 @@ pub mod heartbeat;
 pub mod line_protocol;
 pub mod measurement;
 pub mod record;
+mod tagged;
 
 pub use envelope::{
     decode, Bundle, BundledRecord, Envelope, Payload, RawBundle, SourcePosition, SCHEMA_VERSION,

@@ -99,7 +99,7 @@ mod tests {
                 thread: Some(9640),
                 text: Cow::Borrowed(istr1),
                 format: Format::Server,
-                statmsg: Some(StatusMessage {
+                statmsg: Some(Box::new(StatusMessage {
                     id: 6703,
                     sev: "E".into(),
                     lev: "M".into(),
@@ -114,7 +114,7 @@ mod tests {
                     attrs: vec![Attribute { id: 419, value: "{C2D17964}".into() }],
                     le: Some(0x8013_150a),
                     extra: Vec::new(),
-                }),
+                })),
                 statmsg_error: None,
                 level: None,
                 event: None,

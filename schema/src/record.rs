@@ -64,9 +64,11 @@ pub struct Record<'a> {
     /// theirs in `statmsg.sev`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level: Option<Level>,
-    /// The status message, when the message is a well-formed `STATMSG:` line.
+    /// The status message, when the message is a well-formed `STATMSG:` line. Boxed: it takes
+    /// 464 bytes and about one record in ten has one, while every record is moved several times
+    /// as it is decoded (a record is 184 bytes so, about 650 with it inline).
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
-    pub statmsg: Option<StatusMessage<'a>>,
+    pub statmsg: Option<Box<StatusMessage<'a>>>,
     /// Why a message that starts like a status message could not be read as one.
     #[serde(
         borrow,
@@ -154,7 +156,7 @@ impl Record<'_> {
             text: owned(self.text),
             format: self.format,
             level: self.level,
-            statmsg: self.statmsg.map(StatusMessage::into_owned),
+            statmsg: self.statmsg.map(|m| Box::new(m.into_owned())),
             statmsg_error: self.statmsg_error.map(owned),
             event: self.event.map(Event::into_owned),
         }

@@ -151,7 +151,7 @@ fn understand<'a>(record: &mut Record<'a>, format: Format, component: &str, mess
         .trim_start_matches(|c: char| c.is_ascii_whitespace() || c == '\0');
     if message.starts_with("STATMSG: ") {
         match statmsg::parse_statmsg(message, record.time) {
-            Ok(Some(Parsed::Full(m))) => record.statmsg = Some(m),
+            Ok(Some(Parsed::Full(m))) => record.statmsg = Some(Box::new(m)),
             Ok(Some(Parsed::Symbolic(name))) => {
                 record.event = Some(statmsg_schema::Event::SymbolicStatus { name: Cow::Borrowed(name) })
             }
@@ -162,7 +162,7 @@ fn understand<'a>(record: &mut Record<'a>, format: Format, component: &str, mess
     if record.event.is_none() {
         record.event = match format {
             Format::Wsus => events::classify_wsus(component, message),
-            _ => events::classify(message, record.statmsg.as_ref()),
+            _ => events::classify(message, record.statmsg.as_deref()),
         };
     }
 }

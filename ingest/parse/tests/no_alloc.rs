@@ -1,6 +1,7 @@
 //! "No heap allocation per record on the server-format hot path", shown rather than claimed: a
 //! counting global allocator around parsing a realistic log (narrative lines, status messages,
-//! events) counts the allocations made while records are parsed and counted.
+//! events) counts the allocations made while records are parsed and counted. The one allowed is
+//! a status message's box (`Record::statmsg`): one per status message, nothing else.
 
 // A global allocator is the one place this project needs `unsafe`: it only forwards to the
 // system allocator and counts.
@@ -39,7 +40,7 @@ fn allocations() -> u64 {
 }
 
 #[test]
-fn parsing_server_records_allocates_nothing_per_record() {
+fn parsing_server_records_allocates_nothing_per_record_but_a_status_message_box() {
     let mut text = String::new();
     statmsg_parse::synth::wsyncmgr_log(2_000_000, 3, &mut text);
     let bytes = text.into_bytes();
@@ -51,7 +52,8 @@ fn parsing_server_records_allocates_nothing_per_record() {
     assert!(stats.records > 8_000, "{}", stats.records);
     assert!(stats.kind("status_message") > 800);
     assert!(stats.event("progress") > 1_000 && stats.event("update_synchronized") > 1_000);
-    assert_eq!(during, 0, "{during} allocations for {} records", stats.records);
+    let boxes = stats.kind("status_message");
+    assert_eq!(during, boxes, "{during} allocations for {} records, {boxes} status messages", stats.records);
 }
 
 #[test]
