@@ -80,24 +80,39 @@ impl<'de> Deserialize<'de> for SiteList<'_> {
 }
 
 /// [`Event`], and its externally tagged twin that decodes it without buffering (see
-/// [`crate::tagged`]), from one list of variants: the twin can never drift from it.
+/// [`crate::tagged`]), from one list of variants and container attributes: the twin cannot
+/// drift from it. (rustfmt leaves the inside of a macro call as it is: the variants are kept in
+/// its style by hand.) Tests also get serde's own internally tagged decoder of the same
+/// variants, to hold the twin to it.
 macro_rules! events {
     ($(#[$attr:meta])* pub enum Event<'a> { $($variants:tt)* }) => {
-        $(#[$attr])*
         #[derive(Debug, Clone, PartialEq, Serialize)]
-        #[serde(tag = "type", rename_all = "snake_case")]
+        $(#[$attr])*
+        #[serde(tag = "type")]
         pub enum Event<'a> { $($variants)* }
 
         /// `Event` as `{"<type>": {...fields}}`: its derive constructs `Event` itself.
         #[derive(Deserialize)]
-        #[serde(remote = "Event", rename_all = "snake_case")]
+        $(#[$attr])*
+        #[serde(remote = "Event")]
         #[allow(dead_code)] // only its derive is used
         enum EventByVariant<'a> { $($variants)* }
+
+        /// `Event` as serde's derive decodes it: the oracle of `tagged`'s tests.
+        #[cfg(test)]
+        #[derive(Debug, Serialize, Deserialize)]
+        $(#[$attr])*
+        #[serde(tag = "type")]
+        pub(crate) enum SerdeTagged<'a> { $($variants)* }
     };
 }
 
+/// The key of an event's JSON that names its type.
+const TAG: &str = "type";
+
 events! {
 /// One typed event. Strings borrow from the record's text.
+#[serde(rename_all = "snake_case")]
 pub enum Event<'a> {
     // --- WsyncMgr.log: trigger
     /// `Wakeup for scheduled regular sync`, `Wakeup by inbox drop`, `Wakeup for a polling cycle`.
@@ -311,7 +326,7 @@ pub enum Event<'a> {
 
 impl<'de: 'a, 'a> Deserialize<'de> for Event<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        crate::tagged::deserialize(d, "type")
+        crate::tagged::deserialize(d, TAG)
     }
 }
 

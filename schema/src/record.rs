@@ -66,7 +66,7 @@ pub struct Record<'a> {
     pub level: Option<Level>,
     /// The status message, when the message is a well-formed `STATMSG:` line. Boxed: it takes
     /// 464 bytes and about one record in ten has one, while every record is moved several times
-    /// as it is decoded (a record is 184 bytes so, about 650 with it inline).
+    /// as it is decoded (184 bytes a record so, 640 with it inline).
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub statmsg: Option<Box<StatusMessage<'a>>>,
     /// Why a message that starts like a status message could not be read as one.

@@ -6,13 +6,17 @@
 //! statmsg JSON puts the tag first (serde serializes it first), so this reads the first key; when
 //! it is the tag, the rest of the object goes straight to the variant, through the externally
 //! tagged twin of the enum (a `#[serde(remote)]` derive, [`ByVariant`]). An object whose tag comes
-//! later still decodes, through a `serde_json::Value`: slower, never wrong.
+//! later still decodes, its fields kept as `serde_json::Value`s until the tag is found: slower,
+//! and its strings are copied, never wrong. Either way it accepts and refuses what serde's derive
+//! does (a test holds the two to that: unknown keys ignored, a repeated key refused), except
+//! that only objects are read: the derive also took `["<type>", ...fields]`, which no writer
+//! produces.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::de::value::{BorrowedStrDeserializer, StringDeserializer};
+use serde::de::value::{BorrowedStrDeserializer, MapAccessDeserializer, MapDeserializer, StringDeserializer};
 use serde::de::{
     DeserializeSeed, Deserializer, EnumAccess, Error, IgnoredAny, MapAccess, Unexpected, VariantAccess,
     Visitor,
@@ -56,43 +60,63 @@ impl<'de, T: ByVariant<'de>> Visitor<'de> for TaggedVisitor<T> {
         };
         if first == self.tag {
             let variant = map.next_value_seed(CowStr)?;
-            return T::by_variant(Variant { name: variant, fields: map });
+            let fields = WithoutTag { map, tag: self.tag };
+            return T::by_variant(Variant { name: variant, fields });
         }
-        // The tag comes later: the fields are kept until it is found.
-        let mut fields = serde_json::Map::new();
+        // The tag comes later: the fields are kept (repeated ones too, for the variant to refuse)
+        // until it is found.
+        let mut fields = Vec::new();
         let mut variant = None;
         let mut key = Some(first);
         while let Some(name) = key {
-            if name == self.tag {
+            if name != self.tag {
+                fields.push((name.into_owned(), map.next_value::<serde_json::Value>()?));
+            } else if variant.is_none() {
                 variant = Some(map.next_value::<String>()?);
             } else {
-                fields.insert(name.into_owned(), map.next_value()?);
+                return Err(A::Error::duplicate_field(self.tag));
             }
             key = map.next_key_seed(CowStr)?;
         }
         let Some(variant) = variant else {
             return Err(A::Error::missing_field(self.tag));
         };
-        let known = KnownVariant::<T> { variant, wanted: PhantomData };
-        serde_json::Value::Object(fields).deserialize_map(known).map_err(A::Error::custom)
+        let fields = MapDeserializer::<_, serde_json::Error>::new(fields.into_iter());
+        T::by_variant(Variant { name: Cow::Owned(variant), fields }).map_err(A::Error::custom)
     }
 }
 
-/// The fields of an object whose tag was already read, as a map.
-struct KnownVariant<T> {
-    variant: String,
-    wanted: PhantomData<T>,
+/// `seed` given `text` as a string, borrowed if it is.
+fn cow_into<'de, S: DeserializeSeed<'de>, E: Error>(text: Cow<'de, str>, seed: S) -> Result<S::Value, E> {
+    match text {
+        Cow::Borrowed(text) => seed.deserialize(BorrowedStrDeserializer::new(text)),
+        Cow::Owned(text) => seed.deserialize(StringDeserializer::new(text)),
+    }
 }
 
-impl<'de, T: ByVariant<'de>> Visitor<'de> for KnownVariant<T> {
-    type Value = T;
+/// The rest of an object whose tag was read first: the tag again is refused, as serde does.
+struct WithoutTag<A> {
+    map: A,
+    tag: &'static str,
+}
 
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the fields of {}", T::EXPECTING)
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for WithoutTag<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, A::Error> {
+        match self.map.next_key_seed(CowStr)? {
+            None => Ok(None),
+            Some(key) if key == self.tag => Err(A::Error::duplicate_field(self.tag)),
+            Some(key) => cow_into(key, seed).map(Some),
+        }
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-        T::by_variant(Variant { name: Cow::Owned(self.variant), fields: map })
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        self.map.next_value_seed(seed)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.map.size_hint()
     }
 }
 
@@ -121,11 +145,7 @@ impl<'de, A: MapAccess<'de>> EnumAccess<'de> for Variant<'de, A> {
     type Variant = Fields<A>;
 
     fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Fields<A>), A::Error> {
-        let variant = match self.name {
-            Cow::Borrowed(name) => seed.deserialize(BorrowedStrDeserializer::new(name))?,
-            Cow::Owned(name) => seed.deserialize(StringDeserializer::new(name))?,
-        };
-        Ok((variant, Fields(self.fields)))
+        Ok((cow_into(self.name, seed)?, Fields(self.fields)))
     }
 }
 
@@ -141,12 +161,13 @@ impl<'de, A: MapAccess<'de>> VariantAccess<'de> for Fields<A> {
         Ok(())
     }
 
-    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, _seed: T) -> Result<T::Value, A::Error> {
-        Err(A::Error::invalid_type(Unexpected::Map, &"a unit or struct variant"))
+    /// As serde's internally tagged newtype variants: the rest of the object is the value.
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, A::Error> {
+        seed.deserialize(MapAccessDeserializer::new(self.0))
     }
 
     fn tuple_variant<V: Visitor<'de>>(self, _len: usize, _visitor: V) -> Result<V::Value, A::Error> {
-        Err(A::Error::invalid_type(Unexpected::Map, &"a unit or struct variant"))
+        Err(A::Error::invalid_type(Unexpected::Map, &"a unit, newtype or struct variant"))
     }
 
     fn struct_variant<V: Visitor<'de>>(
@@ -162,9 +183,10 @@ impl<'de, A: MapAccess<'de>> VariantAccess<'de> for Fields<A> {
 mod tests {
     use std::borrow::Cow;
 
+    use proptest::prelude::*;
     use serde_json::Value;
 
-    use crate::event::{Event, Phase, ProgressStage, SiteList, Trigger, Wakeup};
+    use crate::event::{Event, Phase, ProgressStage, SerdeTagged, SiteList, Trigger, Wakeup};
 
     /// One event of every type, in the order of `Event::TYPE_NAMES`.
     fn one_of_each() -> Vec<Event<'static>> {
@@ -229,15 +251,18 @@ mod tests {
         ]
     }
 
-    /// `value`'s object written with its keys in `order` (indexes into its keys as serialized).
-    fn object_in_order(value: &Value, order: impl Fn(usize) -> Vec<usize>) -> String {
-        let json = serde_json::to_string(value).unwrap();
-        let Value::Object(fields) = value else { panic!("{json}") };
-        let fields: Vec<_> = fields.iter().collect();
-        let parts: Vec<String> = order(fields.len())
-            .into_iter()
-            .map(|i| format!("{}:{}", Value::from(fields[i].0.as_str()), fields[i].1))
-            .collect();
+    /// `event`'s JSON entries (key, value as JSON), in the order serde writes them: `type` first.
+    fn entries(event: &Event<'_>) -> Vec<(String, String)> {
+        let written = serde_json::to_string(event).unwrap();
+        let object: serde_json::Map<String, Value> = serde_json::from_str(&written).unwrap();
+        let mut entries: Vec<_> = object.into_iter().map(|(k, v)| (k, v.to_string())).collect();
+        entries.sort_by_key(|(key, _)| key != "type");
+        entries
+    }
+
+    fn object(entries: &[(String, String)]) -> String {
+        let parts: Vec<String> =
+            entries.iter().map(|(k, v)| format!("{}:{v}", Value::from(k.as_str()))).collect();
         format!("{{{}}}", parts.join(","))
     }
 
@@ -251,14 +276,54 @@ mod tests {
             let written = serde_json::to_string(event).unwrap();
             assert!(written.starts_with("{\"type\":"), "{written}");
             assert_eq!(&serde_json::from_str::<Event<'_>>(&written).unwrap(), event, "{written}");
-            // Any other order (serde_json's map sorts keys; "type" lands anywhere in it).
-            let value = serde_json::to_value(event).unwrap();
-            let reversed = object_in_order(&value, |n| (0..n).rev().collect());
-            let rotated = object_in_order(&value, |n| (0..n).map(|i| (i + n / 2) % n).collect());
-            for json in [reversed, rotated] {
+            // The tag last, and (with two fields or more) in the middle: the slow path.
+            let (mut last, mut middle) = (entries(event), entries(event));
+            last.rotate_left(1);
+            let half = middle.len() / 2;
+            middle.rotate_right(half);
+            for json in [object(&last), object(&middle)] {
                 assert_eq!(&serde_json::from_str::<Event<'_>>(&json).unwrap(), event, "{json}");
             }
+            let value = serde_json::to_value(event).unwrap();
             assert_eq!(&<Event<'_> as serde::Deserialize>::deserialize(&value).unwrap(), event);
+        }
+    }
+
+    /// JSON values to add or repeat keys with.
+    const VALUES: [&str; 9] =
+        ["null", "0", "7", "300", "-1", "\"s\"", "\"a\\\"b\"", "[1,{}]", "{\"a\":{\"b\":null}}"];
+
+    proptest! {
+        /// Whatever the order of its keys, with keys added or repeated: accepted and refused as
+        /// serde's own internally tagged decoder of the same variants does, to the same event.
+        #[test]
+        fn decodes_as_serde_own_internally_tagged_enum_does(
+            index in 0..37usize,
+            ranks in proptest::collection::vec(any::<u8>(), 8),
+            edits in proptest::collection::vec((0..4u8, any::<u8>()), 0..3),
+        ) {
+            let event = &one_of_each()[index];
+            let mut entries = entries(event);
+            for (edit, pick) in edits {
+                let pick = usize::from(pick);
+                let value = VALUES[pick % VALUES.len()].to_owned();
+                match edit {
+                    0 => entries.push((format!("note{}", pick % 3), value)),
+                    1 => entries.push(entries[pick % entries.len()].clone()),
+                    2 => entries.push((entries[pick % entries.len()].0.clone(), value)),
+                    _ => entries.push(("type".into(), Value::from(Event::TYPE_NAMES[pick % 37]).to_string())),
+                }
+            }
+            let mut ranked: Vec<_> = entries.into_iter().enumerate().map(|(i, e)| ((ranks[i % 8], i), e)).collect();
+            ranked.sort_by_key(|(rank, _)| *rank);
+            let entries: Vec<_> = ranked.into_iter().map(|(_, e)| e).collect();
+            let json = object(&entries);
+            let ours = serde_json::from_str::<Event<'_>>(&json);
+            let serde = serde_json::from_str::<SerdeTagged<'_>>(&json);
+            prop_assert_eq!(ours.is_ok(), serde.is_ok(), "{}: ours {:?}, serde's {:?}", json, ours, serde);
+            if let (Ok(ours), Ok(serde)) = (ours, serde) {
+                prop_assert_eq!(serde_json::to_value(ours).unwrap(), serde_json::to_value(serde).unwrap(), "{}", json);
+            }
         }
     }
 
