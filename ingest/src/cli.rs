@@ -134,6 +134,12 @@ pub enum Command {
         #[command(subcommand)]
         action: DlqAction,
     },
+    /// Kafka: `setup` creates the records, dead-letter and tracker state topics (as an admin,
+    /// once).
+    Kafka {
+        #[command(subcommand)]
+        action: KafkaAction,
+    },
     /// InfluxDB: `setup` creates the database, the short retention policy of the per-minute
     /// points and the continuous queries that downsample them (as an admin, once).
     Influx {
@@ -148,6 +154,17 @@ pub enum Command {
         /// Validate this file (with STATMSG__* overrides) and print the effective settings.
         #[arg(long, short, env = "STATMSG_CONFIG")]
         config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KafkaAction {
+    /// Create the topics of `[kafka]` that do not exist yet: `topic` and `dead_letter_topic` with
+    /// `partitions` partitions, `state_topic` compacted with one (what collectors and consumers
+    /// do at start when their user may). Existing topics are left as they are.
+    Setup {
+        #[arg(long, short, env = "STATMSG_CONFIG")]
+        config: PathBuf,
     },
 }
 

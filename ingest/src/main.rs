@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use clap::Parser as _;
 mod cli;
 
-use cli::{Cli, Command, DlqAction, InfluxAction, ServiceAction};
+use cli::{Cli, Command, DlqAction, InfluxAction, KafkaAction, ServiceAction};
 use statmsg_ingest::config::{RawConfig, Settings, EXAMPLE};
 use statmsg_ingest::simulate::{SimConfig, Simulation};
 use statmsg_ingest::{collect, consume, offline, service, shutdown};
@@ -134,6 +134,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Dlq { action } => dlq(action),
+        Command::Kafka { action: KafkaAction::Setup { config } } => kafka_setup(&config),
         Command::Influx { action: InfluxAction::Setup { config } } => {
             let settings = Settings::load(&config)?;
             let writer = consume::influx::InfluxWriter::new(&settings.influxdb)?;
@@ -275,6 +276,29 @@ fn service_action(action: ServiceAction) -> anyhow::Result<()> {
             })?;
         }
     }
+    Ok(())
+}
+
+/// `statmsg kafka setup`: says what it found of each topic; fails when one is refused.
+fn kafka_setup(config: &Path) -> anyhow::Result<()> {
+    use statmsg_ingest::kafka::{check_topics, topics_of, TopicState};
+    let settings = Settings::load(config)?;
+    let kafka = &settings.kafka;
+    let found = runtime()?
+        .block_on(check_topics(kafka, &topics_of(kafka, true)))
+        .with_context(|| format!("cannot ask Kafka at {} for its topics", kafka.brokers))?;
+    let mut refused = Vec::new();
+    for (topic, state) in found {
+        match state {
+            TopicState::Created => println!("topic {topic}: created"),
+            TopicState::Present => println!("topic {topic}: present (left as it is)"),
+            TopicState::Refused(why) => {
+                println!("topic {topic}: refused: {why}");
+                refused.push(topic);
+            }
+        }
+    }
+    anyhow::ensure!(refused.is_empty(), "Kafka refused to create {}", refused.join(", "));
     Ok(())
 }
 

@@ -206,3 +206,65 @@ fn the_v2_write_api_stores_every_status_message() {
     collector.stop();
     consumer.stop();
 }
+
+/// Partitions of `topic` (none when it does not exist), from the broker's metadata of every
+/// topic (asking for one topic would have the broker create it: `auto.create.topics.enable`).
+fn partitions_of(topic: &str) -> usize {
+    let out = std::process::Command::new("kcat").args(["-b", &kafka_brokers(), "-L", "-J"]).output().unwrap();
+    let metadata: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let topics = metadata["topics"].as_array().unwrap();
+    let found = topics.iter().find(|t| t["topic"] == topic);
+    found.and_then(|t| t["partitions"].as_array()).map_or(0, Vec::len)
+}
+
+/// The value of `name` in the broker's configuration of `topic`.
+fn topic_setting(topic: &str, name: &str) -> Option<String> {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::ClientConfig;
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", kafka_brokers()).create().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let described = runtime
+        .block_on(admin.describe_configs([&ResourceSpecifier::Topic(topic)], &AdminOptions::new()))
+        .unwrap();
+    let resource = described.into_iter().next().unwrap().unwrap();
+    resource.get(name).and_then(|entry| entry.value.clone())
+}
+
+#[test]
+#[ignore = "needs the real servers: deploy/local/stack up (run by .ci/run)"]
+fn kafka_setup_creates_the_topics_of_the_configuration_once() {
+    let world = World::new("ksetup");
+    let config = world.config(&format!("url = \"{}\"\ndatabase = \"{}\"", influx_url(), world.name));
+    let setup = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_statmsg"))
+            .args(["kafka", "setup", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+        said
+    };
+    let (records, dead, state) = (
+        format!("{}.records", world.name),
+        format!("{}.dead-letter", world.name),
+        format!("{}.tracker-state", world.name),
+    );
+    assert_eq!(partitions_of(&records), 0, "a new name");
+
+    let first = setup();
+    for topic in [&records, &dead, &state] {
+        assert!(first.contains(&format!("topic {topic}: created")), "{first}");
+    }
+    // `partitions = 3` in the test's configuration; the state topic has one, compacted.
+    assert_eq!([partitions_of(&records), partitions_of(&dead), partitions_of(&state)], [3, 3, 1]);
+    assert_eq!(topic_setting(&state, "cleanup.policy").as_deref(), Some("compact"));
+    assert_eq!(topic_setting(&records, "cleanup.policy").as_deref(), Some("delete"));
+
+    let again = setup();
+    for topic in [&records, &dead, &state] {
+        assert!(again.contains(&format!("topic {topic}: present (left as it is)")), "{again}");
+    }
+}

@@ -20,11 +20,11 @@ pub fn write_statmsg_point(envelope: &Envelope<'_>, out: &mut String) -> Result<
     };
     let start = out.len();
     let mut point = PointBuilder::new(out, STATMSG)
-        .tag("hierarchy", &envelope.hierarchy)?
-        .tag("site", envelope.record_site())?
         .tag("component", &msg.comp)?
+        .tag("hierarchy", &envelope.hierarchy)?
         .tag("id", itoa_u16(msg.id).as_str())?
-        .tag("sev", &msg.sev)?;
+        .tag("sev", &msg.sev)?
+        .tag("site", envelope.record_site())?;
     const ISTR_KEYS: [&str; 10] =
         ["istr0", "istr1", "istr2", "istr3", "istr4", "istr5", "istr6", "istr7", "istr8", "istr9"];
     for (i, key) in ISTR_KEYS.iter().enumerate() {
@@ -131,7 +131,7 @@ mod tests {
         assert_eq!(
             out,
             format!(
-                "statmsg,hierarchy=contoso\\ prod,site=CHQ,component=SMS_WSUS_SYNC_MANAGER,id=6703,sev=E \
+                "statmsg,component=SMS_WSUS_SYNC_MANAGER,hierarchy=contoso\\ prod,id=6703,sev=E,site=CHQ \
                  istr0=\"CWSyncMgr::DoSync\",istr1=\"The operation has timed out\",istr2=\"\",istr3=\"\",\
                  istr4=\"\",istr5=\"\",istr6=\"\",istr7=\"\",istr8=\"\",istr9=\"\",sys=\"CM1.contoso.com\",\
                  pid=2836i,tid=9640i,source=\"SMS Server\",lev=\"M\",host=\"cm1\",le=2148734218i,\

@@ -35,7 +35,9 @@ pub async fn run(
     // The topic check waits for Kafka: it must hold up neither sending nor the shutdown.
     let _topic_check = AbortOnDrop({
         let kafka = kafka.clone();
-        tokio::spawn(async move { crate::kafka::ensure_topics(&kafka, &[&kafka.topic]).await })
+        tokio::spawn(async move {
+            crate::kafka::ensure_topics(&kafka, &crate::kafka::topics_of(&kafka, false)).await
+        })
     });
     let mut backoff = Backoff::new(FIRST_RETRY_WAIT);
     let mut failing_since: Option<std::time::Instant> = None;

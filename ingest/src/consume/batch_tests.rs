@@ -20,7 +20,7 @@ fn sorts_messages_into_points_skips_and_dead_letters() {
     batch.add(Origin { topic: Arc::from("t"), partition: 2, offset: 1 }, None, Some(STATUS.as_bytes()));
     assert_eq!((batch.messages(), batch.points(), batch.skipped), (6, 2, 1));
     assert!(batch.body().starts_with(
-        "statmsg,hierarchy=h,site=CS1,component=SMS_WSUS_SYNC_MANAGER,id=6701,sev=I istr0=\"a\""
+        "statmsg,component=SMS_WSUS_SYNC_MANAGER,hierarchy=h,id=6701,sev=I,site=CS1 istr0=\"a\""
     ));
     let reasons: Vec<&str> = batch.dead_letters().iter().map(|d| d.reason.as_str()).collect();
     assert!(reasons[0].starts_with("not a statmsg envelope"), "{reasons:?}");
@@ -182,7 +182,7 @@ fn a_child_reaching_its_parents_version_becomes_a_propagation_point() {
     );
     assert!(
         batch.body().contains(
-            "version_propagation,hierarchy=h,parent=CAS,child=P01 version=34i,reached=true,child_reached_ms=1709287801000i,delay_s=300.0 1709287501000000000\n"
+            "version_propagation,child=P01,hierarchy=h,parent=CAS version=34i,reached=true,child_reached_ms=1709287801000i,delay_s=300.0 1709287501000000000\n"
         ),
         "{}",
         batch.body()

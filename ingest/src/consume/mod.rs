@@ -199,16 +199,10 @@ async fn consume(config: Config, shutdown: &Shutdown) -> Result<(), Interrupted>
         consumer_config.create_with_context(watch.clone()).map_err(ConsumeError::Kafka)?;
     let publisher = Publisher::new(kafka, "producer").map_err(ConsumeError::Kafka)?;
     let writer = InfluxWriter::new(&config.influxdb)?;
-    // Each check waits for its server (up to 30 s): a shutdown must not wait for them.
-    // Independent checks, made together: each costs a round trip or a connection.
-    let topics = [kafka.topic.as_str(), kafka.dead_letter_topic.as_str()];
-    unless_stopped(shutdown, async {
-        tokio::join!(
-            crate::kafka::ensure_topics(kafka, &topics),
-            crate::kafka::ensure_compacted_topic(kafka, &kafka.state_topic),
-        )
-    })
-    .await?;
+    // The topic check waits for Kafka (up to 30 s): a shutdown must not wait for it. One
+    // request for the three topics: each request costs a round trip.
+    unless_stopped(shutdown, crate::kafka::ensure_topics(kafka, &crate::kafka::topics_of(kafka, true)))
+        .await?;
     let store = StateStore::open(kafka).map_err(ConsumeError::Kafka)?;
     let mut tracking = tracking::Tracking::new(config.track.clone(), store);
     // Before joining the group: partitions given to a consumer that cannot read the state

@@ -196,37 +196,62 @@ pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
 /// to.
 pub(crate) const EAGER_CONNECTIONS: &[(&str, &str)] = &[("enable.sparse.connections", "false")];
 
-/// Creates `topics` with `partitions` partitions where they do not exist yet. A broker that
-/// refuses (no right to create topics, or a policy) is reported and tolerated: the topics may be
-/// managed elsewhere.
-pub async fn ensure_topics(settings: &KafkaSettings, topics: &[&str]) {
-    let new: Vec<NewTopic<'_>> =
-        topics.iter().map(|t| NewTopic::new(t, settings.partitions, TopicReplication::Fixed(-1))).collect();
-    create_missing(settings, &new).await;
+/// What a topic check found of one topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopicState {
+    /// Created by this check.
+    Created,
+    /// It existed already; its settings are left as they are.
+    Present,
+    /// The broker refused to create it (no right to create topics, or a policy): its reason.
+    Refused(String),
 }
 
-/// Creates `topic` compacted (one value kept per key), with one partition, where it does not
-/// exist yet; tolerated like [`ensure_topics`] when the broker refuses. Its readers read every
-/// partition of it, so one is enough for its few small messages (one per site) and spares the
-/// broker the work of creating more, once per deployment (`./bench consume`, whose every run
-/// names a new state topic: a drain cost Kafka 0.16 to 0.37 s of CPU with six, 0.13 to 0.16 s
-/// with one).
-pub async fn ensure_compacted_topic(settings: &KafkaSettings, topic: &str) {
-    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact");
-    create_missing(settings, &[new]).await;
+/// The topics of statmsg's configuration: the records topic, and for a consumer also the
+/// dead-letter topic (`partitions` partitions each) and the tracker state topic, compacted (one
+/// value kept per key) with one partition: its readers read every partition of it, so one is
+/// enough for its few small messages (one per site) and spares the broker the work of creating
+/// more (`./bench consume`, whose every run named a new state topic: a drain cost Kafka 0.16 to
+/// 0.37 s of CPU with six, 0.13 to 0.16 s with one).
+pub fn topics_of(settings: &KafkaSettings, consumer: bool) -> Vec<NewTopic<'_>> {
+    let spread = |topic| NewTopic::new(topic, settings.partitions, TopicReplication::Fixed(-1));
+    let mut topics = vec![spread(&settings.topic)];
+    if consumer {
+        topics.push(spread(&settings.dead_letter_topic));
+        topics.push(
+            NewTopic::new(&settings.state_topic, 1, TopicReplication::Fixed(-1))
+                .set("cleanup.policy", "compact"),
+        );
+    }
+    topics
 }
 
-/// Creates what of `new` does not exist yet, saying what it created and what the broker refused.
-async fn create_missing(settings: &KafkaSettings, new: &[NewTopic<'_>]) {
-    let admin: AdminClient<ClientEvents> = match client_config(settings, EAGER_CONNECTIONS)
-        .create_with_context(ClientEvents::new("topic-check"))
-    {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::warn!("cannot create Kafka admin client to check topics: {e}");
-            return;
+/// Creates what of `new` does not exist yet, saying what it did. A broker that refuses (no
+/// right to create topics, or a policy) or cannot be asked is reported and tolerated: the topics
+/// may be managed elsewhere (`statmsg kafka setup`, run by an admin).
+pub async fn ensure_topics(settings: &KafkaSettings, new: &[NewTopic<'_>]) {
+    match check_topics(settings, new).await {
+        Ok(found) => {
+            for (topic, state) in found {
+                match state {
+                    TopicState::Created => tracing::info!(topic, "created Kafka topic"),
+                    TopicState::Present => {}
+                    TopicState::Refused(why) => tracing::warn!(topic, "cannot create Kafka topic: {why}"),
+                }
+            }
         }
-    };
+        Err(e) => tracing::warn!("cannot check Kafka topics: {e}"),
+    }
+}
+
+/// Creates what of `new` does not exist yet and waits until the broker serves what it created;
+/// says what it found of each topic. An error means the broker could not be asked at all.
+pub async fn check_topics(
+    settings: &KafkaSettings,
+    new: &[NewTopic<'_>],
+) -> Result<Vec<(String, TopicState)>, KafkaError> {
+    let admin: AdminClient<ClientEvents> =
+        client_config(settings, EAGER_CONNECTIONS).create_with_context(ClientEvents::new("topic-check"))?;
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let check = admin.create_topics(new, &options);
     tokio::pin!(check);
@@ -238,36 +263,33 @@ async fn create_missing(settings: &KafkaSettings, new: &[NewTopic<'_>]) {
         }
     };
     serve_main_queue(admin.inner());
-    let mut created = Vec::new();
-    match outcome {
-        Ok(results) => {
-            for result in results {
-                match result {
-                    Ok(topic) => {
-                        tracing::info!(topic, "created Kafka topic");
-                        created.push(topic);
-                    }
-                    Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                    Err((topic, code)) => tracing::warn!(topic, "cannot create Kafka topic: {code}"),
-                }
-            }
-        }
-        Err(e) => tracing::warn!("cannot check Kafka topics: {e}"),
-    }
+    let found: Vec<(String, TopicState)> = outcome?
+        .into_iter()
+        .map(|result| match result {
+            Ok(topic) => (topic, TopicState::Created),
+            Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => (topic, TopicState::Present),
+            Err((topic, code)) => (topic, TopicState::Refused(code.to_string())),
+        })
+        .collect();
+    let created: Vec<String> = found
+        .iter()
+        .filter(|(_, state)| *state == TopicState::Created)
+        .map(|(topic, _)| topic.clone())
+        .collect();
     // A topic just created is not served for some milliseconds: whoever reads or writes it then
     // gets "not leader" and retries after a pause far longer than the wait.
-    let admin = match tokio::task::spawn_blocking(move || {
+    let served = tokio::task::spawn_blocking(move || {
         wait_until_served(&admin, &created);
         admin
     })
-    .await
-    {
-        Ok(admin) => admin,
-        Err(e) => return tracing::warn!("topic check: {e}"),
-    };
-    // Destroying a librdkafka client waits for its threads: about 0.1 s that would block this
-    // task (and, at a consumer's start, whatever it waits for together with the check).
-    drop(tokio::task::spawn_blocking(move || drop(admin)));
+    .await;
+    match served {
+        // Destroying a librdkafka client waits for its threads: about 0.1 s that would block
+        // this task (and, at a consumer's start, whatever it waits for together with the check).
+        Ok(admin) => drop(tokio::task::spawn_blocking(move || drop(admin))),
+        Err(e) => tracing::warn!("topic check: waiting for the topics created: {e}"),
+    }
+    Ok(found)
 }
 
 /// Waits (at most [`SERVED_WAIT`]) until every partition of `topics` answers for its offsets:

@@ -91,9 +91,9 @@ pub fn write_sync_run(run: &SyncRun, out: &mut String) -> Result<(), LineProtoco
 pub fn write_propagation(row: &Propagation, out: &mut String) -> Result<(), LineProtocolError> {
     let at = nanos(row.parent_reached)?;
     let mut p = PointBuilder::new(out, VERSION_PROPAGATION)
+        .tag("child", &row.child)?
         .tag("hierarchy", &row.hierarchy)?
         .tag("parent", &row.parent)?
-        .tag("child", &row.child)?
         .field_int("version", row.version as i64)
         .field_bool("reached", row.child_reached.is_some());
     if let Some(t) = row.child_reached {
@@ -175,8 +175,8 @@ pub fn write_site_alert(
     let summary = alert.summary.replace('\\', "/");
     let mut p = PointBuilder::new(out, SITE_ALERT)
         .tag("hierarchy", &alert.hierarchy)?
-        .tag("site", &alert.site)?
         .tag("kind", alert.kind.as_str())?
+        .tag("site", &alert.site)?
         .tag("summary", &summary)?
         .field_int("active", 1)
         .field_int("since_ms", alert.since.timestamp_millis())
@@ -303,7 +303,7 @@ mod tests {
         write_propagation(&row, &mut out).unwrap();
         assert_eq!(
             out,
-            "version_propagation,hierarchy=contoso,parent=CS1,child=PS1 version=34i,reached=true,child_reached_ms=1709287650000i,delay_s=450.0 1709287200000000000\n"
+            "version_propagation,child=PS1,hierarchy=contoso,parent=CS1 version=34i,reached=true,child_reached_ms=1709287650000i,delay_s=450.0 1709287200000000000\n"
         );
     }
 
@@ -322,7 +322,7 @@ mod tests {
         write_site_alert(&alert, Some("CAS"), t("2024-03-01T12:00:00Z"), &mut out).unwrap();
         assert_eq!(
             out,
-            "site_alert,hierarchy=contoso,site=CS1,kind=failed,summary=[0x80131500]\\ C:/Logs/\\ a\\=b\\,c\\ / active=1i,since_ms=1709287200000i,detail=\"1 failed run(s)\nx=1 \\\"q\\\"\",parent=\"CAS\" 1709294400000000000\n"
+            "site_alert,hierarchy=contoso,kind=failed,site=CS1,summary=[0x80131500]\\ C:/Logs/\\ a\\=b\\,c\\ / active=1i,since_ms=1709287200000i,detail=\"1 failed run(s)\nx=1 \\\"q\\\"\",parent=\"CAS\" 1709294400000000000\n"
         );
     }
 
