@@ -87,6 +87,14 @@ impl Gathered {
     }
 }
 
+/// Where a record came from: its Kafka message, and its source file ([`source_id`]).
+#[derive(Clone, Copy)]
+struct Came<'m> {
+    origin: &'m Origin,
+    key: Option<&'m [u8]>,
+    source: u64,
+}
+
 /// What a dead letter holds, which decides how `statmsg dlq replay` sends it back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -163,18 +171,28 @@ impl Batch {
         let mut tracker = tracker;
         match decoded {
             Ok(Payload::Bundle(bundle)) => {
-                // The source is the same for all: its hash is computed once.
+                // The source is the same for all: its hash is computed once. So is the site:
+                // its partition and last message are noted once, after its records.
                 let source = source_id(&bundle.host, &bundle.path, bundle.file.as_deref());
+                let (hierarchy, site) = (bundle.hierarchy.clone(), bundle.site.clone());
+                let from = Came { origin: &origin, key, source };
+                let mut tracked = false;
                 bundle.each(|envelope| {
-                    self.add_envelope(envelope, source, &origin, key, None, tracker.as_deref_mut())
+                    let tracker = tracker.as_deref_mut();
+                    tracked |= self.add_envelope(envelope, from, None, tracker, Some(&site));
                 });
+                if let (true, Some(tracker)) = (tracked, tracker) {
+                    tracker.set_partition(&hierarchy, &site, origin.partition);
+                    self.touch(&hierarchy, &site, &origin);
+                }
             }
             Ok(Payload::Damaged(bundle)) => {
                 let source = source_id(&bundle.host, &bundle.path, bundle.file.as_deref());
+                let from = Came { origin: &origin, key, source };
                 for raw in &bundle.records {
                     match bundle.decode_record(raw) {
                         Ok(envelope) => {
-                            self.add_envelope(envelope, source, &origin, key, None, tracker.as_deref_mut())
+                            self.add_envelope(envelope, from, None, tracker.as_deref_mut(), None);
                         }
                         Err(e) => {
                             let reason = format!("a record of a bundle: {e}");
@@ -192,7 +210,8 @@ impl Batch {
             Ok(Payload::Envelope(envelope)) => {
                 let source =
                     source_id(&envelope.host, &envelope.source.path, envelope.source.file.as_deref());
-                self.add_envelope(envelope, source, &origin, key, Some(payload), tracker);
+                let from = Came { origin: &origin, key, source };
+                self.add_envelope(envelope, from, Some(payload), tracker, None);
             }
             Ok(Payload::Heartbeat(beat)) => self.add_heartbeat(&beat, origin, key, payload, tracker),
             Ok(Payload::Newer { schema }) => {
@@ -209,27 +228,31 @@ impl Batch {
 
     /// One record: to the tracker, and a `statmsg` point if it is a status message. A record
     /// that cannot be stored is a dead letter of its own: `payload` when it came alone, else
-    /// its envelope re-encoded (`statmsg dlq replay` sends it back alone).
+    /// its envelope re-encoded (`statmsg dlq replay` sends it back alone). The caller notes the
+    /// partition and last message of `noted_later` (a bundle's site) itself; returns whether
+    /// the record went to that site.
     fn add_envelope(
         &mut self,
         envelope: Envelope<'_>,
-        source: u64,
-        origin: &Origin,
-        key: Option<&[u8]>,
+        from: Came<'_>,
         payload: Option<&[u8]>,
         tracker: Option<&mut Tracker>,
-    ) {
+        noted_later: Option<&str>,
+    ) -> bool {
         self.records += 1;
-        if let Some(tracker) = tracker {
-            self.track(&envelope, source, origin, tracker);
-        }
+        let Came { origin, key, .. } = from;
+        let tracked = match tracker {
+            Some(tracker) => self.track(&envelope, from, tracker, noted_later),
+            None => false,
+        };
         let alone = || match payload {
             Some(payload) => String::from_utf8_lossy(payload).into_owned(),
             // Infallible: the envelope holds only strings, numbers and string-keyed structs.
             None => serde_json::to_string(&envelope).expect("an envelope always serializes"),
         };
         if let Some(error) = &envelope.record.statmsg_error {
-            return self.dead_letter(DeadKind::Message, error, origin.clone(), key, &alone());
+            self.dead_letter(DeadKind::Message, error, origin.clone(), key, &alone());
+            return tracked;
         }
         let start = self.body.len();
         match write_statmsg_point(&envelope, &mut self.body) {
@@ -240,18 +263,31 @@ impl Batch {
                 self.dead_letter(DeadKind::Message, &e.to_string(), origin.clone(), key, &alone());
             }
         }
+        tracked
     }
 
-    fn track(&mut self, envelope: &Envelope<'_>, source: u64, origin: &Origin, tracker: &mut Tracker) {
+    /// Feeds the record to its site's run; notes the site's partition and last message unless
+    /// the site is `noted_later`, and then says so.
+    fn track(
+        &mut self,
+        envelope: &Envelope<'_>,
+        Came { origin, source, .. }: Came<'_>,
+        tracker: &mut Tracker,
+        noted_later: Option<&str>,
+    ) -> bool {
         let site = if envelope.site.is_empty() { envelope.record_site() } else { &envelope.site };
         if site.is_empty() {
             self.untracked += 1;
-            return;
+            return false;
         }
         let position = Position { source, offset: envelope.source.offset };
         tracker.observe(&envelope.hierarchy, site, &envelope.record, Some(position));
+        if noted_later == Some(site) {
+            return true;
+        }
         tracker.set_partition(&envelope.hierarchy, site, origin.partition);
         self.touch(&envelope.hierarchy, site, origin);
+        false
     }
 
     /// A collector's heartbeat: to the tracker (`silent`; the consumer's heartbeat writes it

@@ -61,6 +61,33 @@ fn a_bundle_is_its_records_and_a_bad_one_is_a_dead_letter_of_its_own_that_replay
 }
 
 #[test]
+fn a_bundle_notes_its_site_once_and_a_siteless_bundle_the_site_each_record_names() {
+    use crate::collect::bundle::{Bundler, Origin as From};
+    let status: Envelope<'_> = serde_json::from_str(STATUS).unwrap();
+    let mut tracker = Tracker::new(statmsg_track::TrackerConfig::default());
+    let mut batch = Batch::default();
+    for (hierarchy, site, partition) in [("h", "CS1", 5), ("g", "", 2)] {
+        let mut bundler = Bundler::new(From { hierarchy, host: "cm1", path: "a", file: None });
+        for offset in [0, 100] {
+            let mut record = status.record.clone();
+            // The status message names its site: CS1 in the first bundle, PS1 in the siteless one.
+            if site.is_empty() {
+                record.statmsg.as_mut().unwrap().site = "PS1".into();
+            }
+            bundler.push(site, offset, record);
+        }
+        let (key, payload) = bundler.finish().remove(0);
+        let origin = Origin { topic: Arc::from("t"), partition, offset: 7 };
+        batch.add_tracked(origin, Some(key.as_bytes()), Some(&payload), Some(&mut tracker));
+    }
+    assert_eq!(batch.records, 4);
+    assert_eq!(tracker.site("h", "CS1").and_then(|s| s.partition), Some(5));
+    assert_eq!(tracker.site("g", "PS1").and_then(|s| s.partition), Some(2));
+    let touched: Vec<_> = batch.touched_sites().map(|(h, s)| format!("{h}/{s}")).collect();
+    assert_eq!(touched, ["g/PS1", "h/CS1"]);
+}
+
+#[test]
 fn a_record_of_a_bundle_that_does_not_decode_is_set_aside_alone() {
     use crate::collect::bundle::{Bundler, Origin as From};
     let status: Envelope<'_> = serde_json::from_str(STATUS).unwrap();

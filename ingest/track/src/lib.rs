@@ -186,12 +186,16 @@ impl Tracker {
     /// Applies one record of `site` in `hierarchy`. `position` identifies the record in its
     /// source so that a redelivered record changes nothing.
     pub fn observe(&mut self, hierarchy: &str, site: &str, record: &Record<'_>, position: Option<Position>) {
-        if self.site(hierarchy, site).is_none() {
-            let sites = self.sites.entry(hierarchy.to_owned()).or_default();
-            sites.insert(site.to_owned(), SiteState::new(hierarchy, site));
-        }
-        let Some(state) = self.sites.get_mut(hierarchy).and_then(|m| m.get_mut(site)) else { return };
-        let observed = state.observe(record, position);
+        // One lookup for a site already known (nearly every record): the consumer calls this for
+        // every record it reads.
+        let observed = match self.sites.get_mut(hierarchy).and_then(|m| m.get_mut(site)) {
+            Some(state) => state.observe(record, position),
+            None => {
+                let sites = self.sites.entry(hierarchy.to_owned()).or_default();
+                let state = sites.entry(site.to_owned()).or_insert_with(|| SiteState::new(hierarchy, site));
+                state.observe(record, position)
+            }
+        };
         if let Some(run) = observed.ended {
             self.ended.push(run);
         }
