@@ -4,7 +4,7 @@ taking the same points straight, in the same run (needs `deploy/local/stack up`)
 
 1. `statmsg simulate --sites 50 --days 120` (written once, cached), collected into a fresh
    6-partition topic by one `statmsg collect` per site (as on a fleet: bundles of records, one
-   message each); waits until the topic stops growing.
+   message each); waits until the topic holds every record of the files and stops growing.
 2. For 1, 2 and 3 consumers in one fresh group each, with a fresh database and state topic:
    time from start to the moment every consumer logged "caught up" (every assigned partition
    read to its end and stored). As in a deployment, the topics and the database exist before
@@ -119,10 +119,19 @@ database = "{db}"
 
 
 def collect(binary, sim, d, topic):
-    """One collector per site folder, all at once, until the topic stops growing."""
+    """One collector per site folder, all at once, until the topic holds every record of the
+    files (`statmsg parse --stats` counts them) and stops growing."""
     root = os.path.join(sim, "bench")
     sites = sorted(e for e in os.listdir(root) if os.path.isdir(os.path.join(root, e)))
-    procs = []
+    files = [os.path.join(root, s, f) for s in sites for f in sorted(os.listdir(os.path.join(root, s)))
+             if f.endswith((".log", ".lo_"))]
+    stats = subprocess.run([binary, "parse", "--stats", *files], capture_output=True, text=True, check=True)
+    expected = int(stats.stdout.split()[0])
+    procs, logs = [], []
+    # The topic made first, as in a deployment: collectors that find it made by another a moment
+    # earlier would meet "not leader" answers and wait out retries.
+    set_up_topics = config(d, "collect-setup", topic, "unused", "unused")
+    subprocess.run([binary, "kafka", "setup", "--config", set_up_topics], check=True, stdout=subprocess.DEVNULL)
     for site in sites:
         folder = os.path.join(root, site)
         extra = f"""[collect]
@@ -132,26 +141,48 @@ start_at = "beginning"
 site = "{site}"
 """
         path = config(d, f"collect-{site}", topic, "unused", "unused", extra)
+        logs.append(open(os.path.join(d, f"collect-{site}.log"), "w"))
         procs.append(subprocess.Popen([binary, "collect", "--config", path],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    last, stable = -1, 0
-    while stable < 6:
+                                      stdout=subprocess.DEVNULL, stderr=logs[-1]))
+    deadline = time.time() + 300
+    last, stable, records = -1, 0, 0
+    while True:
         time.sleep(0.5)
         n = end_offsets(topic)
         stable = stable + 1 if n == last and n > 0 else 0
         last = n
+        if stable >= 6:
+            # Quiet for 3 s: done if every record is there (a collector may be waiting out a
+            # retry after the new topic's first "not leader" answers).
+            records = records_in(topic)
+            if records >= expected:
+                break
+            stable = 0
+        if time.time() > deadline:
+            for site, log in zip(sites, logs):
+                log.flush()
+                tail = open(log.name).read().splitlines()[-5:]
+                sys.stderr.write(f"--- collector {site}\n" + "\n".join(tail) + "\n")
+            raise SystemExit(f"the collectors published {records:,} of the {expected:,} records of the files")
     for p in procs:
         p.terminate()
     for p in procs:
         p.wait()
-    return len(sites), last, records_in(topic)
+    for log in logs:
+        log.close()
+    return len(sites), last, records
 
 
 def records_in(topic):
     """Records in `topic`: a collector sends bundles of records, heartbeats aside."""
     out = subprocess.run(["kcat", "-b", BROKERS, "-C", "-t", topic, "-e", "-q", "-f", "%s\n"],
                          capture_output=True, text=True, check=True).stdout
-    return sum(len(json.loads(line).get("records", [])) for line in out.splitlines() if line)
+    seen = set()
+    for line in out.splitlines():
+        bundle = json.loads(line) if line else {}
+        # Distinct records (a retried publish may have sent some twice).
+        seen.update((bundle["path"], r["offset"]) for r in bundle.get("records", []))
+    return len(seen)
 
 
 def cpu_ticks(pid):

@@ -45,7 +45,7 @@ impl<'b> PointBuilder<'b> {
     /// Adds a tag; an empty value is omitted (InfluxDB refuses empty tag values). Tags come in
     /// the order of their keys (as bytes, checked in debug builds): InfluxDB sorts the tags of
     /// every point that does not have them so, at a cost (its documentation asks writers to sort
-    /// them; the points of `./bench consume` posted as they are: InfluxDB's CPU -11 %).
+    /// them; a drain's request bodies replayed with their tags sorted: InfluxDB's CPU -7 to -11 %).
     pub fn tag(mut self, key: &'static str, value: &str) -> Result<Self, LineProtocolError> {
         debug_assert!(is_plain_key(key) && self.fields == 0, "tag {key:?}");
         debug_assert!(
@@ -162,6 +162,14 @@ mod tests {
         }
         p.finish(42)?;
         Ok(out)
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "tags in the order of their keys")]
+    fn tags_out_of_key_order_are_refused_in_debug_builds() {
+        let mut out = String::new();
+        let _ = PointBuilder::new(&mut out, "m").tag("site", "a").and_then(|p| p.tag("hierarchy", "h"));
     }
 
     #[test]

@@ -61,7 +61,7 @@ fn a_bundle_is_its_records_and_a_bad_one_is_a_dead_letter_of_its_own_that_replay
 }
 
 #[test]
-fn a_bundle_notes_its_site_once_and_a_siteless_bundle_the_site_each_record_names() {
+fn a_bundles_records_go_to_its_site_and_a_siteless_bundles_to_the_site_each_names() {
     use crate::collect::bundle::{Bundler, Origin as From};
     let status: Envelope<'_> = serde_json::from_str(STATUS).unwrap();
     let mut tracker = Tracker::new(statmsg_track::TrackerConfig::default());
@@ -70,8 +70,9 @@ fn a_bundle_notes_its_site_once_and_a_siteless_bundle_the_site_each_record_names
         let mut bundler = Bundler::new(From { hierarchy, host: "cm1", path: "a", file: None });
         for offset in [0, 100] {
             let mut record = status.record.clone();
-            // The status message names its site: CS1 in the first bundle, PS1 in the siteless one.
-            if site.is_empty() {
+            // Each status message names PS1 as its site (the second of the CS1 bundle too): a
+            // bundle's site wins; a siteless bundle's records go to the site they name.
+            if site.is_empty() || offset == 100 {
                 record.statmsg.as_mut().unwrap().site = "PS1".into();
             }
             bundler.push(site, offset, record);
@@ -83,6 +84,7 @@ fn a_bundle_notes_its_site_once_and_a_siteless_bundle_the_site_each_record_names
     assert_eq!(batch.records, 4);
     assert_eq!(tracker.site("h", "CS1").and_then(|s| s.partition), Some(5));
     assert_eq!(tracker.site("g", "PS1").and_then(|s| s.partition), Some(2));
+    assert!(tracker.site("h", "PS1").is_none(), "the CS1 bundle's records are CS1's");
     let touched: Vec<_> = batch.touched_sites().map(|(h, s)| format!("{h}/{s}")).collect();
     assert_eq!(touched, ["g/PS1", "h/CS1"]);
 }
