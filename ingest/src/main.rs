@@ -281,11 +281,11 @@ fn service_action(action: ServiceAction) -> anyhow::Result<()> {
 
 /// `statmsg kafka setup`: says what it found of each topic; fails when one is refused.
 fn kafka_setup(config: &Path) -> anyhow::Result<()> {
-    use statmsg_ingest::kafka::{check_topics, topics_of, TopicState};
+    use statmsg_ingest::kafka::{check_topics, topics_of, Role, TopicState};
     let settings = Settings::load(config)?;
     let kafka = &settings.kafka;
     let found = runtime()?
-        .block_on(check_topics(kafka, &topics_of(kafka, true)))
+        .block_on(check_topics(kafka, &topics_of(kafka, Role::Consumer)))
         .with_context(|| format!("cannot ask Kafka at {} for its topics", kafka.brokers))?;
     let mut refused = Vec::new();
     for (topic, state) in found {

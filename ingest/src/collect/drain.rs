@@ -36,7 +36,11 @@ pub async fn run(
     let _topic_check = AbortOnDrop({
         let kafka = kafka.clone();
         tokio::spawn(async move {
-            crate::kafka::ensure_topics(&kafka, &crate::kafka::topics_of(&kafka, false)).await
+            crate::kafka::ensure_topics(
+                &kafka,
+                &crate::kafka::topics_of(&kafka, crate::kafka::Role::Collector),
+            )
+            .await
         })
     });
     let mut backoff = Backoff::new(FIRST_RETRY_WAIT);

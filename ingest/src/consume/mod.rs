@@ -201,8 +201,11 @@ async fn consume(config: Config, shutdown: &Shutdown) -> Result<(), Interrupted>
     let writer = InfluxWriter::new(&config.influxdb)?;
     // The topic check waits for Kafka (up to 30 s): a shutdown must not wait for it. One
     // request for the three topics: each request costs a round trip.
-    unless_stopped(shutdown, crate::kafka::ensure_topics(kafka, &crate::kafka::topics_of(kafka, true)))
-        .await?;
+    unless_stopped(
+        shutdown,
+        crate::kafka::ensure_topics(kafka, &crate::kafka::topics_of(kafka, crate::kafka::Role::Consumer)),
+    )
+    .await?;
     let store = StateStore::open(kafka).map_err(ConsumeError::Kafka)?;
     let mut tracking = tracking::Tracking::new(config.track.clone(), store);
     // Before joining the group: partitions given to a consumer that cannot read the state

@@ -207,16 +207,25 @@ pub enum TopicState {
     Refused(String),
 }
 
+/// Who needs the topics of [`topics_of`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Sends to the records topic only.
+    Collector,
+    /// Reads the records topic, writes the dead letters and the tracker states.
+    Consumer,
+}
+
 /// The topics of statmsg's configuration: the records topic, and for a consumer also the
 /// dead-letter topic (`partitions` partitions each) and the tracker state topic, compacted (one
 /// value kept per key) with one partition: its readers read every partition of it, so one is
 /// enough for its few small messages (one per site) and spares the broker the work of creating
 /// more (`./bench consume`, whose every run named a new state topic: a drain cost Kafka 0.16 to
 /// 0.37 s of CPU with six, 0.13 to 0.16 s with one).
-pub fn topics_of(settings: &KafkaSettings, consumer: bool) -> Vec<NewTopic<'_>> {
+pub fn topics_of(settings: &KafkaSettings, role: Role) -> Vec<NewTopic<'_>> {
     let spread = |topic| NewTopic::new(topic, settings.partitions, TopicReplication::Fixed(-1));
     let mut topics = vec![spread(&settings.topic)];
-    if consumer {
+    if role == Role::Consumer {
         topics.push(spread(&settings.dead_letter_topic));
         topics.push(
             NewTopic::new(&settings.state_topic, 1, TopicReplication::Fixed(-1))
