@@ -4,7 +4,9 @@
 //!   borrowed from the read buffer when parsed and from the Kafka payload when consumed
 //!   (`Cow<'a, str>` everywhere), owned only when they must outlive those buffers.
 //! * [`envelope`]: what a collector publishes to Kafka: a versioned JSON [`Bundle`] of records
-//!   of one file (or an [`Envelope`] around one record), its partitioning key, and [`decode`].
+//!   of one file (or an [`Envelope`] around one record), its partitioning key, and [`decode`];
+//!   [`bundle`] writes them (the collector's [`bundle::Bundler`]), so the wire format is written
+//!   and read in this one crate.
 //! * [`line_protocol`]: the InfluxDB line-protocol encoder, escaping hostile text so that a log
 //!   line can never inject points, tags or fields.
 //! * [`heartbeat`]: what a collector says about itself every minute ([`CollectorHeartbeat`]), on
@@ -18,6 +20,7 @@
 //! `serde_json` and `thiserror`.
 
 mod borrow;
+pub mod bundle;
 pub mod catalog;
 pub mod envelope;
 pub mod event;

@@ -25,7 +25,7 @@ fn log_bytes() -> Vec<u8> {
 
 fn parse(c: &mut Criterion) {
     let bytes = log_bytes();
-    let (kind, bom) = FileKind::detect(&bytes[..8192]);
+    let (kind, bom) = FileKind::detect(&bytes[..FileKind::DETECT_BYTES]);
     let mut group = c.benchmark_group("wsyncmgr_100MB");
     group.throughput(Throughput::Bytes(bytes.len() as u64));
     group.sample_size(10);

@@ -29,7 +29,8 @@
 //!
 //! Only `statmsg-schema` (the record model), `nom`, `memchr`, `chrono`, `serde` and `thiserror`.
 //! No I/O, no async, no clock: never tokio, rdkafka, reqwest or hyper, nor `statmsg-track` or
-//! `statmsg-ingest`. The fuzz target and the criterion benchmark build on this crate and
+//! any shell crate (`statmsg`, `statmsg-plumbing`, `statmsg-collect`, `statmsg-consume`,
+//! `statmsg-sim`). The fuzz target and the criterion benchmark build on this crate and
 //! `statmsg-schema` alone.
 //!
 //! [`Event`]: statmsg_schema::Event
@@ -67,8 +68,13 @@ pub struct FileKind {
 }
 
 impl FileKind {
-    /// Detects the kind from the first bytes of a file (a few KiB suffice) and returns it with
-    /// the length of the byte-order mark to skip.
+    /// The bytes of a file's head that every reader hands to [`FileKind::detect`]: enough for
+    /// the byte-order mark and the first lines of every format.
+    pub const DETECT_BYTES: usize = 8192;
+
+    /// Detects the kind from the first bytes of a file ([`FileKind::DETECT_BYTES`] of them, or
+    /// the whole file when shorter) and returns it with the length of the byte-order mark to
+    /// skip.
     pub fn detect(head: &[u8]) -> (FileKind, usize) {
         let (encoding, bom) = Encoding::detect(head);
         let sample: Cow<'_, str> = match encoding {
@@ -243,7 +249,7 @@ pub fn parse_line(line: &str) -> Record<'_> {
 /// Records are owned (the buffer may be transcoded); use [`Frames`] and [`parse_record`] to
 /// borrow.
 pub fn parse_file_bytes(bytes: &[u8]) -> (FileKind, Vec<(u64, Record<'static>)>) {
-    let (kind, bom) = FileKind::detect(&bytes[..bytes.len().min(8192)]);
+    let (kind, bom) = FileKind::detect(&bytes[..bytes.len().min(FileKind::DETECT_BYTES)]);
     let mut out = Vec::new();
     for_each_record(kind, &bytes[bom..], bom as u64, |offset, record| {
         let record = record.clone();

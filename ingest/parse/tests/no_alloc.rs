@@ -44,7 +44,7 @@ fn parsing_server_records_allocates_nothing_per_record_but_a_status_message_box(
     let mut text = String::new();
     statmsg_parse::synth::wsyncmgr_log(2_000_000, 3, &mut text);
     let bytes = text.into_bytes();
-    let (kind, bom) = FileKind::detect(&bytes[..8192]);
+    let (kind, bom) = FileKind::detect(&bytes[..FileKind::DETECT_BYTES]);
     let mut stats = Stats::default();
     let before = allocations();
     for_each_record(kind, &bytes[bom..], bom as u64, |_, record| stats.add(record));

@@ -24,7 +24,8 @@
 //! Only `statmsg-schema` (the record model and line-protocol encoding), `chrono` and `serde`.
 //! It reads parsed records, never bytes: `statmsg-parse` is a dev-dependency for its tests, not
 //! a dependency. No I/O, no async, no clock: never tokio, rdkafka, reqwest or hyper, nor
-//! `statmsg-ingest`.
+//! any shell crate (`statmsg`, `statmsg-plumbing`, `statmsg-collect`, `statmsg-consume`,
+//! `statmsg-sim`).
 
 mod alert;
 pub mod points;
