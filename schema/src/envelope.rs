@@ -111,8 +111,8 @@ pub struct BundledRecord<'a> {
 
 impl<'a, R> Bundle<'a, R> {
     /// The header, borrowed.
-    fn origin(&self) -> Origin<'_> {
-        Origin {
+    fn header(&self) -> BundleHeader<'_> {
+        BundleHeader {
             schema: self.schema,
             hierarchy: &self.hierarchy,
             site: &self.site,
@@ -128,7 +128,7 @@ impl<'a> Bundle<'a> {
     /// the bundle's header, so none costs an allocation.
     pub fn each(mut self, mut f: impl FnMut(Envelope<'_>)) {
         let records = std::mem::take(&mut self.records);
-        let origin = self.origin();
+        let origin = self.header();
         for entry in records {
             f(origin.envelope(entry));
         }
@@ -137,7 +137,7 @@ impl<'a> Bundle<'a> {
 
 /// The header of a bundle, borrowed.
 #[derive(Clone, Copy)]
-struct Origin<'s> {
+struct BundleHeader<'s> {
     schema: u32,
     hierarchy: &'s str,
     site: &'s str,
@@ -146,7 +146,7 @@ struct Origin<'s> {
     file: Option<&'s str>,
 }
 
-impl<'s> Origin<'s> {
+impl<'s> BundleHeader<'s> {
     /// `entry` as the [`Envelope`] it would have had alone.
     fn envelope(self, entry: BundledRecord<'s>) -> Envelope<'s> {
         Envelope {
@@ -172,7 +172,7 @@ pub type RawBundle<'a> = Bundle<'a, &'a RawValue>;
 impl<'a> Bundle<'a, &'a RawValue> {
     /// The record of `raw` (one of its records) as the [`Envelope`] it would have had alone.
     pub fn decode_record<'s>(&'s self, raw: &'s RawValue) -> Result<Envelope<'s>, serde_json::Error> {
-        Ok(self.origin().envelope(serde_json::from_str(raw.get())?))
+        Ok(self.header().envelope(serde_json::from_str(raw.get())?))
     }
 
     /// A bundle of `raw` alone (JSON): what a dead letter holds, to be replayed by a consumer

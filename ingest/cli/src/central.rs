@@ -11,7 +11,6 @@ use statmsg_plumbing::shutdown;
 use statmsg_sim::{SimConfig, Simulation};
 
 use crate::cli::{AnalyzeArgs, Command, DlqAction, InfluxAction, KafkaAction, ReportArgs, SimulateArgs};
-use crate::runtime;
 
 /// Runs a central command (those of the collector's build are answered in `main.rs`).
 pub fn run(command: Command) -> anyhow::Result<()> {
@@ -209,6 +208,11 @@ impl From<SimulateArgs> for SimConfig {
             ..SimConfig::default()
         }
     }
+}
+
+/// The central commands' runtime: every core.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
 }
 
 /// Threads for reading log files offline: every core, at most 8.

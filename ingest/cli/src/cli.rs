@@ -28,6 +28,11 @@ pub const COLLECTOR_BUILD: &str = "This is the collector's build of statmsg, for
 collect, service, config, parse and --version. consume, dlq, kafka, influx, analyze, report and \
 simulate are in the full build (the central one).";
 
+/// The subcommands of the central build only (`analyze` ... `influx` below).
+#[cfg(not(feature = "central"))]
+pub const CENTRAL_COMMANDS: [&str; 7] =
+    ["analyze", "report", "simulate", "consume", "dlq", "kafka", "influx"];
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Parse log files offline and print their records.

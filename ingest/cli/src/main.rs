@@ -21,6 +21,13 @@ use statmsg_plumbing::config::{RawConfig, Secret, EXAMPLE};
 use statmsg_plumbing::shutdown;
 
 fn main() -> ExitCode {
+    // Before the options are parsed: a central command typed on a site server is told what this
+    // build is, not which of that command's options are missing.
+    #[cfg(not(feature = "central"))]
+    if let Some(central) = std::env::args().nth(1).filter(|a| cli::CENTRAL_COMMANDS.contains(&a.as_str())) {
+        eprintln!("statmsg: error: `{central}` is not in this build. {}", cli::COLLECTOR_BUILD);
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     init_logging(&cli);
     match run(cli) {
@@ -45,14 +52,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         #[cfg(feature = "central")]
         central => central::run(central),
         #[cfg(not(feature = "central"))]
-        central => anyhow::bail!("{}: {}", subcommand_name(&central), cli::COLLECTOR_BUILD),
+        central => unreachable!("main answers {central:?} before parsing"),
     }
-}
-
-/// The subcommand as typed, for the collector build's answer to a central one.
-#[cfg(not(feature = "central"))]
-fn subcommand_name(command: &Command) -> String {
-    format!("{command:?}").split([' ', '(', '{']).next().unwrap_or_default().to_lowercase()
 }
 
 /// Logs go to stderr, but a service's go to daily files beside its configuration (it has no
@@ -187,10 +188,6 @@ fn check_config(path: &Path) -> anyhow::Result<()> {
         path.display()
     )?;
     Ok(())
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
 }
 
 /// The collector's runtime: it mostly waits (on file changes, the spool, Kafka's acknowledgements),

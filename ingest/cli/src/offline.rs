@@ -1,4 +1,4 @@
-//! Reading whole log files offline (`statmsg parse --stats`, later `statmsg analyze`): every
+//! Reading whole log files offline (`statmsg parse --stats`, `statmsg analyze`): every
 //! core on its own range of the file, each range read sequentially in small blocks into a reused
 //! buffer (cache-sized, so the kernel's copy and the parse touch the same cache lines), ranges
 //! and blocks cut at record boundaries so the result is exactly that of one pass.

@@ -3,6 +3,11 @@
 //! a crash leaves either the old or the new state. A file's offset is saved only after every
 //! record before it is safely in the spool (written and fsynced), which holds it until Kafka
 //! acknowledged it.
+//!
+//! The file's format is private to this module: its records (`FollowedV2`, `PositionV1`), its
+//! `VERSION` and the migration from version 1 live here together, converted to and from
+//! the types the collector works with, so a field added to [`Followed`] cannot change the file
+//! without this module (and its version) saying so.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use statmsg_parse::FileKind;
 use thiserror::Error;
 
-use super::follow::Followed;
+use crate::follow::Followed;
+use crate::identity::{FileId, Fingerprint};
 
 const FILE_NAME: &str = "checkpoints.json";
 /// 2: files by identity (a list of [`Followed`]); 1: positions by path (still read).
@@ -30,74 +36,75 @@ pub enum CheckpointError {
     Write { path: PathBuf, source: std::io::Error },
 }
 
-/// Identity of a file that survives renames (device and inode on Unix, volume serial number and
-/// NTFS file index on Windows), so that a file replaced under the same name is not read from the
-/// old one's position.
+/// A file's identity on disk (`FileId`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileId {
-    pub device: u64,
-    pub index: u64,
+struct IdOnDisk {
+    device: u64,
+    index: u64,
 }
 
-impl FileId {
-    /// The identity of an open file (`meta` is its metadata, already read by the caller).
-    pub fn of(file: &std::fs::File, meta: &std::fs::Metadata) -> std::io::Result<FileId> {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::MetadataExt;
-            let _ = file;
-            Ok(FileId { device: meta.dev(), index: meta.ino() })
-        }
-        #[cfg(windows)]
-        {
-            // std's own file index is unstable; winapi-util asks GetFileInformationByHandle.
-            let _ = meta;
-            let info = winapi_util::file::information(winapi_util::HandleRef::from_file(file))?;
-            Ok(FileId { device: info.volume_serial_number(), index: info.file_index() })
-        }
-        #[cfg(not(any(unix, windows)))]
-        {
-            let _ = (file, meta);
-            Ok(FileId { device: 0, index: 0 })
-        }
-    }
+/// A fingerprint on disk (`Fingerprint`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct FingerprintOnDisk {
+    len: u32,
+    hash: u64,
+}
+
+/// One followed file in version 2.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct FollowedV2 {
+    path: String,
+    id: IdOnDisk,
+    offset: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kind: Option<FileKind>,
+    fingerprint: FingerprintOnDisk,
+    #[serde(default)]
+    len_seen: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    missing: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Where reading of one file resumed in version 1 (keyed by path).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct PositionV1 {
-    id: FileId,
+    id: IdOnDisk,
     offset: u64,
     #[serde(default)]
     kind: Option<FileKind>,
     #[serde(default)]
-    fingerprint: Option<Fingerprint>,
+    fingerprint: Option<FingerprintOnDisk>,
 }
 
-/// FNV-1a of the first `len` bytes of a file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Fingerprint {
-    pub len: u32,
-    pub hash: u64,
-}
-
-impl Fingerprint {
-    /// Bytes hashed at most.
-    pub const MAX_LEN: usize = 1024;
-
-    pub fn of(head: &[u8]) -> Fingerprint {
-        let head = &head[..head.len().min(Self::MAX_LEN)];
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in head {
-            hash ^= u64::from(*b);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+impl From<&Followed> for FollowedV2 {
+    fn from(f: &Followed) -> FollowedV2 {
+        FollowedV2 {
+            path: f.path.clone(),
+            id: IdOnDisk { device: f.id.device, index: f.id.index },
+            offset: f.offset,
+            kind: f.kind,
+            fingerprint: FingerprintOnDisk { len: f.fingerprint.len, hash: f.fingerprint.hash },
+            len_seen: f.len_seen,
+            missing: f.missing,
         }
-        Fingerprint { len: head.len() as u32, hash }
     }
+}
 
-    /// Whether a file that now starts with `head` (read up to `MAX_LEN` bytes) is the same file.
-    pub fn matches(&self, head: &[u8]) -> bool {
-        head.len() >= self.len as usize && Fingerprint::of(&head[..self.len as usize]) == *self
+impl From<FollowedV2> for Followed {
+    fn from(f: FollowedV2) -> Followed {
+        Followed {
+            path: f.path,
+            id: FileId { device: f.id.device, index: f.id.index },
+            offset: f.offset,
+            kind: f.kind,
+            fingerprint: Fingerprint { len: f.fingerprint.len, hash: f.fingerprint.hash },
+            len_seen: f.len_seen,
+            missing: f.missing,
+        }
     }
 }
 
@@ -105,7 +112,7 @@ impl Fingerprint {
 struct OnDisk {
     version: u32,
     #[serde(default)]
-    followed: Vec<Followed>,
+    followed: Vec<FollowedV2>,
     /// Version 1 only.
     #[serde(default, skip_serializing)]
     files: BTreeMap<String, PositionV1>,
@@ -128,16 +135,20 @@ impl Checkpoints {
             Ok(bytes) => {
                 let disk: OnDisk = serde_json::from_slice(&bytes)
                     .map_err(|source| CheckpointError::Corrupt { path: path.clone(), source })?;
-                let mut followed = disk.followed;
+                let mut followed: Vec<Followed> = disk.followed.into_iter().map(Followed::from).collect();
                 // Version 1 kept positions by path: each becomes a followed file.
-                followed.extend(disk.files.into_iter().map(|(path, p)| Followed {
-                    path,
-                    id: p.id,
-                    offset: p.offset,
-                    kind: p.kind,
-                    fingerprint: p.fingerprint.unwrap_or(Fingerprint::of(&[])),
-                    len_seen: p.offset,
-                    missing: 0,
+                followed.extend(disk.files.into_iter().map(|(path, p)| {
+                    Followed {
+                        path,
+                        id: FileId { device: p.id.device, index: p.id.index },
+                        offset: p.offset,
+                        kind: p.kind,
+                        fingerprint: p
+                            .fingerprint
+                            .map_or(Fingerprint::of(&[]), |f| Fingerprint { len: f.len, hash: f.hash }),
+                        len_seen: p.offset,
+                        missing: 0,
+                    }
                 }));
                 followed
             }
@@ -158,9 +169,13 @@ impl Checkpoints {
             return Ok(());
         }
         let write_error = |source| CheckpointError::Write { path: self.path.clone(), source };
-        let disk = OnDisk { version: VERSION, followed: followed.to_vec(), files: BTreeMap::new() };
+        let disk = OnDisk {
+            version: VERSION,
+            followed: followed.iter().map(FollowedV2::from).collect(),
+            files: BTreeMap::new(),
+        };
         let bytes = serde_json::to_vec_pretty(&disk).map_err(|e| write_error(std::io::Error::other(e)))?;
-        super::durable::replace_atomically(&self.path, &bytes).map_err(write_error)?;
+        crate::durable::replace_atomically(&self.path, &bytes).map_err(write_error)?;
         self.saved = followed.to_vec();
         Ok(())
     }
@@ -207,6 +222,31 @@ mod tests {
             ("/logs/WsyncMgr.log", FileId { device: 1, index: 2 }, 1234)
         );
         assert_eq!(f.fingerprint, Fingerprint { len: 10, hash: 1 });
+    }
+
+    /// The version 2 file, byte for byte: a change to it must come with a new [`VERSION`].
+    #[test]
+    fn the_file_format_is_pinned() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cp = Checkpoints::open(dir.path()).unwrap();
+        let mut missing = followed("a.lo_", 99);
+        (missing.kind, missing.missing) = (Some(FileKind::detect(b"").0), 2);
+        cp.save(&[followed("a.log", 1234), missing]).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(FILE_NAME)).unwrap();
+        let compact: String = text.split_whitespace().collect();
+        let hash = Fingerprint::of(b"first line").hash;
+        let kind = serde_json::to_string(&FileKind::detect(b"").0).unwrap();
+        assert_eq!(
+            compact,
+            format!(
+                "{{\"version\":2,\"followed\":[\
+                 {{\"path\":\"a.log\",\"id\":{{\"device\":1,\"index\":2}},\"offset\":1234,\
+                 \"fingerprint\":{{\"len\":10,\"hash\":{hash}}},\"len_seen\":1234}},\
+                 {{\"path\":\"a.lo_\",\"id\":{{\"device\":1,\"index\":2}},\"offset\":99,\"kind\":{kind},\
+                 \"fingerprint\":{{\"len\":10,\"hash\":{hash}}},\"len_seen\":99,\"missing\":2}}]}}"
+            )
+            .replace(' ', "")
+        );
     }
 
     #[test]

@@ -22,10 +22,9 @@
 
 use std::time::SystemTime;
 
-use serde::{Deserialize, Serialize};
 use statmsg_parse::FileKind;
 
-use super::checkpoint::{FileId, Fingerprint};
+use crate::identity::{FileId, Fingerprint};
 
 /// What a scan saw of one file.
 #[derive(Debug, Clone)]
@@ -38,8 +37,8 @@ pub struct Seen {
     pub head: Vec<u8>,
 }
 
-/// One followed file, as the checkpoints keep it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One followed file, as the checkpoints keep it (in a format of their own).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Followed {
     /// Where it was last seen.
     pub path: String,
@@ -47,25 +46,18 @@ pub struct Followed {
     /// Offset of the first byte not yet safely spooled.
     pub offset: u64,
     /// Format and encoding, detected once from its first bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<FileKind>,
     /// Of its first bytes (as many as there were, up to [`Fingerprint::MAX_LEN`]).
     pub fingerprint: Fingerprint,
     /// Its length at the last scan (to say how much was lost if it vanishes unread).
-    #[serde(default)]
     pub len_seen: u64,
     /// Scans in a row that did not find it (a file can slip between a directory listing and
     /// its `stat` in the middle of a roll; it is given up after [`SCANS_BEFORE_GONE`]).
-    #[serde(default, skip_serializing_if = "is_zero")]
     pub missing: u32,
 }
 
 /// Scans in a row a followed file may be missing before it is given up as gone.
 pub const SCANS_BEFORE_GONE: u32 = 3;
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
-}
 
 /// Why a file is read from where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,7 +126,7 @@ impl Follower {
         let mut claimed = vec![false; seen.len()];
         let mut matched: Vec<Option<usize>> = vec![None; self.files.len()];
         let mut shadows = Vec::new();
-        // Every (followed, seen) pair that may be the same content: the seen file starts with
+        // 1. Every (followed, seen) pair that may be the same content: the seen file starts with
         // the fingerprinted bytes. An empty fingerprint proves nothing, so it pairs only by id.
         let mut pairs: Vec<(u32, bool, usize, usize)> = Vec::new();
         for (k, f) in self.files.iter().enumerate() {
@@ -164,6 +156,8 @@ impl Follower {
                 shadows.push(seen[i].path.clone());
             }
         }
+        // 2. Each followed file read on where it was matched, kept while it may just be missing
+        // for a scan, or given up as gone.
         let mut plan = Plan { shadows, ..Plan::default() };
         let mut files = Vec::with_capacity(seen.len());
         for (k, f) in self.files.iter().enumerate() {

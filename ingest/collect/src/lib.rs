@@ -28,6 +28,7 @@ mod drain;
 pub mod durable;
 pub mod follow;
 pub mod heartbeat;
+pub mod identity;
 pub mod memory;
 pub mod metrics;
 pub mod read;
@@ -47,7 +48,7 @@ use thiserror::Error;
 use self::checkpoint::CheckpointError;
 use self::read::{Pass, Reader, ReaderConfig};
 pub use self::settings::{CollectSettings, Config};
-use self::spool::{Batch, Cursor, Spool, SpoolError};
+use self::spool::{Cursor, Spool, SpoolBatch, SpoolError};
 use statmsg_plumbing::kafka::publish::Publisher;
 use statmsg_plumbing::retry::Backoff;
 use statmsg_plumbing::shutdown::Shutdown;
@@ -267,7 +268,7 @@ impl SharedSpool {
         self.full.load(Ordering::Relaxed)
     }
 
-    pub fn read(&self, from: Cursor, max_entries: usize, max_bytes: u64) -> Result<Batch, SpoolError> {
+    pub fn read(&self, from: Cursor, max_entries: usize, max_bytes: u64) -> Result<SpoolBatch, SpoolError> {
         self.lock().read(from, max_entries, max_bytes)
     }
 

@@ -11,8 +11,9 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::checkpoint::{Checkpoints, FileId, Fingerprint};
+use super::checkpoint::Checkpoints;
 use super::follow::{Follower, Plan, Seen, Why};
+use super::identity::{FileId, Fingerprint};
 use super::metrics::CollectMetrics;
 use super::spool::SpoolError;
 use super::tail::{read_chunk, Want};

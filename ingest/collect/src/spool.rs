@@ -59,7 +59,7 @@ pub struct Entry {
 
 /// A batch read for sending, and the cursor just past it.
 #[derive(Debug, Default)]
-pub struct Batch {
+pub struct SpoolBatch {
     pub entries: Vec<Entry>,
     pub end: Cursor,
     /// Frames that failed their checksum in a complete segment (disk damage), skipped loudly.
@@ -250,11 +250,11 @@ impl Spool {
 
     /// Reads entries from `from` (the acknowledged cursor, or the end of the last batch read) up
     /// to `max_entries` or about `max_bytes` of frames, whichever comes first.
-    pub fn read(&self, from: Cursor, max_entries: usize, max_bytes: u64) -> Result<Batch, SpoolError> {
+    pub fn read(&self, from: Cursor, max_entries: usize, max_bytes: u64) -> Result<SpoolBatch, SpoolError> {
         let io = |source| SpoolError::Io { dir: self.dir.clone(), source };
-        let mut batch = Batch { end: from.max(self.acknowledged), ..Batch::default() };
+        let mut batch = SpoolBatch { end: from.max(self.acknowledged), ..SpoolBatch::default() };
         let mut taken = 0u64;
-        let full = |batch: &Batch, taken: u64| batch.entries.len() >= max_entries || taken >= max_bytes;
+        let full = |batch: &SpoolBatch, taken: u64| batch.entries.len() >= max_entries || taken >= max_bytes;
         for (&segment, &len) in self.segments.iter().zip(&self.lengths) {
             if segment < batch.end.segment {
                 continue;

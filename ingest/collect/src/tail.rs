@@ -6,8 +6,8 @@ use std::path::Path;
 
 use statmsg_schema::Record;
 
-use super::checkpoint::{FileId, Fingerprint};
 use super::durable::{open_shared, read_at};
+use super::identity::{FileId, Fingerprint};
 use statmsg_parse::{self as parse, Encoding, FileKind};
 
 /// Bytes read to detect a file's kind.

@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use statmsg_consume::batch::{Batch, Origin};
+use statmsg_consume::batch::{Batch, KafkaOrigin};
 use statmsg_parse::{for_each_record, FileKind};
 use statmsg_schema::bundle::{Bundler, FileOrigin};
 use statmsg_sim::{SimConfig, Simulation};
@@ -63,7 +63,7 @@ fn decode(c: &mut Criterion) {
                 let mut batch = Batch::default();
                 for (i, (key, payload)) in chunk.iter().enumerate() {
                     let offset = (n * BATCH_MESSAGES + i) as i64;
-                    let origin = Origin { topic: topic.clone(), partition: 0, offset };
+                    let origin = KafkaOrigin { topic: topic.clone(), partition: 0, offset };
                     batch.add_tracked(origin, Some(key.as_bytes()), Some(payload), Some(&mut tracker));
                 }
                 batch.add_runs(&tracker.take_runs());

@@ -16,7 +16,7 @@ use statmsg_track::{Position, Propagation, SiteKey, SyncRun, Tracker};
 
 /// Where a message came from. The topic is shared: every message of a batch names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Origin {
+pub struct KafkaOrigin {
     #[serde(serialize_with = "shared_str")]
     pub topic: Arc<str>,
     pub partition: i32,
@@ -38,13 +38,13 @@ pub struct Gathered {
 /// One message of [`Gathered`]: where it came from and where its key and payload are.
 #[derive(Debug)]
 pub struct Received {
-    pub origin: Origin,
+    pub origin: KafkaOrigin,
     key: Option<Range<usize>>,
     payload: Option<Range<usize>>,
 }
 
 impl Gathered {
-    pub fn push(&mut self, origin: Origin, key: Option<&[u8]>, payload: Option<&[u8]>) {
+    pub fn push(&mut self, origin: KafkaOrigin, key: Option<&[u8]>, payload: Option<&[u8]>) {
         let mut copy = |part: Option<&[u8]>| {
             part.map(|part| {
                 let start = self.bytes.len();
@@ -76,7 +76,7 @@ impl Gathered {
     }
 
     /// Each message: origin, key, payload.
-    pub fn iter(&self) -> impl Iterator<Item = (&Origin, Option<&[u8]>, Option<&[u8]>)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&KafkaOrigin, Option<&[u8]>, Option<&[u8]>)> {
         let part = |range: &Option<Range<usize>>| range.clone().map(|r| &self.bytes[r]);
         self.messages.iter().map(move |m| (&m.origin, part(&m.key), part(&m.payload)))
     }
@@ -89,8 +89,8 @@ impl Gathered {
 
 /// Where a record came from: its Kafka message, and its source file ([`source_id`]).
 #[derive(Clone, Copy)]
-struct Came<'m> {
-    origin: &'m Origin,
+struct Source<'m> {
+    origin: &'m KafkaOrigin,
     key: Option<&'m [u8]>,
     source: u64,
 }
@@ -114,7 +114,7 @@ pub struct DeadLetter {
     pub kind: DeadKind,
     pub reason: String,
     #[serde(flatten)]
-    pub origin: Origin,
+    pub origin: KafkaOrigin,
     #[serde(skip)]
     pub key: Option<Vec<u8>>,
     /// The original payload (lossy UTF-8), or the refused line-protocol point.
@@ -125,7 +125,7 @@ pub struct DeadLetter {
 #[derive(Debug, Default)]
 pub struct Batch {
     body: String,
-    points: Vec<(Range<usize>, Origin)>,
+    points: Vec<(Range<usize>, KafkaOrigin)>,
     dead: Vec<DeadLetter>,
     /// Per (topic, partition): the next offset to commit.
     next_offsets: BTreeMap<(Arc<str>, i32), i64>,
@@ -135,7 +135,7 @@ pub struct Batch {
     /// Records that are not status messages: no `statmsg` point (they may still feed the tracker).
     pub skipped: usize,
     /// Sites whose records this batch fed to the tracker, with the last message of each.
-    touched: BTreeMap<SiteKey, Origin>,
+    touched: BTreeMap<SiteKey, KafkaOrigin>,
     /// The key last looked up in `touched`, kept to look up without allocating.
     touched_key: SiteKey,
     /// Records the tracker could not place: no site in the envelope nor in the record.
@@ -146,14 +146,14 @@ pub struct Batch {
 
 impl Batch {
     /// Adds one Kafka message.
-    pub fn add(&mut self, origin: Origin, key: Option<&[u8]>, payload: Option<&[u8]>) {
+    pub fn add(&mut self, origin: KafkaOrigin, key: Option<&[u8]>, payload: Option<&[u8]>) {
         self.add_tracked(origin, key, payload, None);
     }
 
     /// Adds one Kafka message, feeding its record to `tracker` too.
     pub fn add_tracked(
         &mut self,
-        origin: Origin,
+        origin: KafkaOrigin,
         key: Option<&[u8]>,
         payload: Option<&[u8]>,
         tracker: Option<&mut Tracker>,
@@ -175,7 +175,7 @@ impl Batch {
                 // its partition and last message are noted once, after its records.
                 let source = source_id(&bundle.host, &bundle.path, bundle.file.as_deref());
                 let (hierarchy, site) = (bundle.hierarchy.clone(), bundle.site.clone());
-                let from = Came { origin: &origin, key, source };
+                let from = Source { origin: &origin, key, source };
                 let mut tracked = false;
                 bundle.each(|envelope| {
                     let tracker = tracker.as_deref_mut();
@@ -188,7 +188,7 @@ impl Batch {
             }
             Ok(Payload::Damaged(bundle)) => {
                 let source = source_id(&bundle.host, &bundle.path, bundle.file.as_deref());
-                let from = Came { origin: &origin, key, source };
+                let from = Source { origin: &origin, key, source };
                 for raw in &bundle.records {
                     match bundle.decode_record(raw) {
                         Ok(envelope) => {
@@ -210,7 +210,7 @@ impl Batch {
             Ok(Payload::Envelope(envelope)) => {
                 let source =
                     source_id(&envelope.host, &envelope.source.path, envelope.source.file.as_deref());
-                let from = Came { origin: &origin, key, source };
+                let from = Source { origin: &origin, key, source };
                 self.add_envelope(envelope, from, Some(payload), tracker, None);
             }
             Ok(Payload::Heartbeat(beat)) => self.add_heartbeat(&beat, origin, key, payload, tracker),
@@ -234,13 +234,13 @@ impl Batch {
     fn add_envelope(
         &mut self,
         envelope: Envelope<'_>,
-        from: Came<'_>,
+        from: Source<'_>,
         payload: Option<&[u8]>,
         tracker: Option<&mut Tracker>,
         noted_later: Option<&str>,
     ) -> bool {
         self.records += 1;
-        let Came { origin, key, .. } = from;
+        let Source { origin, key, .. } = from;
         let tracked = match tracker {
             Some(tracker) => self.track(&envelope, from, tracker, noted_later),
             None => false,
@@ -271,7 +271,7 @@ impl Batch {
     fn track(
         &mut self,
         envelope: &Envelope<'_>,
-        Came { origin, source, .. }: Came<'_>,
+        Source { origin, source, .. }: Source<'_>,
         tracker: &mut Tracker,
         noted_later: Option<&str>,
     ) -> bool {
@@ -295,7 +295,7 @@ impl Batch {
     fn add_heartbeat(
         &mut self,
         beat: &CollectorHeartbeat,
-        origin: Origin,
+        origin: KafkaOrigin,
         key: Option<&[u8]>,
         payload: &[u8],
         tracker: Option<&mut Tracker>,
@@ -313,7 +313,7 @@ impl Batch {
     }
 
     /// Notes `origin` as the last message of the site in this batch.
-    fn touch(&mut self, hierarchy: &str, site: &str, origin: &Origin) {
+    fn touch(&mut self, hierarchy: &str, site: &str, origin: &KafkaOrigin) {
         let key = &mut self.touched_key;
         if key.0 != hierarchy || key.1 != site {
             key.0.clear();
@@ -353,7 +353,7 @@ impl Batch {
         write: impl FnOnce(&T, &mut String) -> Result<(), statmsg_schema::line_protocol::LineProtocolError>,
     ) {
         let key = (site.0.to_owned(), site.1.to_owned());
-        let origin = self.touched.get(&key).cloned().unwrap_or(Origin {
+        let origin = self.touched.get(&key).cloned().unwrap_or(KafkaOrigin {
             topic: Arc::from(""),
             partition: -1,
             offset: -1,
@@ -383,7 +383,7 @@ impl Batch {
         &mut self,
         kind: DeadKind,
         reason: &str,
-        origin: Origin,
+        origin: KafkaOrigin,
         key: Option<&[u8]>,
         payload: &str,
     ) {
@@ -437,18 +437,18 @@ impl Batch {
     }
 
     /// The point at `index`, with its origin.
-    pub fn point(&self, index: usize) -> (&str, &Origin) {
+    pub fn point(&self, index: usize) -> (&str, &KafkaOrigin) {
         let (range, origin) = &self.points[index];
         (&self.body[range.clone()], origin)
     }
 
     /// Each point alone, with its origin (to find the ones InfluxDB refuses).
-    pub fn each_point(&self) -> impl Iterator<Item = (&str, &Origin)> {
+    pub fn each_point(&self) -> impl Iterator<Item = (&str, &KafkaOrigin)> {
         self.points.iter().map(|(range, origin)| (&self.body[range.clone()], origin))
     }
 
     /// Records a point that InfluxDB refused as a dead letter.
-    pub fn refused(&mut self, line: &str, origin: &Origin, reason: &str) {
+    pub fn refused(&mut self, line: &str, origin: &KafkaOrigin, reason: &str) {
         let reason = format!("InfluxDB refused the point: {reason}");
         self.dead_letter(DeadKind::Point, &reason, origin.clone(), None, line);
     }

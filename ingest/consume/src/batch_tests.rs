@@ -2,8 +2,8 @@
 
 use super::*;
 
-fn origin(offset: i64) -> Origin {
-    Origin { topic: Arc::from("t"), partition: 0, offset }
+fn origin(offset: i64) -> KafkaOrigin {
+    KafkaOrigin { topic: Arc::from("t"), partition: 0, offset }
 }
 
 const STATUS: &str = r#"{"schema":1,"hierarchy":"h","site":"CS1","host":"cm1","source":{"path":"a","offset":0},"record":{"time":"2014-01-16T18:53:52.610Z","component":"SMS_WSUS_SYNC_MANAGER","thread":1,"text":"STATMSG: ID=6701","format":"server","statmsg":{"id":6701,"sev":"I","lev":"M","source":"SMS Server","comp":"SMS_WSUS_SYNC_MANAGER","sys":"S","site":"CS1","pid":1,"tid":2,"gmtdate":"2014-01-16T18:53:52.608Z","istr":["a","","","","","","","","",""],"attrs":[]}}}"#;
@@ -17,7 +17,7 @@ fn sorts_messages_into_points_skips_and_dead_letters() {
     batch.add(origin(7), None, Some(b"{garbage"));
     batch.add(origin(8), None, Some(STATUS.replace("\"schema\":1", "\"schema\":99").as_bytes()));
     batch.add(origin(9), None, None);
-    batch.add(Origin { topic: Arc::from("t"), partition: 2, offset: 1 }, None, Some(STATUS.as_bytes()));
+    batch.add(KafkaOrigin { topic: Arc::from("t"), partition: 2, offset: 1 }, None, Some(STATUS.as_bytes()));
     assert_eq!((batch.messages(), batch.points(), batch.skipped), (6, 2, 1));
     assert!(batch.body().starts_with(
         "statmsg,component=SMS_WSUS_SYNC_MANAGER,hierarchy=h,id=6701,sev=I,site=CS1 istr0=\"a\""
@@ -78,7 +78,7 @@ fn a_bundles_records_go_to_its_site_and_a_siteless_bundles_to_the_site_each_name
             bundler.push(site, offset, record);
         }
         let (key, payload) = bundler.finish().remove(0);
-        let origin = Origin { topic: Arc::from("t"), partition, offset: 7 };
+        let origin = KafkaOrigin { topic: Arc::from("t"), partition, offset: 7 };
         batch.add_tracked(origin, Some(key.as_bytes()), Some(&payload), Some(&mut tracker));
     }
     assert_eq!(batch.records, 4);
@@ -201,7 +201,7 @@ fn a_child_reaching_its_parents_version_becomes_a_propagation_point() {
     for (site, lines, partition) in [("CAS", &parent, 0), ("P01", &child, 1)] {
         for (k, (m, t)) in lines.iter().enumerate() {
             let payload = envelope(site, k as u64 * 100, m, t);
-            let origin = Origin { topic: Arc::from("t"), partition, offset: k as i64 };
+            let origin = KafkaOrigin { topic: Arc::from("t"), partition, offset: k as i64 };
             batch.add_tracked(origin, None, Some(&payload), Some(&mut tracker));
         }
     }
@@ -275,7 +275,7 @@ fn stored_propagation(messages: &[(&str, i32, Vec<u8>)], size: usize) -> BTreeMa
         let mut batch = Batch::default();
         for (k, (_, partition, payload)) in chunk.iter().enumerate() {
             let origin =
-                Origin { topic: Arc::from("t"), partition: *partition, offset: (n * size + k) as i64 };
+                KafkaOrigin { topic: Arc::from("t"), partition: *partition, offset: (n * size + k) as i64 };
             batch.add_tracked(origin, None, Some(payload), Some(&mut tracker));
         }
         let owned: Vec<_> = tracker.sites().cloned().collect();

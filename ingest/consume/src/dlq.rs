@@ -230,7 +230,7 @@ pub async fn replay(
         .collect();
     if !messages.is_empty() {
         let publisher = Publisher::new(&config.kafka, "producer")?;
-        super::store::publish_until_acknowledged(
+        super::sink::publish_until_acknowledged(
             &publisher,
             &config.kafka.topic,
             &messages,
@@ -245,11 +245,11 @@ pub async fn replay(
     if !points.is_empty() {
         let writer = InfluxClient::new(&config.influxdb)?;
         for letter in points {
-            match super::store::write_until_done(&writer, &letter.payload, &metrics, shutdown).await {
+            match super::sink::write_until_done(&writer, &letter.payload, &metrics, shutdown).await {
                 Err(_) => return Err(DlqError::Stopped),
                 Ok(Ok(())) => done.points += 1,
-                Ok(Err(super::store::Refusal::Points(why))) => done.refused.push((letter.offset, why)),
-                Ok(Err(super::store::Refusal::Fatal(e))) => return Err(e.into()),
+                Ok(Err(super::sink::Refusal::Points(why))) => done.refused.push((letter.offset, why)),
+                Ok(Err(super::sink::Refusal::Fatal(e))) => return Err(e.into()),
             }
         }
     }

@@ -27,12 +27,14 @@
 
 pub mod batch;
 pub mod dlq;
+mod gather;
+mod group;
 pub mod influx;
 pub mod metrics;
 pub mod propagation;
-mod reader;
 pub mod retention;
 pub mod settings;
+mod sink;
 pub mod state;
 mod store;
 mod tracking;
@@ -50,7 +52,7 @@ use self::influx::{CreateError, InfluxClient, WriteError};
 use self::metrics::ConsumeMetrics;
 use self::propagation::PropagationMemo;
 use self::settings::{ConsumeSettings, InfluxSettings};
-use self::state::StateStore;
+use self::state::StateTopic;
 use statmsg_plumbing::config::KafkaSettings;
 use statmsg_plumbing::kafka::publish::Publisher;
 use statmsg_plumbing::kafka::{client_config, EAGER_CONNECTIONS};
@@ -102,9 +104,6 @@ const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("fetch.wait.max.ms", "100"),
 ];
 
-/// First pause after a failed attempt (InfluxDB or Kafka unavailable), then doubled.
-pub(crate) const FIRST_RETRY_WAIT: Duration = Duration::from_millis(200);
-
 /// How a batch step ended early: shutdown came first, or something no retry can fix.
 #[derive(Debug)]
 enum Interrupted {
@@ -134,24 +133,24 @@ const STATISTICS_INTERVAL_MS: &str = "5000";
 /// What storing a batch needs, apart from the tracker (which decodes the next batch meanwhile).
 struct Shared {
     config: Config,
-    consumer: tracking::WatchedConsumer,
+    consumer: group::WatchedConsumer,
     publisher: Publisher,
     writer: InfluxClient,
     metrics: Arc<ConsumeMetrics>,
 }
 
 /// What the consumer works with once started.
-struct Consumer_ {
+struct Running {
     shared: Shared,
     /// The `version_propagation` rows written so far.
     memo: PropagationMemo,
-    watch: tracking::RebalanceWatch,
+    watch: group::RebalanceWatch,
     tracking: tracking::Tracking,
-    reader: reader::Reader,
+    gatherer: gather::Gatherer,
     /// Reading a backlog: since the start, a rebalance, or a full batch.
     behind: bool,
     /// Caught up just now: the next heartbeat is written at once.
-    heartbeat_due: bool,
+    health_due: bool,
     totals: Totals,
 }
 
@@ -190,8 +189,8 @@ async fn consume(config: Config, shutdown: &Shutdown) -> Result<(), Interrupted>
         let default = CONSUMER_DEFAULTS.iter().find(|(key, _)| *key == name).map(|(_, value)| *value);
         kafka.properties.get(name).map(String::as_str).or(default).unwrap_or_default()
     };
-    let watch = tracking::RebalanceWatch::new(metrics.clone(), &kafka.topic, setting("auto.offset.reset"));
-    let consumer: tracking::WatchedConsumer =
+    let watch = group::RebalanceWatch::new(metrics.clone(), &kafka.topic, setting("auto.offset.reset"));
+    let consumer: group::WatchedConsumer =
         consumer_config.create_with_context(watch.clone()).map_err(ConsumeError::Kafka)?;
     let publisher = Publisher::new(kafka, "producer").map_err(ConsumeError::Kafka)?;
     let writer = InfluxClient::new(&config.influxdb)?;
@@ -205,26 +204,26 @@ async fn consume(config: Config, shutdown: &Shutdown) -> Result<(), Interrupted>
         ),
     )
     .await?;
-    let store = StateStore::open(kafka).map_err(ConsumeError::Kafka)?;
-    let mut tracking = tracking::Tracking::new(config.track.clone(), store);
+    let states = StateTopic::open(kafka).map_err(ConsumeError::Kafka)?;
+    let mut tracking = tracking::Tracking::new(config.track.clone(), states);
     // Before joining the group: partitions given to a consumer that cannot read the state
     // topic (which it retries until it can) would wait unread, and be taken from it after
     // `max.poll.interval.ms` while it still meant to store them.
     tracking.restore_all(shutdown).await?;
     consumer.subscribe(&[&kafka.topic]).map_err(ConsumeError::Kafka)?;
-    let reader = reader::Reader::new(&kafka.topic);
-    let mut this = Consumer_ {
-        reader,
+    let gatherer = gather::Gatherer::new(&kafka.topic);
+    let mut this = Running {
+        gatherer,
         shared: Shared { config, consumer, publisher, writer, metrics },
         memo: PropagationMemo::default(),
         watch,
         tracking,
         behind: true,
-        heartbeat_due: false,
+        health_due: false,
         totals: Totals::default(),
     };
-    let (first, next_heartbeat) = this.start(shutdown).await?;
-    let ended = this.batches(first, next_heartbeat, shutdown).await;
+    let (first, next_health) = this.start(shutdown).await?;
+    let ended = this.batches(first, next_health, shutdown).await;
     let t = &this.totals;
     tracing::info!(points = t.points, dead_letters = t.dead_letters, skipped = t.skipped, "consumer stopped");
     drop(serving);
@@ -256,7 +255,7 @@ impl Prepared {
     }
 }
 
-impl Consumer_ {
+impl Running {
     /// Gathers the first batch while InfluxDB is set up (`[influxdb] setup`): librdkafka assigns
     /// partitions only once asked for messages, so waiting for the set-up first delayed the first
     /// batch by its length (40 to 110 ms). With the topic check's clients destroyed off this
@@ -264,9 +263,9 @@ impl Consumer_ {
     /// set-up that fails only warns, so partitions wait at most for one answer of InfluxDB's.
     /// Returns the batch and when the first heartbeat is due.
     async fn start(&mut self, shutdown: &Shutdown) -> Result<(Gathered, tokio::time::Instant), Stopped> {
-        let Consumer_ { shared, tracking, reader, .. } = self;
+        let Running { shared, tracking, gatherer, .. } = self;
         let kafka = &shared.config.kafka;
-        let heartbeat = tokio::time::Instant::now() + shared.config.consume.heartbeat;
+        let heartbeat = tokio::time::Instant::now() + shared.config.consume.health_interval;
         let setting_up = unless_stopped(shutdown, async {
             if shared.config.influxdb.setup {
                 match retention::setup(&shared.writer).await {
@@ -280,7 +279,7 @@ impl Consumer_ {
             let sites = tracking.tracker.sites().count();
             tracing::info!(topic = %kafka.topic, group = %kafka.group_id, sites, "consuming");
         });
-        let (first, set_up) = tokio::join!(reader.next_messages(shared, shutdown, heartbeat), setting_up);
+        let (first, set_up) = tokio::join!(gatherer.next_messages(shared, shutdown, heartbeat), setting_up);
         set_up?;
         Ok((first?, heartbeat))
     }
@@ -291,7 +290,7 @@ impl Consumer_ {
     async fn batches(
         &mut self,
         first: Gathered,
-        mut next_heartbeat: tokio::time::Instant,
+        mut next_health: tokio::time::Instant,
         shutdown: &Shutdown,
     ) -> Result<(), Interrupted> {
         let mut waiting: Option<Prepared> = None;
@@ -301,13 +300,13 @@ impl Consumer_ {
             // A batch waiting to be stored waits at most a linger for the next one to start.
             let deadline = match waiting {
                 Some(_) => {
-                    next_heartbeat.min(tokio::time::Instant::now() + self.shared.config.consume.batch_linger)
+                    next_health.min(tokio::time::Instant::now() + self.shared.config.consume.batch_linger)
                 }
-                None => next_heartbeat,
+                None => next_health,
             };
             let mut messages = match first.take() {
                 Some(messages) => messages,
-                None => self.reader.next_messages(&self.shared, shutdown, deadline).await?,
+                None => self.gatherer.next_messages(&self.shared, shutdown, deadline).await?,
             };
             tracing::trace!(messages = messages.len(), took = ?gathering.elapsed(), "gathered");
             // Rebalances happen while messages are gathered (librdkafka serves them in `recv`),
@@ -318,18 +317,18 @@ impl Consumer_ {
                 self.behind = true;
             }
             for partition in &rebalanced.revoked {
-                self.reader.at_end.remove(partition);
+                self.gatherer.at_end.remove(partition);
             }
             if let Some(waiting) = waiting.as_mut() {
                 waiting.forget_partitions(&rebalanced.revoked);
             }
-            let full = std::mem::take(&mut self.reader.filled);
+            let full = std::mem::take(&mut self.gatherer.filled);
             self.behind |= full;
             let topic = &self.shared.config.kafka.topic;
             self.tracking
                 .follow_assignment(&self.shared.consumer, topic, rebalanced, &mut messages, shutdown)
                 .await?;
-            let caught_up = std::mem::take(&mut self.reader.caught_up);
+            let caught_up = std::mem::take(&mut self.gatherer.caught_up);
             let prepared = match waiting.take() {
                 Some(mut previous) => {
                     let (stored, prepared) =
@@ -342,7 +341,7 @@ impl Consumer_ {
                     decode(&mut self.tracking.tracker, &messages, caught_up, owner).await
                 }
             };
-            self.reader.spare = messages;
+            self.gatherer.spare = messages;
             if full {
                 waiting = Some(prepared);
             } else {
@@ -351,8 +350,8 @@ impl Consumer_ {
                 self.stored(prepared, refused);
             }
             // Also through a long backlog: the alert rules watch for heartbeats that stop.
-            if std::mem::take(&mut self.heartbeat_due) || tokio::time::Instant::now() >= next_heartbeat {
-                let heartbeat = self.tracking.heartbeat(
+            if std::mem::take(&mut self.health_due) || tokio::time::Instant::now() >= next_health {
+                let heartbeat = self.tracking.write_health(
                     &self.shared.writer,
                     &self.shared.config.consume,
                     &mut self.memo,
@@ -362,7 +361,7 @@ impl Consumer_ {
                 if heartbeat.await? {
                     self.shared.metrics.heartbeat_now();
                 }
-                next_heartbeat = tokio::time::Instant::now() + self.shared.config.consume.heartbeat;
+                next_health = tokio::time::Instant::now() + self.shared.config.consume.health_interval;
             }
         }
     }
@@ -376,10 +375,12 @@ impl Consumer_ {
         caught_up: bool,
         shutdown: &Shutdown,
     ) -> (Result<Vec<usize>, Interrupted>, Prepared) {
-        let parts = store::StoreParts { shared: &self.shared, state_topic: self.tracking.store.topic() };
         let owner = Owner { assigned: &self.tracking.assigned, memo: &self.memo };
         let tracker = &mut self.tracking.tracker;
-        tokio::join!(parts.store(previous, shutdown), decode(tracker, messages, caught_up, owner))
+        tokio::join!(
+            store::store(&self.shared, previous, shutdown),
+            decode(tracker, messages, caught_up, owner)
+        )
     }
 
     /// Stores a batch: InfluxDB, dead letters, tracker states, then the offsets. Returns the
@@ -389,14 +390,13 @@ impl Consumer_ {
         prepared: &mut Prepared,
         shutdown: &Shutdown,
     ) -> Result<Vec<usize>, Interrupted> {
-        let parts = store::StoreParts { shared: &self.shared, state_topic: self.tracking.store.topic() };
-        parts.store(prepared, shutdown).await
+        store::store(&self.shared, prepared, shutdown).await
     }
 
     /// Books a stored batch: its states as the latest saved, counters, logs.
     fn stored(&mut self, prepared: Prepared, refused: Vec<usize>) {
         let Prepared { batch, changed, propagation, caught_up, decoded } = prepared;
-        self.tracking.store.remember(changed);
+        self.tracking.states.remember(changed);
         self.memo.written(&propagation);
         let metrics = &*self.shared.metrics;
         for (measurement, points) in batch.points_per_measurement(&refused) {
@@ -419,9 +419,9 @@ impl Consumer_ {
             );
         }
         if caught_up && std::mem::take(&mut self.behind) {
-            tracing::info!(partitions = ?self.reader.at_end, points = self.totals.points, "caught up: every assigned partition read to its end and stored");
+            tracing::info!(partitions = ?self.gatherer.at_end, points = self.totals.points, "caught up: every assigned partition read to its end and stored");
             // Every site at once, with its alerts, rather than up to a heartbeat later.
-            self.heartbeat_due = true;
+            self.health_due = true;
         }
     }
 }

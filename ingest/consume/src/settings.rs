@@ -19,8 +19,10 @@ pub struct ConsumeSettings {
     /// Most points in one InfluxDB write request.
     pub batch_max_points: usize,
     pub batch_linger: Duration,
-    /// How often `site_sync_state` points are written for every site.
-    pub heartbeat: Duration,
+    /// How often every owned site's health is written (`site_sync_state`, `site_alert`,
+    /// `collector_status`): `[consume] heartbeat_s`. Not the collector's heartbeat (its liveness
+    /// message).
+    pub health_interval: Duration,
     /// Where `GET /metrics` is served; none by default.
     pub metrics_address: Option<std::net::SocketAddr>,
 }
@@ -156,7 +158,7 @@ impl Config {
                 batch_max_messages: raw.consume.batch_max_messages,
                 batch_max_points: raw.consume.batch_max_points,
                 batch_linger: Duration::from_millis(raw.consume.batch_linger_ms),
-                heartbeat: Duration::from_secs(raw.consume.heartbeat_s),
+                health_interval: Duration::from_secs(raw.consume.heartbeat_s),
                 metrics_address: consume_metrics,
             },
             influxdb: InfluxSettings {

@@ -19,15 +19,13 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use statmsg_plumbing::config::KafkaSettings;
-use statmsg_plumbing::kafka::publish::Publisher;
 use statmsg_plumbing::kafka::{client_config, ClientEvents, EAGER_CONNECTIONS};
-use statmsg_plumbing::shutdown::{Shutdown, Stopped};
 use statmsg_track::SiteState;
 
 /// Longest wait for the broker's answer about the topic's partitions and their ends.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub struct StateStore {
+pub struct StateTopic {
     topic: String,
     reader: StreamConsumer<ClientEvents>,
     /// Asks for metadata and the partitions' ends on connections of its own: a broker answers a
@@ -41,9 +39,9 @@ pub struct StateStore {
     pub unreadable: u64,
 }
 
-impl std::fmt::Debug for StateStore {
+impl std::fmt::Debug for StateTopic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StateStore").field("topic", &self.topic).field("sites", &self.latest.len()).finish()
+        f.debug_struct("StateTopic").field("topic", &self.topic).field("sites", &self.latest.len()).finish()
     }
 }
 
@@ -52,13 +50,13 @@ pub fn state_key(hierarchy: &str, site: &str) -> String {
     format!("{hierarchy}/{site}")
 }
 
-impl StateStore {
-    pub fn open(kafka: &KafkaSettings) -> Result<StateStore, KafkaError> {
+impl StateTopic {
+    pub fn open(kafka: &KafkaSettings) -> Result<StateTopic, KafkaError> {
         let defaults = [("enable.auto.commit", "false"), ("enable.partition.eof", "false")];
         let mut config = client_config(kafka, &[&defaults[..], EAGER_CONNECTIONS].concat());
         // A group id is required by the client; no offsets are ever committed with it.
         config.set("group.id", format!("{}-state-reader", kafka.group_id));
-        Ok(StateStore {
+        Ok(StateTopic {
             topic: kafka.state_topic.clone(),
             reader: config.create_with_context(ClientEvents::new("state-reader"))?,
             queries: config.create_with_context(ClientEvents::new("state-reader"))?,
@@ -170,7 +168,6 @@ impl StateStore {
         Ok(())
     }
 
-    /// The topic's name.
     pub fn topic(&self) -> &str {
         &self.topic
     }
@@ -183,24 +180,17 @@ impl StateStore {
     }
 }
 
-/// Publishes `states` to the state topic (sent at once, awaited together) until Kafka
-/// acknowledged every one. `Err(Stopped)` on shutdown (then nothing may be committed).
-pub async fn publish(
-    publisher: &Publisher,
-    topic: &str,
-    states: &[SiteState],
-    metrics: &super::metrics::ConsumeMetrics,
-    shutdown: &Shutdown,
-) -> Result<(), Stopped> {
-    let messages: Vec<_> = states
+/// The topic's messages for `states`: each keyed `hierarchy/site` (see [`state_key`]), its
+/// payload the state as JSON.
+pub fn encode(states: &[SiteState]) -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
+    states
         .iter()
         .map(|state| {
             let key = state_key(&state.hierarchy, &state.site).into_bytes();
             // Infallible: plain data.
             (Some(key), serde_json::to_vec(state).expect("a site state always serializes"))
         })
-        .collect();
-    super::store::publish_until_acknowledged(publisher, topic, &messages, metrics, shutdown).await
+        .collect()
 }
 
 /// One message of the topic: a site's state, or a tombstone (the site was retired).

@@ -1,23 +1,24 @@
 //! Storing a batch, each step only after the one before was acknowledged: its points to
 //! InfluxDB (in pieces, [`WRITES_IN_FLIGHT`] at a time, retried while InfluxDB is away; refused
 //! points found one by one and dead-lettered), its dead letters and the tracker states to Kafka
-//! (sent at once, awaited together), then its offsets. Also the steps `statmsg dlq replay` reuses.
+//! (sent at once, awaited together), then its offsets. The retried writes themselves are
+//! [`crate::sink`]'s.
 
-use std::convert::Infallible;
-use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::batch::Batch;
-use super::influx::{InfluxClient, WriteError};
+use super::group::WatchedConsumer;
+use super::influx::InfluxClient;
 use super::metrics::ConsumeMetrics;
-use super::{tracking, ConsumeError, Interrupted, Prepared, Shared, FIRST_RETRY_WAIT};
+use super::sink::{publish_until_acknowledged, write_until_done, Refusal};
+use super::{state, Interrupted, Prepared, Shared};
 use statmsg_plumbing::kafka::publish::Publisher;
-use statmsg_plumbing::retry::{until_done, Failure};
 use statmsg_plumbing::shutdown::{Shutdown, Stopped};
+use statmsg_track::SiteState;
 
 /// Most InfluxDB write requests of one batch in flight at once.
 pub const WRITES_IN_FLIGHT: usize = 4;
@@ -35,46 +36,28 @@ fn points_per_write(points: usize, max_points: usize) -> usize {
     points.div_ceil(WRITES_IN_FLIGHT).max(MIN_POINTS_PER_WRITE).min(max_points).max(1)
 }
 
-/// What storing a batch needs of the consumer (borrowed apart from the tracker, which decodes
-/// the next batch meanwhile).
-pub(super) struct StoreParts<'a> {
-    pub(super) shared: &'a Shared,
-    pub(super) state_topic: &'a str,
-}
-
-impl StoreParts<'_> {
-    /// Points to InfluxDB, dead letters, tracker states, then the offsets: each only after the
-    /// one before was acknowledged.
-    pub(super) async fn store(
-        &self,
-        prepared: &mut Prepared,
-        shutdown: &Shutdown,
-    ) -> Result<Vec<usize>, Interrupted> {
-        let Shared { config, consumer, publisher, writer, metrics } = self.shared;
-        let per_write = points_per_write(prepared.batch.points(), config.consume.batch_max_points);
-        let writing = Instant::now();
-        let refused = write_points(writer, &mut prepared.batch, per_write, metrics, shutdown).await?;
-        let written = writing.elapsed();
-        let dead_letter_topic = &config.kafka.dead_letter_topic;
-        send_dead_letters(publisher, dead_letter_topic, &prepared.batch, metrics, shutdown).await?;
-        let publishing = Instant::now();
-        super::state::publish(publisher, self.state_topic, &prepared.changed, metrics, shutdown).await?;
-        let published = publishing.elapsed();
-        metrics.state_publish_seconds.observe(published);
-        let committing = Instant::now();
-        commit(consumer, &prepared.batch);
-        tracing::trace!(?written, ?published, committed = ?committing.elapsed(), "stored");
-        Ok(refused)
-    }
-}
-
-/// Why a write will not succeed by trying again.
-#[derive(Debug)]
-pub(super) enum Refusal {
-    /// InfluxDB refused the points themselves.
-    Points(String),
-    /// Nothing will work until the configuration or the server's rights change.
-    Fatal(ConsumeError),
+/// Stores a batch: points to InfluxDB, dead letters, tracker states (to `[kafka]
+/// state_topic`), then the offsets: each only after the one before was acknowledged.
+pub(super) async fn store(
+    shared: &Shared,
+    prepared: &mut Prepared,
+    shutdown: &Shutdown,
+) -> Result<Vec<usize>, Interrupted> {
+    let Shared { config, consumer, publisher, writer, metrics } = shared;
+    let per_write = points_per_write(prepared.batch.points(), config.consume.batch_max_points);
+    let writing = Instant::now();
+    let refused = write_points(writer, &mut prepared.batch, per_write, metrics, shutdown).await?;
+    let written = writing.elapsed();
+    let dead_letter_topic = &config.kafka.dead_letter_topic;
+    send_dead_letters(publisher, dead_letter_topic, &prepared.batch, metrics, shutdown).await?;
+    let publishing = Instant::now();
+    send_states(publisher, &config.kafka.state_topic, &prepared.changed, metrics, shutdown).await?;
+    let published = publishing.elapsed();
+    metrics.state_publish_seconds.observe(published);
+    let committing = Instant::now();
+    commit(consumer, &prepared.batch);
+    tracing::trace!(?written, ?published, committed = ?committing.elapsed(), "stored");
+    Ok(refused)
 }
 
 /// Writes the batch's points in pieces of `max_points`, [`WRITES_IN_FLIGHT`] at a time,
@@ -118,72 +101,6 @@ async fn write_points(
     Ok(refused)
 }
 
-/// One body until InfluxDB stored or refused it.
-pub(super) async fn write_until_done(
-    writer: &InfluxClient,
-    body: &str,
-    metrics: &ConsumeMetrics,
-    shutdown: &Shutdown,
-) -> Result<Result<(), Refusal>, Stopped> {
-    until_done(shutdown, "InfluxDB", FIRST_RETRY_WAIT, || async {
-        let writing = Instant::now();
-        let written = writer.write(body).await;
-        metrics.write_seconds.observe(writing.elapsed());
-        match written {
-            Ok(()) => Ok(()),
-            Err(WriteError::Rejected { body, .. }) => Err(Failure::Final(Refusal::Points(body))),
-            Err(e @ WriteError::Unauthorized { .. }) => {
-                Err(Failure::Final(Refusal::Fatal(ConsumeError::Credentials(e))))
-            }
-            Err(WriteError::DatabaseMissing(detail) | WriteError::PolicyMissing(detail)) => {
-                tracing::warn!("{detail}: setting up the database");
-                match super::retention::setup(writer).await {
-                    // Created, yet a write may still miss it (a proxy, a replica), or the long
-                    // policy is one statmsg does not create (`retention_policy`): back off.
-                    Ok(_) => Err(Failure::Transient(format!("missing after set-up: {detail}"))),
-                    Err(e) => Err(Failure::Final(Refusal::Fatal(e.into()))),
-                }
-            }
-            Err(e @ WriteError::Unavailable(_)) => {
-                metrics.retries.fetch_add(1, Relaxed);
-                Err(Failure::Transient(e.to_string()))
-            }
-        }
-    })
-    .await
-}
-
-/// Publishes `messages` to `topic` until Kafka acknowledged all of them (sent at once, awaited
-/// together), retrying while Kafka is unavailable. What was sent before a shutdown may arrive
-/// anyway; nothing after this step happens then, and the batch is sent again next time.
-pub(super) async fn publish_until_acknowledged(
-    publisher: &Publisher,
-    topic: &str,
-    messages: &[(Option<Vec<u8>>, Vec<u8>)],
-    metrics: &ConsumeMetrics,
-    shutdown: &Shutdown,
-) -> Result<(), Stopped> {
-    if messages.is_empty() {
-        return Ok(());
-    }
-    let delivered = until_done(shutdown, format!("Kafka topic {topic}"), FIRST_RETRY_WAIT, || async {
-        let messages = messages.iter().map(|(key, payload)| (key.as_ref(), payload));
-        publisher.publish_all(topic, messages, shutdown, Duration::ZERO).await.map_err(|e| {
-            metrics.retries.fetch_add(1, Relaxed);
-            let cause = publisher
-                .last_client_error()
-                .map(|c| format!("; last client error: {c}"))
-                .unwrap_or_default();
-            Failure::<Infallible>::Transient(format!("{e}{cause}"))
-        })
-    })
-    .await?;
-    match delivered {
-        Ok(()) => Ok(()),
-        Err(never) => match never {},
-    }
-}
-
 /// Publishes the batch's dead letters and waits for their acknowledgement.
 async fn send_dead_letters(
     publisher: &Publisher,
@@ -206,9 +123,22 @@ async fn send_dead_letters(
     publish_until_acknowledged(publisher, topic, &messages, metrics, shutdown).await
 }
 
+/// Publishes the changed sites' tracker states to the state topic (sent at once, awaited
+/// together) until Kafka acknowledged every one. `Err(Stopped)` on shutdown (then nothing may be
+/// committed).
+async fn send_states(
+    publisher: &Publisher,
+    topic: &str,
+    states: &[SiteState],
+    metrics: &ConsumeMetrics,
+    shutdown: &Shutdown,
+) -> Result<(), Stopped> {
+    publish_until_acknowledged(publisher, topic, &state::encode(states), metrics, shutdown).await
+}
+
 /// Commits the batch's offsets. A failed commit (typically a rebalance that moved the partition)
 /// is logged: the new owner re-reads those messages and the idempotent writes absorb them.
-fn commit(consumer: &tracking::WatchedConsumer, batch: &Batch) {
+fn commit(consumer: &WatchedConsumer, batch: &Batch) {
     let mut offsets = TopicPartitionList::new();
     for (topic, partition, next) in batch.next_offsets() {
         if let Err(e) = offsets.add_partition_offset(topic, partition, Offset::Offset(next)) {

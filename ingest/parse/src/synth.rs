@@ -1,10 +1,30 @@
 //! Synthetic but realistic server-format logs (WsyncMgr.log narrative: wake-ups, phases,
 //! progress, synchronized updates, outcomes; about one status message per ten records), for
-//! benchmarks and tests. Deterministic for a given seed; no dependencies.
+//! benchmarks and tests. Deterministic for a given seed; no dependencies. [`write_server_line`]
+//! is the one writer of a server-format line, for every log statmsg writes itself (the
+//! simulator, this synthesizer, the tests).
 
 use std::fmt::Write as _;
 
 use chrono::{Duration, NaiveDate, NaiveDateTime};
+
+/// Appends one server-format line to `out`:
+/// `message  $$<COMPONENT><MM-DD-YYYY HH:MM:SS.mmm+BIAS><thread=N (0xN)>` and CRLF, at the
+/// writer's `local` time with Windows' `bias` in minutes (UTC = local + bias).
+pub fn write_server_line(
+    out: &mut String,
+    message: &str,
+    component: &str,
+    local: NaiveDateTime,
+    bias: i32,
+    thread: u32,
+) {
+    let _ = write!(
+        out,
+        "{message}  $$<{component}><{}{bias:+}><thread={thread} (0x{thread:X})>\r\n",
+        local.format("%m-%d-%Y %H:%M:%S%.3f")
+    );
+}
 
 /// A small deterministic PRNG (xorshift64*), enough to vary text.
 #[derive(Debug, Clone)]
@@ -72,12 +92,7 @@ impl Writer<'_> {
     fn line(&mut self, rng: &mut Rng, message: &str) {
         self.n += 1;
         self.time += Duration::milliseconds(1 + rng.below(900) as i64);
-        let _ = write!(
-            self.out,
-            "{message}  $$<SMS_WSUS_SYNC_MANAGER><{}{:+}><thread=9640 (0x25A8)>\r\n",
-            self.time.format("%m-%d-%Y %H:%M:%S%.3f"),
-            self.bias
-        );
+        write_server_line(self.out, message, "SMS_WSUS_SYNC_MANAGER", self.time, self.bias, 9640);
         // About one status message per ten records.
         if self.n % 10 == 0 {
             let id = 6700 + rng.below(7) as u16;
@@ -89,15 +104,13 @@ impl Writer<'_> {
         self.n += 1;
         let gmt = self.time + Duration::minutes(i64::from(self.bias));
         let sev = if id == 6703 { 'E' } else { 'I' };
-        let _ = write!(
-            self.out,
-            "STATMSG: ID={id} SEV={sev} LEV=M SOURCE=\"SMS Server\" COMP=\"SMS_WSUS_SYNC_MANAGER\" SYS=CM1.contoso.com SITE={} PID=2836 TID=9640 GMTDATE={} ISTR0=\"{}\" ISTR1=\"{istr1}\" ISTR2=\"\" ISTR3=\"\" ISTR4=\"\" ISTR5=\"\" ISTR6=\"\" ISTR7=\"\" ISTR8=\"\" ISTR9=\"\" NUMATTRS=0  $$<SMS_WSUS_SYNC_MANAGER><{}{:+}><thread=9640 (0x25A8)>\r\n",
+        let message = format!(
+            "STATMSG: ID={id} SEV={sev} LEV=M SOURCE=\"SMS Server\" COMP=\"SMS_WSUS_SYNC_MANAGER\" SYS=CM1.contoso.com SITE={} PID=2836 TID=9640 GMTDATE={} ISTR0=\"{}\" ISTR1=\"{istr1}\" ISTR2=\"\" ISTR3=\"\" ISTR4=\"\" ISTR5=\"\" ISTR6=\"\" ISTR7=\"\" ISTR8=\"\" ISTR9=\"\" NUMATTRS=0",
             self.site,
             gmt.format("%a %b %d %H:%M:%S%.3f %Y"),
             if istr1.is_empty() { "" } else { "Microsoft.UpdateServices.Administration.AdminProxy.CreateUpdateServer" },
-            self.time.format("%m-%d-%Y %H:%M:%S%.3f"),
-            self.bias
         );
+        write_server_line(self.out, &message, "SMS_WSUS_SYNC_MANAGER", self.time, self.bias, 9640);
     }
 
     fn sync_run(&mut self, rng: &mut Rng, version: u64) {

@@ -111,14 +111,9 @@ pub fn server_line(
     thread: u32,
     out: &mut String,
 ) {
-    use std::fmt::Write as _;
     let bias = zone.bias(t);
     let local = t - Duration::minutes(i64::from(bias));
-    let _ = write!(
-        out,
-        "{message}  $$<{component}><{}{bias:+}><thread={thread} (0x{thread:X})>\r\n",
-        local.format("%m-%d-%Y %H:%M:%S%.3f")
-    );
+    statmsg_parse::synth::write_server_line(out, message, component, local.naive_utc(), bias, thread);
 }
 
 /// Writes one log (`name`.log and its rolls) from rendered lines with their times.

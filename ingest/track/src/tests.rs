@@ -19,7 +19,10 @@ fn feed(tracker: &mut Tracker, h: &str, site: &str, bytes: &[u8], source: u64) {
 
 /// A server-format line at local `time` (`MM-DD-YYYY HH:MM:SS.mmm`) with `bias`.
 fn line(message: &str, time: &str, bias: i32) -> String {
-    format!("{message}  $$<SMS_WSUS_SYNC_MANAGER><{time}{bias:+}><thread=1 (0x1)>\r\n")
+    let local = chrono::NaiveDateTime::parse_from_str(time, "%m-%d-%Y %H:%M:%S%.3f").unwrap();
+    let mut line = String::new();
+    statmsg_parse::synth::write_server_line(&mut line, message, "SMS_WSUS_SYNC_MANAGER", local, bias, 1);
+    line
 }
 
 fn statmsg(id: u16, site: &str, time: &str, bias: i32, istr0: &str, istr1: &str, le: &str) -> String {

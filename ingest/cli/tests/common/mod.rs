@@ -143,10 +143,9 @@ impl Drop for Proc {
 
 /// A server-format line: local time `local` with Windows bias `bias` (UTC = local + bias).
 pub fn server_line(message: &str, local: chrono::NaiveDateTime, bias: i32, thread: u32) -> String {
-    format!(
-        "{message}  $$<SMS_WSUS_SYNC_MANAGER><{}{bias:+}><thread={thread} (0x{thread:X})>\r\n",
-        local.format("%m-%d-%Y %H:%M:%S%.3f")
-    )
+    let mut line = String::new();
+    statmsg_parse::synth::write_server_line(&mut line, message, "SMS_WSUS_SYNC_MANAGER", local, bias, thread);
+    line
 }
 
 /// A STATMSG message with the given insertion strings and optional LE.

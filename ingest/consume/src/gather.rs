@@ -16,8 +16,9 @@ use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 
-use super::batch::{Gathered, Origin};
-use super::{Shared, FIRST_RETRY_WAIT};
+use super::batch::{Gathered, KafkaOrigin};
+use super::sink::FIRST_RETRY_WAIT;
+use super::Shared;
 use statmsg_plumbing::retry::Retry;
 use statmsg_plumbing::shutdown::{unless_stopped, Shutdown, Stopped};
 
@@ -34,7 +35,7 @@ pub(super) const BATCH_MAX_BYTES: usize = 32 << 20;
 /// decoded (`./bench consume`, 1 consumer, 8 alternate runs: median 1.16 s -> 1.02 s).
 pub(super) const FIRST_BATCH_BYTES: usize = 4 << 20;
 
-pub(super) struct Reader {
+pub(super) struct Gatherer {
     /// The topic read, named by every message's origin.
     topic: Arc<str>,
     /// Partitions whose end this consumer has reached (since their last message).
@@ -51,9 +52,9 @@ pub(super) struct Reader {
     pub(super) filled: bool,
 }
 
-impl Reader {
+impl Gatherer {
     pub(super) fn new(topic: &str) -> Self {
-        Reader {
+        Gatherer {
             topic: Arc::from(topic),
             at_end: BTreeSet::new(),
             caught_up: false,
@@ -63,7 +64,7 @@ impl Reader {
         }
     }
 
-    /// Waits for a first message, then gathers more until the batch is [`Reader::full`] or
+    /// Waits for a first message, then gathers more until the batch is [`Gatherer::full`] or
     /// `batch_linger` passed, or until every assigned partition is read to its end (no
     /// waiting for more when there is none); returns early (possibly with none) at `heartbeat`.
     pub(super) async fn next_messages(
@@ -88,7 +89,7 @@ impl Reader {
                         t if t == &*self.topic => self.topic.clone(),
                         other => Arc::from(other),
                     };
-                    let origin = Origin { topic, partition: m.partition(), offset: m.offset() };
+                    let origin = KafkaOrigin { topic, partition: m.partition(), offset: m.offset() };
                     self.at_end.remove(&origin.partition);
                     messages.push(origin, m.key(), m.payload());
                     deadline = deadline.min(tokio::time::Instant::now() + consume.batch_linger);
