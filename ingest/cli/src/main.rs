@@ -24,7 +24,11 @@ fn main() -> ExitCode {
     // Before the options are parsed: a central command typed on a site server is told what this
     // build is, not which of that command's options are missing.
     #[cfg(not(feature = "central"))]
-    if let Some(central) = std::env::args().nth(1).filter(|a| cli::CENTRAL_COMMANDS.contains(&a.as_str())) {
+    if let Some(central) = std::env::args_os()
+        .nth(1)
+        .and_then(|a| a.into_string().ok())
+        .filter(|a| cli::CENTRAL_COMMANDS.contains(&a.as_str()))
+    {
         eprintln!("statmsg: error: `{central}` is not in this build. {}", cli::COLLECTOR_BUILD);
         return ExitCode::FAILURE;
     }

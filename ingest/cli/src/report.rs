@@ -74,8 +74,8 @@ pub async fn from_influx(
     }
     let filter = if filter.is_empty() { String::new() } else { format!(" WHERE {}", filter.join(" AND ")) };
     let query = format!("SELECT * FROM {measurement}{filter} GROUP BY \"hierarchy\", \"site\"");
-    let writer = InfluxClient::new(settings).map_err(|e| ReportError::Influx(e.to_string()))?;
-    let body = writer.execute(&query).await.map_err(|e| ReportError::Influx(e.to_string()))?;
+    let influx = InfluxClient::new(settings).map_err(|e| ReportError::Influx(e.to_string()))?;
+    let body = influx.execute(&query).await.map_err(|e| ReportError::Influx(e.to_string()))?;
     runs_of_query_result(&body)
 }
 

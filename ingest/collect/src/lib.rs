@@ -90,8 +90,8 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), CollectError>
     let reader = Reader::open(reader_config, &collect.state_dir, spool.clone(), metrics.clone())?;
     let serving = collect.metrics_address.map(|address| {
         let (spool, metrics) = (spool.clone(), metrics.clone());
-        let render: statmsg_plumbing::metrics::Render = Arc::new(move || metrics.render(&spool));
-        tokio::spawn(statmsg_plumbing::metrics::serve(address, render, shutdown.clone()))
+        let render: statmsg_plumbing::prometheus::Render = Arc::new(move || metrics.render(&spool));
+        tokio::spawn(statmsg_plumbing::prometheus::serve(address, render, shutdown.clone()))
     });
     tracing::info!(topic = %config.kafka.topic, spool = %collect.spool_dir.display(), "collecting");
     let reading = {

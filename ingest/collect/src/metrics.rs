@@ -1,12 +1,12 @@
 //! The collector's counters, shared by its reader and its drainer, and their Prometheus names
-//! (served by [`crate::metrics`] when `[collect] metrics_address` is set; documented in
+//! (served by [`statmsg_plumbing::prometheus`] when `[collect] metrics_address` is set; documented in
 //! `README.md`).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::SharedSpool;
-use statmsg_plumbing::metrics::Exposition;
+use statmsg_plumbing::prometheus::Exposition;
 
 #[derive(Debug, Default)]
 pub struct CollectMetrics {

@@ -89,7 +89,7 @@ impl Gathered {
 
 /// Where a record came from: its Kafka message, and its source file ([`source_id`]).
 #[derive(Clone, Copy)]
-struct Source<'m> {
+struct Provenance<'m> {
     origin: &'m KafkaOrigin,
     key: Option<&'m [u8]>,
     source: u64,
@@ -175,7 +175,7 @@ impl Batch {
                 // its partition and last message are noted once, after its records.
                 let source = source_id(&bundle.host, &bundle.path, bundle.file.as_deref());
                 let (hierarchy, site) = (bundle.hierarchy.clone(), bundle.site.clone());
-                let from = Source { origin: &origin, key, source };
+                let from = Provenance { origin: &origin, key, source };
                 let mut tracked = false;
                 bundle.each(|envelope| {
                     let tracker = tracker.as_deref_mut();
@@ -188,7 +188,7 @@ impl Batch {
             }
             Ok(Payload::Damaged(bundle)) => {
                 let source = source_id(&bundle.host, &bundle.path, bundle.file.as_deref());
-                let from = Source { origin: &origin, key, source };
+                let from = Provenance { origin: &origin, key, source };
                 for raw in &bundle.records {
                     match bundle.decode_record(raw) {
                         Ok(envelope) => {
@@ -210,7 +210,7 @@ impl Batch {
             Ok(Payload::Envelope(envelope)) => {
                 let source =
                     source_id(&envelope.host, &envelope.source.path, envelope.source.file.as_deref());
-                let from = Source { origin: &origin, key, source };
+                let from = Provenance { origin: &origin, key, source };
                 self.add_envelope(envelope, from, Some(payload), tracker, None);
             }
             Ok(Payload::Heartbeat(beat)) => self.add_heartbeat(&beat, origin, key, payload, tracker),
@@ -234,13 +234,13 @@ impl Batch {
     fn add_envelope(
         &mut self,
         envelope: Envelope<'_>,
-        from: Source<'_>,
+        from: Provenance<'_>,
         payload: Option<&[u8]>,
         tracker: Option<&mut Tracker>,
         noted_later: Option<&str>,
     ) -> bool {
         self.records += 1;
-        let Source { origin, key, .. } = from;
+        let Provenance { origin, key, .. } = from;
         let tracked = match tracker {
             Some(tracker) => self.track(&envelope, from, tracker, noted_later),
             None => false,
@@ -271,7 +271,7 @@ impl Batch {
     fn track(
         &mut self,
         envelope: &Envelope<'_>,
-        Source { origin, source, .. }: Source<'_>,
+        Provenance { origin, source, .. }: Provenance<'_>,
         tracker: &mut Tracker,
         noted_later: Option<&str>,
     ) -> bool {
@@ -290,7 +290,7 @@ impl Batch {
         false
     }
 
-    /// A collector's heartbeat: to the tracker (`silent`; the consumer's heartbeat writes it
+    /// A collector's heartbeat: to the tracker (`silent`; the consumer's health write carries it
     /// with the site's state). Not a point of its own: one a minute per site is enough.
     fn add_heartbeat(
         &mut self,

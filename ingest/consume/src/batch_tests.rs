@@ -311,7 +311,7 @@ fn a_collector_heartbeat_reaches_the_tracker_and_junk_is_still_a_dead_letter() {
     batch.add_tracked(origin(8), None, Some(br#"{"schema":1,"collector":{}}"#), Some(&mut tracker));
     batch.add_tracked(origin(9), None, Some(BEAT.replace("\"schema\":1", "\"schema\":9").as_bytes()), None);
     assert_eq!(batch.heartbeats, 1);
-    assert_eq!(batch.points(), 0, "the consumer's heartbeat writes it, with the site's state");
+    assert_eq!(batch.points(), 0, "the consumer's health write carries it, with the site's state");
     let reasons: Vec<&str> = batch.dead_letters().iter().map(|d| d.reason.as_str()).collect();
     assert_eq!(reasons.len(), 2, "{reasons:?}");
     assert!(reasons[0].starts_with("not a statmsg envelope: "), "{reasons:?}");

@@ -243,9 +243,9 @@ pub async fn replay(
     }
     let points: Vec<&&Letter> = chosen.iter().filter(|l| l.kind == DeadKind::Point).collect();
     if !points.is_empty() {
-        let writer = InfluxClient::new(&config.influxdb)?;
+        let influx = InfluxClient::new(&config.influxdb)?;
         for letter in points {
-            match super::sink::write_until_done(&writer, &letter.payload, &metrics, shutdown).await {
+            match super::sink::write_until_done(&influx, &letter.payload, &metrics, shutdown).await {
                 Err(_) => return Err(DlqError::Stopped),
                 Ok(Ok(())) => done.points += 1,
                 Ok(Err(super::sink::Refusal::Points(why))) => done.refused.push((letter.offset, why)),

@@ -66,23 +66,24 @@ impl Gatherer {
 
     /// Waits for a first message, then gathers more until the batch is [`Gatherer::full`] or
     /// `batch_linger` passed, or until every assigned partition is read to its end (no
-    /// waiting for more when there is none); returns early (possibly with none) at `heartbeat`.
+    /// waiting for more when there is none); returns early (possibly with none) at `health_at`
+    /// (when the sites' health is due).
     pub(super) async fn next_messages(
         &mut self,
         shared: &Shared,
         shutdown: &Shutdown,
-        heartbeat: tokio::time::Instant,
+        health_at: tokio::time::Instant,
     ) -> Result<Gathered, Stopped> {
         let consume = &shared.config.consume;
         let mut messages = std::mem::take(&mut self.spare);
         messages.clear();
-        let mut deadline = heartbeat;
+        let mut deadline = health_at;
         let mut retry = Retry::new(shutdown, "Kafka", FIRST_RETRY_WAIT);
         while !self.full(&messages, shared) {
             let received =
                 unless_stopped(shutdown, tokio::time::timeout_at(deadline, shared.consumer.recv())).await?;
             match received {
-                Err(_) => break, // linger over, or time for a heartbeat
+                Err(_) => break, // linger over, or time for the sites' health
                 Ok(Ok(m)) => {
                     shared.metrics.messages_read.fetch_add(1, Relaxed);
                     let topic = match m.topic() {

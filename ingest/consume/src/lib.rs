@@ -1,6 +1,7 @@
 //! statmsg-consume, the consumer: what runs centrally. It reads the records topic as a consumer group, writes every status message to
 //! InfluxDB (measurement `statmsg`), feeds every record to the sync tracker and writes the runs
-//! it changed (`sync_run`), and every heartbeat each site's health (`site_sync_state`).
+//! it changed (`sync_run`), and every `[consume] heartbeat_s` each site's health
+//! (`site_sync_state`, `site_alert`, `collector_status`).
 //!
 //! Per batch: points to InfluxDB, refused messages to the dead-letter topic, the changed sites'
 //! tracker states to the state topic ([`state`]), and only then the Kafka offsets. Writes are
@@ -135,7 +136,7 @@ struct Shared {
     config: Config,
     consumer: group::WatchedConsumer,
     publisher: Publisher,
-    writer: InfluxClient,
+    influx: InfluxClient,
     metrics: Arc<ConsumeMetrics>,
 }
 
@@ -149,7 +150,7 @@ struct Running {
     gatherer: gather::Gatherer,
     /// Reading a backlog: since the start, a rebalance, or a full batch.
     behind: bool,
-    /// Caught up just now: the next heartbeat is written at once.
+    /// Caught up just now: the sites' health is written at once.
     health_due: bool,
     totals: Totals,
 }
@@ -177,10 +178,10 @@ async fn consume(config: Config, shutdown: &Shutdown) -> Result<(), Interrupted>
     let serving = config.consume.metrics_address.map(|address| {
         consumer_config.set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
         let metrics = metrics.clone();
-        let render: statmsg_plumbing::metrics::Render = Arc::new(move || metrics.render());
+        let render: statmsg_plumbing::prometheus::Render = Arc::new(move || metrics.render());
         AbortOnDrop(tokio::spawn(async move {
             // Ended by AbortOnDrop when the consumer returns, whatever the reason.
-            if let Err(e) = statmsg_plumbing::metrics::serve(address, render, Shutdown::new()).await {
+            if let Err(e) = statmsg_plumbing::prometheus::serve(address, render, Shutdown::new()).await {
                 tracing::error!("metrics endpoint {address}: {e}");
             }
         }))
@@ -193,7 +194,7 @@ async fn consume(config: Config, shutdown: &Shutdown) -> Result<(), Interrupted>
     let consumer: group::WatchedConsumer =
         consumer_config.create_with_context(watch.clone()).map_err(ConsumeError::Kafka)?;
     let publisher = Publisher::new(kafka, "producer").map_err(ConsumeError::Kafka)?;
-    let writer = InfluxClient::new(&config.influxdb)?;
+    let influx = InfluxClient::new(&config.influxdb)?;
     // The topic check waits for Kafka (up to 30 s): a shutdown must not wait for it. One
     // request for the three topics: each request costs a round trip.
     unless_stopped(
@@ -214,7 +215,7 @@ async fn consume(config: Config, shutdown: &Shutdown) -> Result<(), Interrupted>
     let gatherer = gather::Gatherer::new(&kafka.topic);
     let mut this = Running {
         gatherer,
-        shared: Shared { config, consumer, publisher, writer, metrics },
+        shared: Shared { config, consumer, publisher, influx, metrics },
         memo: PropagationMemo::default(),
         watch,
         tracking,
@@ -261,14 +262,14 @@ impl Running {
     /// batch by its length (40 to 110 ms). With the topic check's clients destroyed off this
     /// task too, the first batch comes about 0.2 s sooner (`./bench consume`, BENCHMARKS.md). A
     /// set-up that fails only warns, so partitions wait at most for one answer of InfluxDB's.
-    /// Returns the batch and when the first heartbeat is due.
+    /// Returns the batch and when the sites' health is first due.
     async fn start(&mut self, shutdown: &Shutdown) -> Result<(Gathered, tokio::time::Instant), Stopped> {
         let Running { shared, tracking, gatherer, .. } = self;
         let kafka = &shared.config.kafka;
-        let heartbeat = tokio::time::Instant::now() + shared.config.consume.health_interval;
+        let health_at = tokio::time::Instant::now() + shared.config.consume.health_interval;
         let setting_up = unless_stopped(shutdown, async {
             if shared.config.influxdb.setup {
-                match retention::setup(&shared.writer).await {
+                match retention::setup(&shared.influx).await {
                     Ok(done) => tracing::debug!(?done, "InfluxDB set up"),
                     // The database may exist already (set up by an admin); writing will tell.
                     Err(e) => tracing::warn!("{e}"),
@@ -279,9 +280,9 @@ impl Running {
             let sites = tracking.tracker.sites().count();
             tracing::info!(topic = %kafka.topic, group = %kafka.group_id, sites, "consuming");
         });
-        let (first, set_up) = tokio::join!(gatherer.next_messages(shared, shutdown, heartbeat), setting_up);
+        let (first, set_up) = tokio::join!(gatherer.next_messages(shared, shutdown, health_at), setting_up);
         set_up?;
-        Ok((first?, heartbeat))
+        Ok((first?, health_at))
     }
 
     /// Gathers, decodes and stores batches until shutdown. While a full batch (a backlog: more
@@ -351,15 +352,15 @@ impl Running {
             }
             // Also through a long backlog: the alert rules watch for heartbeats that stop.
             if std::mem::take(&mut self.health_due) || tokio::time::Instant::now() >= next_health {
-                let heartbeat = self.tracking.write_health(
-                    &self.shared.writer,
+                let written = self.tracking.write_health(
+                    &self.shared.influx,
                     &self.shared.config.consume,
                     &mut self.memo,
                     self.behind,
                     shutdown,
                 );
-                if heartbeat.await? {
-                    self.shared.metrics.heartbeat_now();
+                if written.await? {
+                    self.shared.metrics.health_written_now();
                 }
                 next_health = tokio::time::Instant::now() + self.shared.config.consume.health_interval;
             }
@@ -420,7 +421,7 @@ impl Running {
         }
         if caught_up && std::mem::take(&mut self.behind) {
             tracing::info!(partitions = ?self.gatherer.at_end, points = self.totals.points, "caught up: every assigned partition read to its end and stored");
-            // Every site at once, with its alerts, rather than up to a heartbeat later.
+            // Every site at once, with its alerts, rather than up to `heartbeat_s` later.
             self.health_due = true;
         }
     }
@@ -450,7 +451,7 @@ async fn decode(tracker: &mut Tracker, messages: &Gathered, caught_up: bool, own
     }
     batch.add_runs(&tracker.take_runs());
     // Rows of owned children this batch may have changed: the child's or its parent's records
-    // are in it. (A parent another consumer owns changes with the heartbeat, which checks all.)
+    // are in it. (A parent another consumer owns changes with the next health write, which checks all.)
     let touched = |s: &SiteState| batch.touched_sites().any(|(h, site)| *h == s.hierarchy && *site == s.site);
     let owned = tracker.sites().filter(|s| {
         s.partition.is_some_and(|p| owner.assigned.contains(&p))

@@ -1,4 +1,4 @@
-//! The consumer's counters and their Prometheus names (served by [`crate::metrics`] when
+//! The consumer's counters and their Prometheus names (served by [`statmsg_plumbing::prometheus`] when
 //! `[consume] metrics_address` is set; every metric is documented in `README.md`).
 
 use std::collections::BTreeMap;
@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use statmsg_plumbing::metrics::{Exposition, Histogram, Kind};
+use statmsg_plumbing::prometheus::{Exposition, Histogram, Kind};
 
 #[derive(Debug, Default)]
 pub struct ConsumeMetrics {
@@ -21,8 +21,9 @@ pub struct ConsumeMetrics {
     pub retries: AtomicU64,
     pub dead_letters: AtomicU64,
     pub tracker_sites: AtomicU64,
-    /// Unix seconds of the last heartbeat written (0: none yet).
-    pub last_heartbeat: AtomicU64,
+    /// Unix seconds of the last health write (0: none yet); exposed as
+    /// `statmsg_consume_heartbeat_age_seconds`, the name dashboards know.
+    pub last_health_write: AtomicU64,
     /// Messages not yet committed, per partition of the records topic (librdkafka's statistics).
     lag: Mutex<BTreeMap<i32, i64>>,
 }
@@ -37,16 +38,16 @@ impl ConsumeMetrics {
         *self.lag.lock().unwrap_or_else(PoisonError::into_inner) = lag;
     }
 
-    pub fn heartbeat_now(&self) {
-        self.last_heartbeat.store(unix_now(), Relaxed);
+    pub fn health_written_now(&self) {
+        self.last_health_write.store(unix_now(), Relaxed);
     }
 
     pub fn render(&self) -> String {
         let lag = self.lag.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let written = self.points_written.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let last_heartbeat = self.last_heartbeat.load(Relaxed);
+        let last_health_write = self.last_health_write.load(Relaxed);
         let heartbeat_age =
-            if last_heartbeat == 0 { -1.0 } else { unix_now().saturating_sub(last_heartbeat) as f64 };
+            if last_health_write == 0 { -1.0 } else { unix_now().saturating_sub(last_health_write) as f64 };
         Exposition::default()
             .labeled(
                 "statmsg_consume_lag_messages",
@@ -137,7 +138,7 @@ mod tests {
         ] {
             assert!(text.contains(expected), "{expected:?} in\n{text}");
         }
-        m.heartbeat_now();
+        m.health_written_now();
         assert!(m.render().contains("statmsg_consume_heartbeat_age_seconds 0\n"));
     }
 }

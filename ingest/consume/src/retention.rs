@@ -127,24 +127,24 @@ pub fn plan(settings: &InfluxSettings) -> Vec<Step> {
 
 /// Creates the database, the short policy and the continuous queries, or brings them in line
 /// with the configuration. Returns what it did, one line each.
-pub async fn setup(writer: &InfluxClient) -> Result<Vec<String>, CreateError> {
+pub async fn setup(influx: &InfluxClient) -> Result<Vec<String>, CreateError> {
     let mut done = Vec::new();
-    writer.ensure_database().await?;
-    if let InfluxApi::V1 { database, .. } = &writer.settings().api {
+    influx.ensure_database().await?;
+    if let InfluxApi::V1 { database, .. } = &influx.settings().api {
         done.push(format!("database {database:?}: present"));
     }
-    for step in plan(writer.settings()) {
-        match writer.execute(&step.statement).await {
+    for step in plan(influx.settings()) {
+        match influx.execute(&step.statement).await {
             Ok(_) => done.push(step.statement),
             Err(e) if e.already_exists() => match &step.when_exists {
                 WhenExists::Nothing => done.push(format!("exists: {}", step.statement)),
                 WhenExists::Alter(alter) => {
-                    writer.execute(alter).await?;
+                    influx.execute(alter).await?;
                     done.push(alter.clone());
                 }
                 WhenExists::DropAndCreate(drop) => {
-                    writer.execute(drop).await?;
-                    writer.execute(&step.statement).await?;
+                    influx.execute(drop).await?;
+                    influx.execute(&step.statement).await?;
                     done.push(format!("replaced: {}", step.statement));
                 }
             },

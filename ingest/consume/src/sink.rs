@@ -27,14 +27,14 @@ pub(crate) enum Refusal {
 
 /// One body until InfluxDB stored or refused it.
 pub(crate) async fn write_until_done(
-    writer: &InfluxClient,
+    influx: &InfluxClient,
     body: &str,
     metrics: &ConsumeMetrics,
     shutdown: &Shutdown,
 ) -> Result<Result<(), Refusal>, Stopped> {
     until_done(shutdown, "InfluxDB", FIRST_RETRY_WAIT, || async {
         let writing = Instant::now();
-        let written = writer.write(body).await;
+        let written = influx.write(body).await;
         metrics.write_seconds.observe(writing.elapsed());
         match written {
             Ok(()) => Ok(()),
@@ -44,7 +44,7 @@ pub(crate) async fn write_until_done(
             }
             Err(WriteError::DatabaseMissing(detail) | WriteError::PolicyMissing(detail)) => {
                 tracing::warn!("{detail}: setting up the database");
-                match super::retention::setup(writer).await {
+                match super::retention::setup(influx).await {
                     // Created, yet a write may still miss it (a proxy, a replica), or the long
                     // policy is one statmsg does not create (`retention_policy`): back off.
                     Ok(_) => Err(Failure::Transient(format!("missing after set-up: {detail}"))),

@@ -168,10 +168,6 @@ impl StateTopic {
         Ok(())
     }
 
-    pub fn topic(&self) -> &str {
-        &self.topic
-    }
-
     /// Notes states this consumer published (Kafka acknowledged them) as the latest.
     pub fn remember(&mut self, states: Vec<SiteState>) {
         for state in states {

@@ -43,10 +43,10 @@ pub(super) async fn store(
     prepared: &mut Prepared,
     shutdown: &Shutdown,
 ) -> Result<Vec<usize>, Interrupted> {
-    let Shared { config, consumer, publisher, writer, metrics } = shared;
+    let Shared { config, consumer, publisher, influx, metrics } = shared;
     let per_write = points_per_write(prepared.batch.points(), config.consume.batch_max_points);
     let writing = Instant::now();
-    let refused = write_points(writer, &mut prepared.batch, per_write, metrics, shutdown).await?;
+    let refused = write_points(influx, &mut prepared.batch, per_write, metrics, shutdown).await?;
     let written = writing.elapsed();
     let dead_letter_topic = &config.kafka.dead_letter_topic;
     send_dead_letters(publisher, dead_letter_topic, &prepared.batch, metrics, shutdown).await?;
@@ -64,7 +64,7 @@ pub(super) async fn store(
 /// retrying while InfluxDB is unavailable. A piece InfluxDB refuses is written point by point,
 /// and the points it refuses become dead letters; their indices are returned.
 async fn write_points(
-    writer: &InfluxClient,
+    influx: &InfluxClient,
     batch: &mut Batch,
     max_points: usize,
     metrics: &ConsumeMetrics,
@@ -72,7 +72,7 @@ async fn write_points(
 ) -> Result<Vec<usize>, Interrupted> {
     let refused_pieces: Vec<std::ops::Range<usize>> = stream::iter(batch.pieces(max_points))
         .map(|(points, body)| async move {
-            match write_until_done(writer, body, metrics, shutdown).await? {
+            match write_until_done(influx, body, metrics, shutdown).await? {
                 Ok(()) => Ok(None),
                 Err(Refusal::Points(why)) => {
                     tracing::warn!("InfluxDB refused the points ({why}); writing them one by one");
@@ -89,7 +89,7 @@ async fn write_points(
     for index in refused_pieces.into_iter().flatten() {
         let (line, origin) = batch.point(index);
         let (line, origin) = (line.to_owned(), origin.clone());
-        match write_until_done(writer, &line, metrics, shutdown).await? {
+        match write_until_done(influx, &line, metrics, shutdown).await? {
             Ok(()) => {}
             Err(Refusal::Points(why)) => {
                 batch.refused(&line, &origin, &why);

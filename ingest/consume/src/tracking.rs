@@ -152,7 +152,7 @@ impl Tracking {
     /// alert rules never page on what the rest of the backlog resolves.
     pub(super) async fn write_health(
         &mut self,
-        writer: &InfluxClient,
+        influx: &InfluxClient,
         consume: &ConsumeSettings,
         memo: &mut PropagationMemo,
         catching_up: bool,
@@ -161,7 +161,7 @@ impl Tracking {
         // What other consumers saved lately, as far as already fetched: this write never
         // waits for the state topic (the lag behind a foreign parent may be a fetch behind).
         if let Err(e) = unless_stopped(shutdown, self.states.refresh()).await? {
-            tracing::warn!("tracker state topic: {e}; the next heartbeat reads it again");
+            tracing::warn!("tracker state topic: {e}; the next health write reads it again");
         }
         let foreign: Vec<_> = self
             .states
@@ -226,14 +226,14 @@ impl Tracking {
             if recent.is_empty() {
                 Ok(())
             } else {
-                writer.write_recent(&recent).await
+                influx.write_recent(&recent).await
             }
         };
         let write_long = async {
             if body.is_empty() {
                 Ok(())
             } else {
-                writer.write(&body).await
+                influx.write(&body).await
             }
         };
         let (recent, long) =
@@ -243,13 +243,13 @@ impl Tracking {
         }
         match recent.and(long) {
             Ok(()) => {
-                tracing::debug!(sites, propagation = rows.len(), "heartbeat written");
+                tracing::debug!(sites, propagation = rows.len(), "site health written");
                 Ok(true)
             }
             Err(e) => {
-                tracing::warn!(sites, "heartbeat not written ({e}); the next one follows");
+                tracing::warn!(sites, "site health not written ({e}); the next write follows");
                 if matches!(e, WriteError::PolicyMissing(_) | WriteError::DatabaseMissing(_)) {
-                    if let Err(e) = unless_stopped(shutdown, super::retention::setup(writer)).await? {
+                    if let Err(e) = unless_stopped(shutdown, super::retention::setup(influx)).await? {
                         tracing::warn!("{e}");
                     }
                 }

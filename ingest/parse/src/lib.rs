@@ -23,7 +23,7 @@
 //!   chain, WSUS).
 //! - [`stats`]: counts per format, kind and event type (`statmsg parse --stats`).
 //! - [`synth`]: a deterministic synthetic WsyncMgr.log, for the benchmark and the tests, and the
-//!   small random-number generator the shell's simulator uses too.
+//!   small random-number generator the simulator (statmsg-sim) uses too.
 //!
 //! # What it must never depend on
 //!

@@ -10,13 +10,13 @@
 //! - [`retry`]: the one way to retry (growing pauses until done, refused, or shut down).
 //! - [`shutdown`]: the one shutdown path (Ctrl-C, SIGTERM, a service stop or a failing stage),
 //!   and the one way a step says that shutdown came first ([`shutdown::Stopped`]).
-//! - [`metrics`]: the opt-in Prometheus endpoint of a stage.
+//! - [`prometheus`]: the exposition format and the opt-in endpoint a stage serves its counters on.
 //!
 //! Invariant (checked by `.ci/run`): this crate imports no stage (collect, consume, sim) and no
 //! HTTP stack (reqwest, hyper, rustls), so the collector's build stays small.
 
 pub mod config;
 pub mod kafka;
-pub mod metrics;
+pub mod prometheus;
 pub mod retry;
 pub mod shutdown;

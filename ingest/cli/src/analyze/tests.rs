@@ -116,9 +116,7 @@ fn streaming_files_in_time_order_equals_merging_them() {
     assert_eq!(runs, merged.take_runs());
     // Files whose times interleave cannot be streamed.
     let site = tempfile::tempdir().unwrap();
-    let line = |m: &str, t: &str| {
-        format!("{m}  $$<SMS_WSUS_SYNC_MANAGER><03-01-2024 {t}.000+0><thread=1 (0x1)>\r\n")
-    };
+    let line = |m: &str, t: &str| server_line(m, &format!("03-01-2024 {t}.000"));
     std::fs::write(
         site.path().join("a.log"),
         line("Starting Sync", "10:00:00") + &line("Sync time: 0d00h00m02s", "10:00:02"),
@@ -135,7 +133,15 @@ fn streaming_files_in_time_order_equals_merging_them() {
 }
 
 fn log_line(m: &str, t: &str) -> String {
-    format!("{m}  $$<SMS_WSUS_SYNC_MANAGER><03-{t}.000+0><thread=1 (0x1)>\r\n")
+    server_line(m, &format!("03-{t}.000"))
+}
+
+/// A server-format line at local time `local` (`MM-DD-YYYY HH:MM:SS.mmm`, bias 0).
+fn server_line(message: &str, local: &str) -> String {
+    let local = chrono::NaiveDateTime::parse_from_str(local, "%m-%d-%Y %H:%M:%S%.3f").unwrap();
+    let mut line = String::new();
+    statmsg_parse::synth::write_server_line(&mut line, message, "SMS_WSUS_SYNC_MANAGER", local, 0, 1);
+    line
 }
 
 /// A subfolder sorting between a site's files, and a second folder naming the same site, do not
