@@ -21,14 +21,8 @@ use statmsg_plumbing::config::{RawConfig, Secret, EXAMPLE};
 use statmsg_plumbing::shutdown;
 
 fn main() -> ExitCode {
-    // Before the options are parsed: a central command typed on a site server is told what this
-    // build is, not which of that command's options are missing.
     #[cfg(not(feature = "central"))]
-    if let Some(central) = std::env::args_os()
-        .nth(1)
-        .and_then(|a| a.into_string().ok())
-        .filter(|a| cli::CENTRAL_COMMANDS.contains(&a.as_str()))
-    {
+    if let Some(central) = central_command_asked() {
         eprintln!("statmsg: error: `{central}` is not in this build. {}", cli::COLLECTOR_BUILD);
         return ExitCode::FAILURE;
     }
@@ -58,6 +52,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         #[cfg(not(feature = "central"))]
         central => unreachable!("main answers {central:?} before parsing"),
     }
+}
+
+/// In the collector's build, a central subcommand asked for (`statmsg consume ...`, `statmsg help
+/// consume`): answered before the options are parsed, so that a site server's administrator is
+/// told what this build is, not which of that command's options are missing.
+#[cfg(not(feature = "central"))]
+fn central_command_asked() -> Option<String> {
+    let mut args = std::env::args_os().skip(1).map(|a| a.into_string().unwrap_or_default());
+    let first = args.next()?;
+    let asked = if first == "help" { args.next()? } else { first };
+    cli::CENTRAL_COMMANDS.contains(&asked.as_str()).then_some(asked)
 }
 
 /// Logs go to stderr, but a service's go to daily files beside its configuration (it has no

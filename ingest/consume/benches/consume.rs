@@ -3,7 +3,7 @@
 //! through `Batch::add_tracked` with a tracker, against a baseline that only walks the same
 //! payloads' JSON (`serde_json` into `IgnoredAny`), in the same run. Single thread, in memory.
 //!
-//! `cargo bench -p statmsg-ingest --bench consume`; results in BENCHMARKS.md.
+//! `cargo bench -p statmsg-consume --bench consume`; results in BENCHMARKS.md.
 
 use std::hint::black_box;
 use std::sync::Arc;
