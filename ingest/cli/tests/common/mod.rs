@@ -97,10 +97,7 @@ impl Proc {
         let child = Command::new(env!("CARGO_BIN_EXE_statmsg"))
             .args([command, "--config"])
             .arg(config)
-            .env(
-                "RUST_LOG",
-                "info,statmsg=debug,statmsg_collect=debug,statmsg_consume=debug,statmsg_plumbing=debug",
-            )
+            .env("RUST_LOG", "info,statmsg=debug")
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
