@@ -6,7 +6,7 @@
 //! for exactly the sites the simulator's truth says, and for no other.
 //!
 //! Needs `deploy/local/stack up`, python3 with jsonschema and yaml (`deploy/local/install`); run
-//! with `cargo test --test e2e_grafana -- --include-ignored`.
+//! with `cargo test -p statmsg --test integration e2e_grafana -- --include-ignored`.
 
 #![allow(clippy::unwrap_used)]
 

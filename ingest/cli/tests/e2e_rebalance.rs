@@ -3,7 +3,8 @@
 //! from the compacted state topic, and finishes every run as one run with what the first half
 //! said (trigger, start).
 //!
-//! Needs `deploy/local/stack up`; run with `cargo test --test e2e_rebalance -- --include-ignored`.
+//! Needs `deploy/local/stack up`; run with
+//! `cargo test -p statmsg --test integration e2e_rebalance -- --include-ignored`.
 
 #![allow(clippy::unwrap_used)]
 

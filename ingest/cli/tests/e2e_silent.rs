@@ -2,7 +2,8 @@
 //! one consumer tracks them; the collector of one site is killed, and `site_sync_state` raises
 //! `silent` for exactly that site, then ends it when the collector is back.
 //!
-//! Needs `deploy/local/stack up`; run with `cargo test --test e2e_silent -- --include-ignored`.
+//! Needs `deploy/local/stack up`; run with
+//! `cargo test -p statmsg --test integration e2e_silent -- --include-ignored`.
 
 #![allow(clippy::unwrap_used)]
 

@@ -3,7 +3,8 @@
 //! across a `kill -9` of the consumer in the middle of a run (restored from the compacted state
 //! topic, not rebuilt from re-read records: the offsets were committed).
 //!
-//! Needs `deploy/local/stack up`; run with `cargo test --test e2e_tracker -- --include-ignored`.
+//! Needs `deploy/local/stack up`; run with
+//! `cargo test -p statmsg --test integration e2e_tracker -- --include-ignored`.
 
 #![allow(clippy::unwrap_used)]
 
