@@ -201,7 +201,7 @@ def server_pids():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     state = os.environ.get("STATMSG_STACK_DIR", os.path.join(root, ".stack"))
     pids = {}
-    for name, directory in (("influxd", "influxdb"), ("kafka", "kafka")):
+    for name, directory in (("influxd", "influxdb"), ("kafka", os.path.join("kafka", "broker-1"))):
         try:
             with open(os.path.join(state, directory, "pid")) as f:
                 pid = int(f.read().strip())

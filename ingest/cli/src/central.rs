@@ -50,18 +50,30 @@ fn influx_setup(config: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `statmsg kafka setup`: says what it found of each topic; fails when one is refused.
+/// `statmsg kafka setup`: says what it found of each topic; fails when one is refused, or
+/// exists but is unfit for statmsg's guarantees or could not be checked (it changes nothing
+/// that exists: it says what to change).
 fn kafka_setup(config: &Path) -> anyhow::Result<()> {
-    use statmsg_plumbing::kafka::{check_topics, topics_of, Role, TopicState};
+    use statmsg_plumbing::kafka::topics::{check_topics, Role, TopicState};
     let kafka = &KafkaSettings::from_raw(&RawConfig::load(Some(config))?.kafka)?;
     let found = runtime()?
-        .block_on(check_topics(kafka, &topics_of(kafka, Role::Consumer)))
+        .block_on(check_topics(kafka, Role::Consumer))
         .with_context(|| format!("cannot ask Kafka at {} for its topics", kafka.brokers))?;
-    let mut refused = Vec::new();
+    let (mut refused, mut unfit) = (Vec::new(), Vec::new());
     for (topic, state) in found {
         match state {
             TopicState::Created => println!("topic {topic}: created"),
             TopicState::Present => println!("topic {topic}: present (left as it is)"),
+            TopicState::Unfit(findings) => {
+                for finding in findings {
+                    println!("topic {topic}: present, unfit: {finding}");
+                }
+                unfit.push(topic);
+            }
+            TopicState::Unchecked(why) => {
+                println!("topic {topic}: present, not checked: {why}");
+                unfit.push(topic);
+            }
             TopicState::Refused(why) => {
                 println!("topic {topic}: refused: {why}");
                 refused.push(topic);
@@ -69,6 +81,7 @@ fn kafka_setup(config: &Path) -> anyhow::Result<()> {
         }
     }
     anyhow::ensure!(refused.is_empty(), "Kafka refused to create {}", refused.join(", "));
+    anyhow::ensure!(unfit.is_empty(), "{} to change (above); nothing was changed", unfit.join(", "));
     Ok(())
 }
 

@@ -268,3 +268,59 @@ fn kafka_setup_creates_the_topics_of_the_configuration_once() {
         assert!(again.contains(&format!("topic {topic}: present (left as it is)")), "{again}");
     }
 }
+
+#[test]
+#[ignore = "needs the real servers: deploy/local/stack up (run by .ci/run)"]
+fn kafka_setup_says_what_existing_topics_lack_and_changes_nothing() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::ClientConfig;
+
+    let world = World::new("kunfit");
+    let (records, dead, state) = (
+        format!("{}.records", world.name),
+        format!("{}.dead-letter", world.name),
+        format!("{}.tracker-state", world.name),
+    );
+    // Made by hand before statmsg: one replica each, the state topic not compacted.
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", kafka_brokers()).create().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let made = runtime
+        .block_on(admin.create_topics(
+            &[
+                NewTopic::new(&records, 3, TopicReplication::Fixed(1)),
+                NewTopic::new(&dead, 3, TopicReplication::Fixed(1)),
+                NewTopic::new(&state, 1, TopicReplication::Fixed(1)).set("cleanup.policy", "delete"),
+            ],
+            &AdminOptions::new(),
+        ))
+        .unwrap();
+    assert!(made.iter().all(Result::is_ok), "{made:?}");
+
+    let config = world.config(&format!("url = \"{}\"\ndatabase = \"{}\"", influx_url(), world.name));
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replace("partitions = 3\n", "partitions = 3\nreplication_factor = 2\n");
+    std::fs::write(&config, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_statmsg"))
+        .args(["kafka", "setup", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let (said, err) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "unfit topics fail the setup: {said}{err}");
+    for topic in [&records, &dead, &state] {
+        let unfit = format!("topic {topic}: present, unfit: 1 replica(s) a partition, 2 configured");
+        assert!(said.contains(&unfit), "{said}");
+    }
+    let uncompacted =
+        format!("topic {state}: present, unfit: cleanup.policy delete: the tracker state topic");
+    assert!(said.contains(&uncompacted), "{said}");
+    assert!(said.contains(&format!("--entity-name {state} --add-config cleanup.policy=compact")), "{said}");
+    let policy_findings = said.matches("present, unfit: cleanup.policy").count();
+    assert_eq!(policy_findings, 1, "only the state topic must be compacted: {said}");
+    assert!(err.contains("nothing was changed"), "{err}");
+    // Nothing changed.
+    assert_eq!(topic_setting(&state, "cleanup.policy").as_deref(), Some("delete"));
+    assert_eq!([partitions_of(&records), partitions_of(&dead), partitions_of(&state)], [3, 3, 1]);
+}

@@ -12,6 +12,7 @@ use super::metrics::CollectMetrics;
 use super::{CollectError, SharedSpool, SHUTDOWN_GRACE};
 use statmsg_plumbing::config::KafkaSettings;
 use statmsg_plumbing::kafka::publish::Publisher;
+use statmsg_plumbing::kafka::topics::{ensure_topics, Role};
 use statmsg_plumbing::retry::Backoff;
 use statmsg_plumbing::shutdown::{AbortOnDrop, Shutdown};
 
@@ -35,13 +36,7 @@ pub async fn run(
     // The topic check waits for Kafka: it must hold up neither sending nor the shutdown.
     let _topic_check = AbortOnDrop({
         let kafka = kafka.clone();
-        tokio::spawn(async move {
-            statmsg_plumbing::kafka::ensure_topics(
-                &kafka,
-                &statmsg_plumbing::kafka::topics_of(&kafka, statmsg_plumbing::kafka::Role::Collector),
-            )
-            .await
-        })
+        tokio::spawn(async move { ensure_topics(&kafka, Role::Collector).await })
     });
     let mut backoff = Backoff::new(FIRST_RETRY_WAIT);
     let mut failing_since: Option<std::time::Instant> = None;

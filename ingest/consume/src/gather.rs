@@ -19,6 +19,7 @@ use rdkafka::message::Message;
 use super::batch::{Gathered, KafkaOrigin};
 use super::sink::FIRST_RETRY_WAIT;
 use super::Shared;
+use statmsg_plumbing::kafka::is_failover;
 use statmsg_plumbing::retry::Retry;
 use statmsg_plumbing::shutdown::{unless_stopped, Shutdown, Stopped};
 
@@ -105,6 +106,7 @@ impl Gatherer {
                         break;
                     }
                 }
+                Ok(Err(e)) if is_failover(&e) => retry.wait(e).await?,
                 Ok(Err(e)) => retry.after(e).await?,
             }
         }

@@ -56,6 +56,7 @@ use self::settings::{ConsumeSettings, InfluxSettings};
 use self::state::StateTopic;
 use statmsg_plumbing::config::KafkaSettings;
 use statmsg_plumbing::kafka::publish::Publisher;
+use statmsg_plumbing::kafka::topics::{ensure_topics, Role};
 use statmsg_plumbing::kafka::{client_config, EAGER_CONNECTIONS};
 use statmsg_plumbing::shutdown::{unless_stopped, AbortOnDrop, Shutdown, Stopped};
 use statmsg_track::{Propagation, SiteState, Tracker, TrackerConfig};
@@ -197,14 +198,7 @@ async fn consume(config: Config, shutdown: &Shutdown) -> Result<(), Interrupted>
     let influx = InfluxClient::new(&config.influxdb)?;
     // The topic check waits for Kafka (up to 30 s): a shutdown must not wait for it. One
     // request for the three topics: each request costs a round trip.
-    unless_stopped(
-        shutdown,
-        statmsg_plumbing::kafka::ensure_topics(
-            kafka,
-            &statmsg_plumbing::kafka::topics_of(kafka, statmsg_plumbing::kafka::Role::Consumer),
-        ),
-    )
-    .await?;
+    unless_stopped(shutdown, ensure_topics(kafka, Role::Consumer)).await?;
     let states = StateTopic::open(kafka).map_err(ConsumeError::Kafka)?;
     let mut tracking = tracking::Tracking::new(config.track.clone(), states);
     // Before joining the group: partitions given to a consumer that cannot read the state

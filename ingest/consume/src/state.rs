@@ -19,7 +19,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use statmsg_plumbing::config::KafkaSettings;
-use statmsg_plumbing::kafka::{client_config, ClientEvents, EAGER_CONNECTIONS};
+use statmsg_plumbing::kafka::{client_config, is_failover, ClientEvents, EAGER_CONNECTIONS};
 use statmsg_track::SiteState;
 
 /// Longest wait for the broker's answer about the topic's partitions and their ends.
@@ -137,15 +137,25 @@ impl StateTopic {
         let done = |next: &HashMap<i32, i64>| {
             ends.iter().all(|(p, high)| *high == 0 || next.get(p).is_some_and(|n| n >= high))
         };
+        // The longest wait for the next message, failovers included.
+        let mut deadline = tokio::time::Instant::now() + METADATA_TIMEOUT * 3;
         while !done(&next) {
-            let message = match tokio::time::timeout(METADATA_TIMEOUT * 3, reader.recv()).await {
+            let message = match tokio::time::timeout_at(deadline, reader.recv()).await {
+                // librdkafka reports a broker lost and follows the partition's new leader by
+                // itself: the reading goes on, within the same deadline.
+                Ok(Err(e)) if is_failover(&e) => {
+                    tracing::debug!("tracker state topic: {e}; reading on");
+                    continue;
+                }
                 Ok(m) => m?,
+                // A local timeout (not a broker's): no failover to wait for.
                 Err(_) => {
                     return Err(KafkaError::MessageConsumption(
-                        rdkafka::types::RDKafkaErrorCode::RequestTimedOut,
+                        rdkafka::types::RDKafkaErrorCode::OperationTimedOut,
                     ))
                 }
             };
+            deadline = tokio::time::Instant::now() + METADATA_TIMEOUT * 3;
             next.insert(message.partition(), message.offset() + 1);
             apply(&mut self.latest, &mut self.unreadable, message.key(), message.payload());
         }
@@ -161,7 +171,11 @@ impl StateTopic {
         }
         // A zero timeout polls the reader once: a message it holds is returned at once.
         while let Ok(message) = tokio::time::timeout(Duration::ZERO, self.reader.recv()).await {
-            let message = message?;
+            let message = match message {
+                // A broker lost: what is fetched later is taken in by the next call.
+                Err(e) if is_failover(&e) => break,
+                m => m?,
+            };
             let (key, payload) = (message.key().map(<[u8]>::to_vec), message.payload().map(<[u8]>::to_vec));
             apply(&mut self.latest, &mut self.unreadable, key.as_deref(), payload.as_deref());
         }
@@ -215,3 +229,6 @@ fn apply(
         },
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -50,19 +50,45 @@ pub struct Retry<'a> {
     shutdown: &'a Shutdown,
     what: String,
     backoff: Backoff,
+    /// Since when it has been waiting for a failover (none after a failure).
+    waiting_since: Option<std::time::Instant>,
 }
+
+/// How long a failover may take before waiting for it counts as failing: a killed broker is
+/// fenced after about 9 s, then a new leader is elected (`../soak.md` measured this).
+pub const FAILOVER_PATIENCE: Duration = Duration::from_secs(30);
 
 impl<'a> Retry<'a> {
     pub fn new(shutdown: &'a Shutdown, what: impl Into<String>, first: Duration) -> Retry<'a> {
-        Retry { shutdown, what: what.into(), backoff: Backoff::new(first) }
+        Retry { shutdown, what: what.into(), backoff: Backoff::new(first), waiting_since: None }
     }
 
-    /// Logs the failure and pauses before the next attempt. `Err(Stopped)` when shutdown came
-    /// first.
+    /// Logs the failure and pauses before the next attempt, longer each time. `Err(Stopped)`
+    /// when shutdown came first.
     pub async fn after(&mut self, why: impl Display) -> Result<(), Stopped> {
+        self.waiting_since = None;
         let wait = self.backoff.failed();
         tracing::warn!("{}: {why}; retrying in {wait:?}", self.what);
         pause(self.shutdown, wait).await
+    }
+
+    /// A wait, not a failure: the server is moving (a Kafka broker lost, a partition's leader
+    /// elected anew) and the client follows by itself, so the next attempt comes after the
+    /// first pause, never a longer one: a backoff grown meanwhile would outlast the failover by
+    /// tens of seconds. Said once a streak; a streak longer than [`FAILOVER_PATIENCE`] is no
+    /// failover but an outage, and is retried as a failure ([`Retry::after`]). `Err(Stopped)`
+    /// when shutdown came first.
+    pub async fn wait(&mut self, why: impl Display) -> Result<(), Stopped> {
+        let since = *self.waiting_since.get_or_insert_with(|| {
+            tracing::info!("{}: {why}; waiting for the failover", self.what);
+            std::time::Instant::now()
+        });
+        if since.elapsed() > FAILOVER_PATIENCE {
+            let after = self.after(format!("{why} (no failover after {FAILOVER_PATIENCE:?})")).await;
+            self.waiting_since = Some(since);
+            return after;
+        }
+        pause(self.shutdown, self.backoff.first).await
     }
 }
 
@@ -108,6 +134,22 @@ mod tests {
         assert_eq!(waits, [10, 20, 30, 30]);
         backoff.succeeded();
         assert_eq!(backoff.failed(), Duration::from_secs(10));
+    }
+
+    #[tokio::test]
+    async fn a_broker_failover_is_a_wait_not_a_growing_backoff() {
+        // Regression (issue 28): the tracker state reader backed off 0.2 s ... 25.6 s through a
+        // broker kill, and half the sites got no health point for over a minute.
+        let shutdown = Shutdown::new();
+        let first = Duration::from_millis(20);
+        let mut retry = Retry::new(&shutdown, "test", first);
+        let started = std::time::Instant::now();
+        for _ in 0..8 {
+            retry.wait("broker transport failure").await.unwrap();
+        }
+        // Eight first pauses: 160 ms. A growing backoff would have taken 20 * (2^8 - 1) = 5.1 s.
+        assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
+        assert!(started.elapsed() >= first * 8);
     }
 
     #[tokio::test]

@@ -395,6 +395,10 @@ impl PrivateKafka {
         std::fs::create_dir_all(dir).unwrap();
         let mut props = include_str!("../../../../deploy/local/kafka-server.properties")
             .replace("@DATA@", &dir.join("data").display().to_string())
+            .replace("@NODE@", "1")
+            .replace("@VOTERS@", &format!("1@127.0.0.1:{}", port + 1))
+            .replace("@REPLICAS@", "1")
+            .replace("@MIN_ISR@", "1")
             .replace("@CONTROLLER_PORT@", &(port + 1).to_string())
             .replace("@PORT@", &port.to_string());
         let secure_port = secure.as_ref().map(|_| free_port_pair(23_400));

@@ -45,6 +45,9 @@ pub struct KafkaSettings {
     pub state_topic: String,
     pub group_id: String,
     pub partitions: i32,
+    /// Replicas of each topic statmsg creates, and the fewest an existing one may have; none:
+    /// the broker's default, not checked.
+    pub replication_factor: Option<i32>,
     /// librdkafka properties, names normalized (`_` read as `.`), those of
     /// `[kafka.secret_files]` read in.
     pub properties: BTreeMap<String, String>,
@@ -64,6 +67,7 @@ impl std::fmt::Debug for KafkaSettings {
             .field("state_topic", &self.state_topic)
             .field("group_id", &self.group_id)
             .field("partitions", &self.partitions)
+            .field("replication_factor", &self.replication_factor)
             .field("properties", &properties)
             .finish()
     }
@@ -93,6 +97,12 @@ impl KafkaSettings {
         if raw.partitions < 1 {
             return Err(invalid("kafka.partitions", "must be at least 1"));
         }
+        if raw.replication_factor.is_some_and(|replicas| replicas < 1) {
+            return Err(invalid(
+                "kafka.replication_factor",
+                "must be at least 1 (or left out: the broker's default)",
+            ));
+        }
         let mut properties: BTreeMap<String, String> =
             raw.properties.iter().map(|(k, v)| (k.replace('_', "."), v.clone())).collect();
         for (key, path) in &raw.secret_files {
@@ -114,6 +124,7 @@ impl KafkaSettings {
             state_topic: raw.state_topic.clone(),
             group_id: raw.group_id.clone(),
             partitions: raw.partitions,
+            replication_factor: raw.replication_factor,
             properties,
         })
     }

@@ -65,6 +65,8 @@ pub struct RawKafka {
     pub state_topic: String,
     pub group_id: String,
     pub partitions: i32,
+    /// Replicas of each topic statmsg creates; none: the broker's `default.replication.factor`.
+    pub replication_factor: Option<i32>,
     pub properties: BTreeMap<String, String>,
     /// librdkafka properties whose values are read from files (secrets: `sasl.password`, ...).
     pub secret_files: BTreeMap<String, PathBuf>,
@@ -186,6 +188,7 @@ impl Default for RawKafka {
             state_topic: "statmsg.tracker-state".into(),
             group_id: "statmsg-consume".into(),
             partitions: 6,
+            replication_factor: None,
             properties: BTreeMap::new(),
             secret_files: BTreeMap::new(),
         }
