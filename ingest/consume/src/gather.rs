@@ -19,7 +19,6 @@ use rdkafka::message::Message;
 use super::batch::{Gathered, KafkaOrigin};
 use super::sink::FIRST_RETRY_WAIT;
 use super::Shared;
-use statmsg_plumbing::kafka::is_failover;
 use statmsg_plumbing::retry::Retry;
 use statmsg_plumbing::shutdown::{unless_stopped, Shutdown, Stopped};
 
@@ -106,8 +105,7 @@ impl Gatherer {
                         break;
                     }
                 }
-                Ok(Err(e)) if is_failover(&e) => retry.wait(e).await?,
-                Ok(Err(e)) => retry.after(e).await?,
+                Ok(Err(e)) => retry.after_kafka(e).await?,
             }
         }
         self.filled = self.full(&messages, shared);

@@ -14,7 +14,6 @@ use super::propagation::PropagationMemo;
 use super::sink::FIRST_RETRY_WAIT;
 use super::state::{state_key, StateTopic};
 use crate::settings::ConsumeSettings;
-use statmsg_plumbing::kafka::is_failover;
 use statmsg_plumbing::retry::Retry;
 use statmsg_plumbing::shutdown::{unless_stopped, Shutdown, Stopped};
 use statmsg_track::points::{write_collector_status, write_propagation, write_site_alert, write_site_state};
@@ -49,11 +48,7 @@ impl Tracking {
     async fn catch_up(&mut self, shutdown: &Shutdown) -> Result<(), Stopped> {
         let mut retry = Retry::new(shutdown, "tracker state topic", FIRST_RETRY_WAIT);
         while let Err(e) = unless_stopped(shutdown, self.states.catch_up()).await? {
-            if is_failover(&e) {
-                retry.wait(e).await?;
-            } else {
-                retry.after(e).await?;
-            }
+            retry.after_kafka(e).await?;
         }
         Ok(())
     }

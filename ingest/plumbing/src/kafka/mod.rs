@@ -39,6 +39,18 @@ pub fn is_failover(error: &KafkaError) -> bool {
     )
 }
 
+impl crate::retry::Retry<'_> {
+    /// After a Kafka error: the first pause again while Kafka fails over ([`is_failover`],
+    /// [`crate::retry::Retry::wait`]), a growing one after any other failure.
+    pub async fn after_kafka(&mut self, error: KafkaError) -> Result<(), crate::shutdown::Stopped> {
+        if is_failover(&error) {
+            self.wait(error).await
+        } else {
+            self.after(error).await
+        }
+    }
+}
+
 /// Base properties for every client, then statmsg's defaults for the role, then the user's
 /// `[kafka.properties]`, which win.
 pub fn client_config(settings: &KafkaSettings, role_defaults: &[(&str, &str)]) -> ClientConfig {
